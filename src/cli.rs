@@ -1,0 +1,310 @@
+//! The `lafs` command line: init, run, put, get, check and debug commands.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::grid::layout::ShareLayout;
+use crate::grid::storage::mutable_container;
+use crate::grid::ueb::UriExtension;
+use crate::grid::upload::KeyChoice;
+use crate::grid::uri::Cap;
+use crate::grid::{base32, check::ShareHealth};
+use crate::node::{self, Node};
+
+/// Store files on a Tahoe-LAFS grid.
+#[derive(Debug, Parser)]
+#[command(name = "lafs", version)]
+pub struct Cli {
+    /// The node directory (default: $LAFS_NODE_DIR, else ~/.lafs).
+    #[arg(long, global = true, env = "LAFS_NODE_DIR")]
+    pub node_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node directory with the default config and fresh secrets.
+    Init {
+        /// Where (default: the node directory).
+        dir: Option<PathBuf>,
+    },
+    /// Start the node (creating it with defaults if it does not exist yet).
+    Run,
+    /// Upload a file; prints its cap.
+    Put {
+        /// The file to upload.
+        file: PathBuf,
+        /// Use a random key instead of the convergent one.
+        #[arg(long)]
+        random_key: bool,
+    },
+    /// Download a file by cap, to OUT or standard output.
+    Get {
+        /// The file's cap.
+        cap: String,
+        /// Where to write it (default: standard output).
+        out: Option<PathBuf>,
+    },
+    /// Show each share of a file, its server and its health.
+    Check {
+        /// The file's cap.
+        cap: String,
+        /// Read and verify every block, not just the share headers.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Tools for looking inside the grid.
+    Debug {
+        /// Which tool.
+        #[command(subcommand)]
+        command: DebugCommand,
+    },
+}
+
+/// Debugging subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Print the container, layout and URI extension block of a share file.
+    DumpShare {
+        /// Path to the share file.
+        path: PathBuf,
+    },
+}
+
+fn default_node_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".lafs"), |home| PathBuf::from(home).join(".lafs"))
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let node_dir = cli.node_dir.clone().unwrap_or_else(default_node_dir);
+    match cli.command {
+        Command::Init { dir } => {
+            let dir = dir.unwrap_or(node_dir);
+            node::init(&dir)?;
+            println!("node initialized at {}", dir.display());
+            Ok(())
+        }
+        Command::Run => run_node(&node_dir).await,
+        Command::Put { file, random_key } => put(&node_dir, &file, random_key).await,
+        Command::Get { cap, out } => get(&node_dir, &cap, out.as_deref()).await,
+        Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
+        Command::Debug { command: DebugCommand::DumpShare { path } } => dump_share(&path),
+    }
+}
+
+fn parse_cap(text: &str) -> anyhow::Result<Cap> {
+    // The error never repeats the text: it may be a valid cap with a typo.
+    Cap::parse(text).map_err(|e| anyhow::anyhow!("bad cap: {e}"))
+}
+
+fn progress_bar(len: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+async fn run_node(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join(node::CONFIG_FILE).exists() {
+        node::init(dir)?;
+        eprintln!("created a new node at {} with the default config", dir.display());
+    }
+    let node = Node::open(dir)?;
+    let p = node.config.params;
+    eprintln!(
+        "lafs node at {}: {} local storage servers under {}, encoding {}-of-{} (happy {}), max segment {} bytes",
+        dir.display(),
+        node.grid.servers().len(),
+        node.config.storage_path.display(),
+        p.needed,
+        p.total,
+        p.happy,
+        p.max_segment_size
+    );
+    for server in node.grid.servers() {
+        let space = server.version().await.map(|v| v.available_space).unwrap_or(0);
+        eprintln!("  {} ({}) ready, {} MiB free", server.id().nickname, server.id().short_id(), space >> 20);
+    }
+    eprintln!("serving; try `lafs --node-dir {} put FILE`. Ctrl-C stops.", dir.display());
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    eprintln!("stopping");
+    Ok(())
+}
+
+async fn put(dir: &Path, file: &Path, random_key: bool) -> anyhow::Result<()> {
+    let node = Node::open(dir)?;
+    let source = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let meta = source.metadata().with_context(|| format!("cannot stat {}", file.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", file.display());
+    }
+    let size = meta.len();
+    let bar = progress_bar(size);
+    let progress = bar.clone().map(|b| Arc::new(move |done: u64| b.set_position(done)) as crate::grid::upload::Progress);
+    let key = if random_key { KeyChoice::Random } else { KeyChoice::Convergent };
+    let cap = node.grid.upload(source, size, key, progress).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    println!("{cap}");
+    Ok(())
+}
+
+async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let cap = parse_cap(cap_text)?;
+    let chk = match cap {
+        Cap::Literal(lit) => {
+            return write_output(out, &lit.data).await;
+        }
+        Cap::Chk(chk) => chk,
+        other => bail!("{} caps cannot be downloaded as files", other.kind()),
+    };
+    let node = Node::open(dir)?;
+    let mut reader = node.grid.open_file(&chk).await?;
+    let bar = progress_bar(reader.size());
+    let progress = bar.clone().map(|b| move |done: u64| b.set_position(done));
+    let progress_ref = progress.as_ref().map(|p| p as &(dyn Fn(u64) + Send + Sync));
+    match out {
+        Some(path) => {
+            // Write beside the target and rename, so a failed download never leaves a partial file under its name.
+            let tmp = path.with_extension("lafs-partial");
+            let file = tokio::fs::File::create(&tmp).await.with_context(|| format!("cannot create {}", tmp.display()))?;
+            let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            if let Err(e) = reader.write_to(&mut writer, progress_ref).await {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e.into());
+            }
+            writer.into_inner().sync_all().await.context("fsync download")?;
+            tokio::fs::rename(&tmp, path).await.with_context(|| format!("cannot rename to {}", path.display()))?;
+        }
+        None => {
+            let mut stdout = tokio::io::stdout();
+            reader.write_to(&mut stdout, progress_ref).await?;
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match out {
+        Some(path) => tokio::fs::write(path, data).await.with_context(|| format!("cannot write {}", path.display())),
+        None => {
+            let mut stdout = tokio::io::stdout();
+            stdout.write_all(data).await?;
+            stdout.flush().await.context("write to standard output")
+        }
+    }
+}
+
+async fn check(dir: &Path, cap_text: &str, verify: bool) -> anyhow::Result<()> {
+    let chk = match parse_cap(cap_text)? {
+        Cap::Literal(_) => {
+            println!("LIT file: its data is in the cap itself; nothing on the grid to check");
+            return Ok(());
+        }
+        Cap::Chk(chk) => chk,
+        other => bail!("checking {} caps is not supported yet", other.kind()),
+    };
+    let node = Node::open(dir)?;
+    let report = node.grid.check(&chk, verify).await?;
+    println!("storage index {}", chk.storage_index());
+    println!("{}-of-{} encoding, {} bytes", report.needed, report.total, chk.size);
+    for share in &report.shares {
+        match &share.health {
+            ShareHealth::Good => println!("  share {:>3} on {:<12} good", share.share, share.server),
+            ShareHealth::Bad(why) => println!("  share {:>3} on {:<12} BAD: {why}", share.share, share.server),
+        }
+    }
+    let state = if report.is_healthy() {
+        "healthy"
+    } else if report.is_recoverable() {
+        "not healthy but recoverable"
+    } else {
+        "UNRECOVERABLE"
+    };
+    println!(
+        "{} of {} shares good ({} needed){}: {state}",
+        report.good_shares(),
+        report.total,
+        report.needed,
+        if report.verified { ", every block verified" } else { "" }
+    );
+    if !report.is_recoverable() {
+        bail!("file is unrecoverable: {} shares needed, {} good found", report.needed, report.good_shares());
+    }
+    Ok(())
+}
+
+fn dump_share(path: &Path) -> anyhow::Result<()> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if let Some(header) = mutable_container::Header::decode(&raw) {
+        println!("mutable share container v{}", header.version);
+        println!("  server node id: {}", base32::encode(&header.node_id));
+        println!("  data length: {}", header.data_length);
+        println!("  extra lease offset: {}", header.extra_lease_offset);
+        for slot in 0..mutable_container::HEADER_LEASE_SLOTS {
+            let at = 100 + slot * mutable_container::LEASE_SIZE;
+            if let Some(lease) = raw.get(at..).and_then(mutable_container::Lease::decode) {
+                println!("  lease slot {slot}: owner {} expires {}", lease.owner_num, lease.expiration);
+            }
+        }
+        return Ok(());
+    }
+    if raw.len() < 12 {
+        bail!("{} is too short to be a share", path.display());
+    }
+    let word = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+    let (version, max_size, leases) = (word(0), word(4), word(8) as usize);
+    if !(version == 1 || version == 2) {
+        bail!("{} is not a Tahoe share container (version field {version})", path.display());
+    }
+    let data_len = raw
+        .len()
+        .checked_sub(12 + 72 * leases)
+        .with_context(|| format!("{} is truncated: {leases} leases do not fit", path.display()))?;
+    println!("immutable share container v{version}, max size {max_size}, {leases} lease(s), {data_len} bytes of share data");
+    for i in 0..leases {
+        let at = 12 + data_len + 72 * i;
+        println!("  lease {i}: owner {} expires {}", word(at), word(at + 68));
+    }
+    let data = &raw[12..12 + data_len];
+    let layout = ShareLayout::decode_header(data).map_err(|e| anyhow::anyhow!("share layout: {e}"))?;
+    println!("share layout v{}: block size {}, share data size {}", layout.version, layout.block_size, layout.data_size);
+    println!(
+        "  offsets: data {} crypttext tree {} block hashes {} share hashes {} URI extension {}",
+        layout.data, layout.crypttext_hash_tree, layout.block_hashes, layout.share_hashes, layout.uri_extension
+    );
+    let field = layout.ueb_length_field() as usize;
+    let at = layout.uri_extension as usize;
+    let len_bytes = data.get(at..at + field).context("share is truncated before its URI extension block")?;
+    let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let packed = data.get(at + field..at + field + len).context("URI extension block is truncated")?;
+    let ueb = UriExtension::parse(packed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("URI extension block ({len} bytes, hash {}):", base32::encode(&ueb.hash()));
+    println!("  codec {} params {} tail {}", ueb.codec_name, ueb.codec_params, ueb.tail_codec_params);
+    println!("  size {} segment size {} segments {} needed {} total {}", ueb.size, ueb.segment_size, ueb.num_segments, ueb.needed_shares, ueb.total_shares);
+    println!("  crypttext hash {}", base32::encode(&ueb.crypttext_hash));
+    println!("  crypttext root hash {}", base32::encode(&ueb.crypttext_root_hash));
+    println!("  share root hash {}", base32::encode(&ueb.share_root_hash));
+    let chain = data.get(layout.share_hashes as usize..layout.uri_extension as usize).unwrap_or(&[]);
+    let indexes: Vec<String> = chain.chunks_exact(34).map(|c| u16::from_be_bytes([c[0], c[1]]).to_string()).collect();
+    println!("share hash chain nodes: {}", indexes.join(", "));
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The grid: storage servers plus the encoding parameters and client secrets that uploads and downloads use.
+//!
+//! Pure codecs live in the submodules (`base32`, `hashutil`, `crypto`,
+//! `erasure`, `hashtree`, `ueb`, `layout`, `uri`, `chk`, `selection`);
+//! `upload`, `download` and `check` orchestrate them over `storage` servers.
+
+pub mod base32;
+pub mod check;
+pub mod chk;
+pub mod crypto;
+pub mod download;
+pub mod erasure;
+pub mod hashtree;
+pub mod hashutil;
+pub mod layout;
+pub mod selection;
+pub mod storage;
+pub mod ueb;
+pub mod upload;
+pub mod uri;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::grid::hashutil::Hash;
+use crate::grid::storage::disk::DiskServer;
+use crate::grid::storage::{LeaseSecrets, StorageServer};
+use crate::grid::uri::StorageIndex;
+
+/// k, happy, N and the maximum segment size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodingParams {
+    /// Shares needed to read (k).
+    pub needed: usize,
+    /// Distinct servers that must hold shares for a put to succeed.
+    pub happy: usize,
+    /// Shares written (N).
+    pub total: usize,
+    /// Largest segment, in bytes.
+    pub max_segment_size: u64,
+}
+
+impl Default for EncodingParams {
+    fn default() -> Self {
+        EncodingParams {
+            needed: 3,
+            happy: 7,
+            total: 10,
+            max_segment_size: 1024 * 1024,
+        }
+    }
+}
+
+impl EncodingParams {
+    /// Checks 1 <= k <= happy <= N <= 256 and a non-zero segment size.
+    pub fn validate(&self) -> Result<(), String> {
+        let EncodingParams { needed, happy, total, max_segment_size } = *self;
+        if needed == 0 || needed > total || total > 256 {
+            return Err(format!("need 1 <= needed <= total <= 256, got needed={needed} total={total}"));
+        }
+        if happy == 0 || happy > total {
+            return Err(format!("need 1 <= happy <= total, got happy={happy} total={total}"));
+        }
+        if max_segment_size == 0 {
+            return Err("max_segment_size must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The node's secrets: the convergence secret and the lease secret.
+#[derive(Clone)]
+pub struct ClientSecrets {
+    /// Mixed into every convergent key; nodes sharing it deduplicate each other's files.
+    pub convergence: Vec<u8>,
+    /// The root of every lease renew/cancel secret.
+    pub lease: Vec<u8>,
+}
+
+impl fmt::Debug for ClientSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecrets(..)")
+    }
+}
+
+impl ClientSecrets {
+    /// The lease secrets for one storage index on one server.
+    pub fn lease_for(&self, si: StorageIndex, server_node_id: &[u8]) -> LeaseSecrets {
+        let renew: Hash = hashutil::client_renewal_secret(&self.lease);
+        let cancel: Hash = hashutil::client_cancel_secret(&self.lease);
+        LeaseSecrets {
+            renew: hashutil::bucket_renewal_secret(&renew, &si.0, server_node_id),
+            cancel: hashutil::bucket_cancel_secret(&cancel, &si.0, server_node_id),
+        }
+    }
+}
+
+/// Why a grid operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fewer than k good shares could be found.
+    #[error("not enough shares: {needed} needed, {found} found")]
+    NotEnoughShares {
+        /// k
+        needed: usize,
+        /// good shares found
+        found: usize,
+    },
+    /// The shares could not be spread over enough servers.
+    #[error("servers of happiness not met: {happy} needed, shares could be placed on only {achieved} servers ({servers} servers usable)")]
+    HappinessNotMet {
+        /// required happiness
+        happy: usize,
+        /// happiness reached
+        achieved: usize,
+        /// servers that accepted writes
+        servers: usize,
+    },
+    /// No share of the file passed integrity checks.
+    #[error("shares of storage index {storage_index} fail integrity checks")]
+    IntegrityFailure {
+        /// which file
+        storage_index: StorageIndex,
+    },
+    /// The cap names something that is not an immutable file.
+    #[error("{0} caps are not supported here")]
+    UnsupportedCap(&'static str),
+    /// Reading the upload source or writing the download target failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// what was being done
+        context: String,
+        /// the underlying error
+        source: std::io::Error,
+    },
+    /// A storage server failed.
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// Bad encoding parameters.
+    #[error(transparent)]
+    Erasure(#[from] erasure::Error),
+    /// A background task died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A set of storage servers with the parameters and secrets to use them.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    servers: Vec<Arc<dyn StorageServer>>,
+    params: EncodingParams,
+    secrets: Arc<ClientSecrets>,
+}
+
+impl Grid {
+    /// A grid over the given servers.
+    pub fn new(servers: Vec<Arc<dyn StorageServer>>, params: EncodingParams, secrets: ClientSecrets) -> Self {
+        Grid { servers, params, secrets: Arc::new(secrets) }
+    }
+
+    /// Opens (creating as needed) `count` on-disk servers under `dir` (`server-00`, `server-01`, …).
+    pub fn open_local(dir: &Path, count: usize, params: EncodingParams, secrets: ClientSecrets) -> Result<Self, Error> {
+        let servers = (0..count)
+            .map(|i| {
+                let name = format!("server-{i:02}");
+                DiskServer::open(dir.join(&name), name).map(|s| Arc::new(s) as Arc<dyn StorageServer>)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Grid::new(servers, params, secrets))
+    }
+
+    /// The servers, in configuration order.
+    pub fn servers(&self) -> &[Arc<dyn StorageServer>] {
+        &self.servers
+    }
+
+    /// The encoding parameters new uploads use.
+    pub fn params(&self) -> &EncodingParams {
+        &self.params
+    }
+
+    /// The node's secrets.
+    pub fn secrets(&self) -> &ClientSecrets {
+        &self.secrets
+    }
+
+    /// The servers in Tahoe's permuted order for `si`.
+    pub fn permuted_servers(&self, si: StorageIndex) -> Vec<Arc<dyn StorageServer>> {
+        let ids: Vec<_> = self.servers.iter().map(|s| s.id()).collect();
+        selection::permuted_order(&si.0, &ids).into_iter().map(|i| self.servers[i].clone()).collect()
+    }
+}

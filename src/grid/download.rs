@@ -1,0 +1,390 @@
+//! Downloading an immutable file: find shares, check them against the cap, and stream verified plaintext.
+//!
+//! Every block is checked against its share's block hash tree, whose root is
+//! checked through the share hash tree against the UEB, whose hash is in the
+//! cap. A share that fails any check is reported to its server and replaced by
+//! another; the download fails only when fewer than k good shares remain.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::grid::chk::{self, VerifiedShareHashes};
+use crate::grid::crypto::aes_ctr_at;
+use crate::grid::erasure::Codec;
+use crate::grid::hashutil::{Hash, block_hash, crypttext_segment_hash};
+use crate::grid::layout::{FileShape, MAX_HEADER, ShareLayout};
+use crate::grid::storage::{ShareNum, StorageServer};
+use crate::grid::ueb::{self, UriExtension};
+use crate::grid::uri::{ChkCap, StorageIndex};
+use crate::grid::{Error, Grid};
+
+/// One share on one server.
+#[derive(Debug, Clone)]
+pub struct ShareLocation {
+    /// Share number.
+    pub share: ShareNum,
+    /// The server holding it.
+    pub server: Arc<dyn StorageServer>,
+}
+
+/// A share whose hashes were verified; its blocks can be read and checked.
+#[derive(Debug)]
+struct GoodShare {
+    location: ShareLocation,
+    layout: ShareLayout,
+    hashes: VerifiedShareHashes,
+}
+
+/// An open immutable file: verified UEB plus k verified shares.
+pub struct FileReader {
+    cap: ChkCap,
+    si: StorageIndex,
+    ueb: UriExtension,
+    shape: FileShape,
+    codec: Codec,
+    crypttext_leaves: Arc<Vec<Hash>>,
+    active: Vec<Arc<GoodShare>>,
+    spare: Vec<ShareLocation>,
+    rejected: Vec<(ShareLocation, String)>,
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileReader(si={}, size={})", self.si, self.cap.size)
+    }
+}
+
+/// Finds every share of `si` on the grid, in permuted server order.
+pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> {
+    let servers = grid.permuted_servers(si);
+    let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
+    let mut found = Vec::new();
+    for (server, listing) in servers.into_iter().zip(listings) {
+        match listing {
+            Ok(shares) => found.extend(shares.into_iter().map(|share| ShareLocation { share, server: server.clone() })),
+            Err(e) => tracing::warn!(server = %server.id().nickname, "cannot list shares: {e}"),
+        }
+    }
+    found
+}
+
+/// Reads a share's header and UEB; `None` if it is unreadable or the UEB does not match `ueb_hash`.
+pub async fn read_share_ueb(si: StorageIndex, location: &ShareLocation, ueb_hash: &Hash) -> Option<(ShareLayout, UriExtension)> {
+    let header = location.server.read_share(si, location.share, 0, MAX_HEADER).await.ok()?;
+    let layout = ShareLayout::decode_header(&header).ok()?;
+    let field = layout.ueb_length_field();
+    let len_bytes = location.server.read_share(si, location.share, layout.uri_extension, field).await.ok()?;
+    if len_bytes.len() as u64 != field {
+        return None;
+    }
+    let len = len_bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if len > 1 << 20 {
+        return None;
+    }
+    let packed = location.server.read_share(si, location.share, layout.uri_extension + field, len).await.ok()?;
+    if ueb::hash_packed(&packed) != *ueb_hash {
+        return None;
+    }
+    Some((layout, UriExtension::parse(&packed).ok()?))
+}
+
+impl Grid {
+    /// Opens a CHK file for reading.
+    pub async fn open_file(&self, cap: &ChkCap) -> Result<FileReader, Error> {
+        let si = cap.storage_index();
+        let needed = cap.needed as usize;
+        let mut spare = locate_shares(self, si).await;
+        // Primary shares (< k) need no erasure decoding, so try them first.
+        spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
+        let mut ueb_and_tree = None;
+        for location in &spare {
+            let Some((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
+                continue;
+            };
+            if ueb.needed_shares != u64::from(cap.needed) || ueb.total_shares != u64::from(cap.total) || ueb.size != cap.size {
+                return Err(Error::IntegrityFailure { storage_index: si });
+            }
+            let region = location
+                .server
+                .read_share(si, location.share, layout.crypttext_hash_tree, layout.uri_extension - layout.crypttext_hash_tree)
+                .await;
+            if let Ok(leaves) = region.map_err(|_| ()).and_then(|r| chk::verify_crypttext_leaves(&r, &layout, &ueb).map_err(|_| ())) {
+                ueb_and_tree = Some((ueb, leaves));
+                break;
+            }
+        }
+        let Some((ueb, crypttext_leaves)) = ueb_and_tree else {
+            return Err(Error::NotEnoughShares { needed, found: 0 });
+        };
+        let shape = FileShape {
+            size: ueb.size,
+            needed,
+            total: cap.total as usize,
+            segment_size: ueb.segment_size,
+            num_segments: ueb.num_segments,
+            tail_size: match ueb.num_segments {
+                0 => 0,
+                n => ueb.size - (n - 1) * ueb.segment_size,
+            },
+        };
+        if shape.segment_size == 0 || shape.segment_size % needed as u64 != 0 || ueb.size.div_ceil(shape.segment_size) != ueb.num_segments {
+            return Err(Error::IntegrityFailure { storage_index: si });
+        }
+        let mut reader = FileReader {
+            cap: cap.clone(),
+            si,
+            codec: Codec::new(needed, cap.total as usize)?,
+            ueb,
+            shape,
+            crypttext_leaves: Arc::new(crypttext_leaves),
+            active: Vec::new(),
+            spare,
+            rejected: Vec::new(),
+        };
+        reader.fill_active().await?;
+        Ok(reader)
+    }
+}
+
+impl FileReader {
+    /// The file's size.
+    pub fn size(&self) -> u64 {
+        self.cap.size
+    }
+
+    /// The verified URI extension block.
+    pub fn ueb(&self) -> &UriExtension {
+        &self.ueb
+    }
+
+    /// Tops the active set up to k distinct verified shares, or fails with the count found.
+    async fn fill_active(&mut self) -> Result<(), Error> {
+        let needed = self.shape.needed;
+        while self.active.len() < needed {
+            let have: BTreeSet<ShareNum> = self.active.iter().map(|g| g.location.share).collect();
+            let Some(pos) = self.spare.iter().position(|l| !have.contains(&l.share)) else {
+                return Err(Error::NotEnoughShares { needed, found: self.active.len() });
+            };
+            let location = self.spare.remove(pos);
+            match self.verify_share(&location).await {
+                Some(good) => self.active.push(Arc::new(good)),
+                None => self.report_bad(&location, "share hashes do not verify").await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify_share(&self, location: &ShareLocation) -> Option<GoodShare> {
+        let (layout, _) = read_share_ueb(self.si, location, &self.cap.ueb_hash).await?;
+        let region = location
+            .server
+            .read_share(self.si, location.share, layout.crypttext_hash_tree, layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?)
+            .await
+            .ok()?;
+        let hashes = chk::verify_share_hashes(&region, &layout, &self.ueb, location.share as usize).ok()?;
+        if hashes.block_leaves.len() as u64 != self.shape.num_segments {
+            return None;
+        }
+        Some(GoodShare { location: location.clone(), layout, hashes })
+    }
+
+    async fn report_bad(&mut self, location: &ShareLocation, reason: &str) {
+        self.rejected.push((location.clone(), reason.to_string()));
+        tracing::warn!(storage_index = %self.si, share = location.share, server = %location.server.id().nickname, "skipping bad share: {reason}");
+        let _ = location.server.advise_corrupt_share(self.si, location.share, reason).await;
+    }
+
+    /// Shares found bad so far.
+    pub fn bad_shares(&self) -> usize {
+        self.rejected.len()
+    }
+
+    /// Reads, verifies and decrypts segment `segnum`.
+    pub async fn read_segment(&mut self, segnum: u64) -> Result<Vec<u8>, Error> {
+        loop {
+            let fetched = fetch_blocks(self.si, &self.active, &self.shape, segnum).await;
+            let work = SegmentWork {
+                shape: self.shape,
+                codec: self.codec.clone(),
+                key: self.cap.key,
+                crypttext_leaves: self.crypttext_leaves.clone(),
+                segnum,
+            };
+            let outcome = tokio::task::spawn_blocking(move || work.decode(fetched))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            match outcome {
+                Ok(plaintext) => return Ok(plaintext),
+                Err(bad_shares) if bad_shares.is_empty() => {
+                    // Every block checked out yet the segment hash did not: the UEB itself lies.
+                    return Err(Error::IntegrityFailure { storage_index: self.si });
+                }
+                Err(bad_shares) => {
+                    for share in bad_shares {
+                        if let Some(pos) = self.active.iter().position(|g| g.location.share == share) {
+                            let gone = self.active.remove(pos);
+                            self.report_bad(&gone.location, "block hash mismatch or unreadable block").await;
+                        }
+                    }
+                    self.fill_active().await?;
+                }
+            }
+        }
+    }
+
+    /// Streams the whole file into `out`, fetching the next segment while the current one is decoded.
+    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W, progress: Option<&(dyn Fn(u64) + Send + Sync)>) -> Result<(), Error> {
+        self.write_range_to(0, self.size(), out, progress).await
+    }
+
+    /// Streams `len` bytes from `offset` into `out`, reading only the segments that cover them.
+    pub async fn write_range_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        out: &mut W,
+        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+    ) -> Result<(), Error> {
+        let end = offset.saturating_add(len).min(self.size());
+        if offset >= end {
+            return Ok(());
+        }
+        let seg = self.shape.segment_size;
+        let first = offset / seg;
+        let last = (end - 1) / seg;
+        let mut ahead = Some(tokio::spawn(prefetch(self.si, self.active.clone(), self.shape, first)));
+        let mut done = 0u64;
+        for segnum in first..=last {
+            let fetched = match ahead.take() {
+                Some(handle) => handle.await.map_err(|e| Error::Internal(e.to_string()))?,
+                None => fetch_blocks(self.si, &self.active, &self.shape, segnum).await,
+            };
+            if segnum < last {
+                ahead = Some(tokio::spawn(prefetch(self.si, self.active.clone(), self.shape, segnum + 1)));
+            }
+            let work = SegmentWork {
+                shape: self.shape,
+                codec: self.codec.clone(),
+                key: self.cap.key,
+                crypttext_leaves: self.crypttext_leaves.clone(),
+                segnum,
+            };
+            let plaintext = match tokio::task::spawn_blocking(move || work.decode(fetched)).await {
+                Ok(Ok(plaintext)) => plaintext,
+                Ok(Err(_)) => self.read_segment(segnum).await?,
+                Err(e) => return Err(Error::Internal(e.to_string())),
+            };
+            let seg_start = segnum * seg;
+            let from = offset.saturating_sub(seg_start) as usize;
+            let to = ((end - seg_start) as usize).min(plaintext.len());
+            out.write_all(&plaintext[from..to])
+                .await
+                .map_err(|e| Error::Io { context: "write download".into(), source: e })?;
+            done += (to - from) as u64;
+            if let Some(progress) = progress {
+                progress(done);
+            }
+        }
+        out.flush().await.map_err(|e| Error::Io { context: "write download".into(), source: e })
+    }
+
+    /// Reads `len` bytes from `offset` into memory.
+    pub async fn read_range(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.write_range_to(offset, len, &mut out, None).await?;
+        Ok(out)
+    }
+
+    /// Reads and checks every block of every share found, reporting each share's health.
+    pub async fn verify_all(&self) -> Vec<(ShareLocation, Result<(), String>)> {
+        let mut locations: Vec<ShareLocation> = self.active.iter().map(|g| g.location.clone()).collect();
+        locations.extend(self.spare.iter().cloned());
+        let mut report = Vec::new();
+        for location in locations {
+            let verdict = match self.verify_share(&location).await {
+                None => Err("share hashes do not verify".to_string()),
+                Some(good) => {
+                    let mut verdict = Ok(());
+                    for segnum in 0..self.shape.num_segments {
+                        let block = read_block(self.si, &good, &self.shape, segnum).await;
+                        match block {
+                            Ok(b) if block_hash(&b) == good.hashes.block_leaves[segnum as usize] => {}
+                            Ok(_) => {
+                                verdict = Err(format!("block {segnum} is corrupt"));
+                                break;
+                            }
+                            Err(e) => {
+                                verdict = Err(format!("block {segnum} unreadable: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                    verdict
+                }
+            };
+            report.push((location, verdict));
+        }
+        report.extend(self.rejected.iter().map(|(l, why)| (l.clone(), Err(why.clone()))));
+        report
+    }
+}
+
+type Fetched = Vec<(Arc<GoodShare>, Result<Vec<u8>, String>)>;
+
+async fn read_block(si: StorageIndex, good: &GoodShare, shape: &FileShape, segnum: u64) -> Result<Vec<u8>, String> {
+    let offset = good.layout.data + segnum * shape.block_size();
+    let len = shape.block_len(segnum);
+    let block = good.location.server.read_share(si, good.location.share, offset, len).await.map_err(|e| e.to_string())?;
+    if block.len() as u64 != len {
+        return Err("short block".into());
+    }
+    Ok(block)
+}
+
+async fn fetch_blocks(si: StorageIndex, active: &[Arc<GoodShare>], shape: &FileShape, segnum: u64) -> Fetched {
+    let reads = active.iter().map(|g| async move { (g.clone(), read_block(si, g, shape, segnum).await) });
+    join_all(reads).await
+}
+
+async fn prefetch(si: StorageIndex, active: Vec<Arc<GoodShare>>, shape: FileShape, segnum: u64) -> Fetched {
+    fetch_blocks(si, &active, &shape, segnum).await
+}
+
+/// The CPU half of reading a segment: check, decode, check again, decrypt.
+struct SegmentWork {
+    shape: FileShape,
+    codec: Codec,
+    key: [u8; 16],
+    crypttext_leaves: Arc<Vec<Hash>>,
+    segnum: u64,
+}
+
+impl SegmentWork {
+    /// The plaintext, or the share numbers whose blocks were bad (empty: the segment hash failed).
+    fn decode(self, fetched: Fetched) -> Result<Vec<u8>, Vec<ShareNum>> {
+        let mut bad = Vec::new();
+        let mut blocks = Vec::new();
+        for (good, block) in fetched {
+            match block {
+                Ok(b) if block_hash(&b) == good.hashes.block_leaves[self.segnum as usize] => {
+                    blocks.push((good.location.share as usize, b));
+                }
+                _ => bad.push(good.location.share),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(bad);
+        }
+        let chunks = self.codec.decode(blocks).map_err(|_| Vec::new())?;
+        let mut segment = chunks.concat();
+        segment.truncate(self.shape.segment_len(self.segnum) as usize);
+        if crypttext_segment_hash(&segment) != self.crypttext_leaves[self.segnum as usize] {
+            return Err(Vec::new());
+        }
+        aes_ctr_at(&self.key, self.segnum * self.shape.segment_size, &mut segment);
+        Ok(segment)
+    }
+}

@@ -1,0 +1,807 @@
+//! A storage server on local disk, in Tahoe's directory layout and share container formats.
+//!
+//! `<root>/shares/<2 chars>/<SI>/<shnum>` holds complete shares; uploads in
+//! progress live under `<root>/shares/incoming/` and are renamed into place
+//! only after an fsync, so a crash never leaves a partial share where readers
+//! look. A real Tahoe storage node pointed at `<root>` reads the same files.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use blake2::{Blake2b256, Digest};
+use subtle::ConstantTimeEq;
+
+use super::mutable_container::{self, DATA_OFFSET, HEADER_LEASE_SLOTS, LEASE_SIZE, Lease};
+use super::{
+    Allocation, Error, LeaseSecrets, ReadTestWriteResult, ServerId, ServerVersion, ShareNum,
+    StorageServer, TestAndWrite,
+};
+use crate::grid::base32;
+use crate::grid::crypto::random_bytes;
+use crate::grid::hashutil::Hash;
+use crate::grid::uri::StorageIndex;
+
+/// Immutable container header: `>LLL` (version, max size, lease count).
+const IMMUTABLE_HEADER: u64 = 12;
+/// Immutable lease record: `>L32s32sL`.
+const IMMUTABLE_LEASE: u64 = 72;
+/// Tahoe's lease duration.
+const LEASE_SECONDS: u64 = 31 * 24 * 3600;
+/// The immutable container version new shares get (as Tahoe 1.20).
+const IMMUTABLE_CONTAINER_VERSION: u32 = 2;
+
+/// A storage server whose shares are files under one directory.
+#[derive(Debug)]
+pub struct DiskServer {
+    root: PathBuf,
+    id: ServerId,
+    uploads: Mutex<HashMap<(StorageIndex, ShareNum), Arc<Upload>>>,
+    /// Read-test-write must be atomic across all shares of a storage index.
+    mutable_lock: Arc<Mutex<()>>,
+}
+
+#[derive(Debug)]
+struct Upload {
+    file: File,
+    incoming: PathBuf,
+    max_size: u64,
+}
+
+fn now_plus_lease() -> u32 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    u32::try_from(now + LEASE_SECONDS).unwrap_or(u32::MAX)
+}
+
+/// v2 containers store `BLAKE2b-256(secret)` rather than the secret itself.
+fn hash_lease_secret(secret: &Hash) -> Hash {
+    Blake2b256::digest(secret).into()
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
+}
+
+fn read_identity(path: &Path) -> Option<[u8; 20]> {
+    base32::decode_array(fs::read_to_string(path).ok()?.trim())
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(format!("fsync {}", dir.display()), e))
+}
+
+impl DiskServer {
+    /// Opens (creating if needed) a server rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>, nickname: impl Into<String>) -> Result<Self, Error> {
+        let root = root.into();
+        fs::create_dir_all(root.join("shares").join("incoming"))
+            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let id_path = root.join("node-id");
+        let node_id = match read_identity(&id_path) {
+            Some(id) => id,
+            None => {
+                let id: [u8; 20] = random_bytes();
+                fs::write(&id_path, base32::encode(&id) + "\n")
+                    .map_err(|e| Error::io(format!("write {}", id_path.display()), e))?;
+                id
+            }
+        };
+        let id = ServerId {
+            nickname: nickname.into(),
+            node_id,
+            permutation_seed: node_id.to_vec(),
+        };
+        Ok(DiskServer {
+            root,
+            id,
+            uploads: Mutex::new(HashMap::new()),
+            mutable_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The directory this server keeps its shares under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where complete shares of a storage index live.
+    pub fn share_dir(&self, si: StorageIndex) -> PathBuf {
+        share_dir(&self.root.join("shares"), si)
+    }
+
+    fn incoming_dir(&self, si: StorageIndex) -> PathBuf {
+        share_dir(&self.root.join("shares").join("incoming"), si)
+    }
+
+    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<(StorageIndex, ShareNum), Arc<Upload>>> {
+        // A panic while holding this lock leaves the map itself consistent.
+        self.uploads.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn share_dir(base: &Path, si: StorageIndex) -> PathBuf {
+    let text = si.to_string();
+    base.join(&text[..2]).join(text)
+}
+
+/// Share files in a directory, by number.
+fn share_files(dir: &Path) -> Result<BTreeMap<ShareNum, PathBuf>, Error> {
+    let mut out = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(format!("list {}", dir.display()), e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", dir.display()), e))?;
+        if let Some(num) = entry.file_name().to_str().and_then(|n| n.parse::<ShareNum>().ok()) {
+            out.insert(num, entry.path());
+        }
+    }
+    Ok(out)
+}
+
+fn is_mutable_container(path: &Path) -> Result<bool, Error> {
+    let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let mut head = [0u8; 32];
+    let n = file.read_at(&mut head, 0).map_err(|e| Error::io("read share header", e))?;
+    Ok(n == 32 && (head == mutable_container::magic(1) || head == mutable_container::magic(2)))
+}
+
+/// An immutable container's header fields and where its data ends.
+struct ImmutableContainer {
+    version: u32,
+    num_leases: u64,
+    data_len: u64,
+}
+
+fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
+    let mut header = [0u8; 12];
+    file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read share header", e))?;
+    let version = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let num_leases = u64::from(u32::from_be_bytes([header[8], header[9], header[10], header[11]]));
+    let file_len = file.metadata().map_err(|e| Error::io("stat share", e))?.len();
+    let data_len = file_len
+        .checked_sub(IMMUTABLE_HEADER + IMMUTABLE_LEASE * num_leases)
+        .filter(|_| version == 1 || version == 2)
+        .ok_or_else(|| Error::io("read share", std::io::Error::other("not an immutable share container")))?;
+    Ok(ImmutableContainer { version, num_leases, data_len })
+}
+
+fn immutable_lease_bytes(version: u32, owner: u32, lease: &LeaseSecrets) -> [u8; 72] {
+    let (renew, cancel) = if version == 1 {
+        (lease.renew, lease.cancel)
+    } else {
+        (hash_lease_secret(&lease.renew), hash_lease_secret(&lease.cancel))
+    };
+    let mut out = [0u8; 72];
+    out[..4].copy_from_slice(&owner.to_be_bytes());
+    out[4..36].copy_from_slice(&renew);
+    out[36..68].copy_from_slice(&cancel);
+    out[68..].copy_from_slice(&now_plus_lease().to_be_bytes());
+    out
+}
+
+fn add_or_renew_immutable_lease(path: &Path, lease: &LeaseSecrets) -> Result<(), Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let container = read_immutable_container(&file)?;
+    let leases_at = IMMUTABLE_HEADER + container.data_len;
+    let wanted = if container.version == 1 { lease.renew } else { hash_lease_secret(&lease.renew) };
+    for i in 0..container.num_leases {
+        let at = leases_at + i * IMMUTABLE_LEASE;
+        let mut record = [0u8; 72];
+        file.read_exact_at(&mut record, at).map_err(|e| Error::io("read lease", e))?;
+        if bool::from(record[4..36].ct_eq(&wanted)) {
+            file.write_all_at(&now_plus_lease().to_be_bytes(), at + 68)
+                .map_err(|e| Error::io("renew lease", e))?;
+            return file.sync_data().map_err(|e| Error::io("fsync lease", e));
+        }
+    }
+    let record = immutable_lease_bytes(container.version, 1, lease);
+    file.write_all_at(&record, leases_at + container.num_leases * IMMUTABLE_LEASE)
+        .map_err(|e| Error::io("add lease", e))?;
+    let count = u32::try_from(container.num_leases + 1).unwrap_or(u32::MAX);
+    file.write_all_at(&count.to_be_bytes(), 8).map_err(|e| Error::io("add lease", e))?;
+    file.sync_data().map_err(|e| Error::io("fsync lease", e))
+}
+
+#[async_trait]
+impl StorageServer for DiskServer {
+    fn id(&self) -> &ServerId {
+        &self.id
+    }
+
+    async fn version(&self) -> Result<ServerVersion, Error> {
+        let root = self.root.clone();
+        let available_space = blocking(move || {
+            fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))
+        })
+        .await?;
+        Ok(ServerVersion {
+            available_space,
+            maximum_immutable_share_size: available_space,
+        })
+    }
+
+    async fn allocate_buckets(
+        &self,
+        si: StorageIndex,
+        lease: LeaseSecrets,
+        share_nums: &BTreeSet<ShareNum>,
+        allocated_size: u64,
+    ) -> Result<Allocation, Error> {
+        let final_dir = self.share_dir(si);
+        let incoming_dir = self.incoming_dir(si);
+        let wanted = share_nums.clone();
+        let root = self.root.clone();
+        let busy: BTreeSet<ShareNum> = self
+            .uploads()
+            .keys()
+            .filter(|(s, _)| *s == si)
+            .map(|(_, n)| *n)
+            .collect();
+        let (allocation, opened) = blocking(move || {
+            let existing = share_files(&final_dir)?;
+            let mut allocation = Allocation::default();
+            let mut opened = Vec::new();
+            let mut space = fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))?;
+            for num in wanted {
+                if existing.contains_key(&num) {
+                    allocation.already_have.insert(num);
+                    continue;
+                }
+                let needed = IMMUTABLE_HEADER + allocated_size + IMMUTABLE_LEASE;
+                if busy.contains(&num) || space < needed {
+                    continue;
+                }
+                fs::create_dir_all(&incoming_dir)
+                    .map_err(|e| Error::io(format!("create {}", incoming_dir.display()), e))?;
+                let path = incoming_dir.join(num.to_string());
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+                let mut header = Vec::with_capacity(12);
+                header.extend_from_slice(&IMMUTABLE_CONTAINER_VERSION.to_be_bytes());
+                header.extend_from_slice(&u32::try_from(allocated_size).unwrap_or(u32::MAX).to_be_bytes());
+                header.extend_from_slice(&1u32.to_be_bytes());
+                file.write_all_at(&header, 0).map_err(|e| Error::io("write share header", e))?;
+                let record = immutable_lease_bytes(IMMUTABLE_CONTAINER_VERSION, 0, &lease);
+                file.write_all_at(&record, IMMUTABLE_HEADER + allocated_size)
+                    .map_err(|e| Error::io("write lease", e))?;
+                space = space.saturating_sub(needed);
+                allocation.allocated.insert(num);
+                opened.push((num, Upload { file, incoming: path, max_size: allocated_size }));
+            }
+            Ok((allocation, opened))
+        })
+        .await?;
+        let mut uploads = self.uploads();
+        for (num, upload) in opened {
+            uploads.insert((si, num), Arc::new(upload));
+        }
+        Ok(allocation)
+    }
+
+    async fn write_share(
+        &self,
+        si: StorageIndex,
+        share_num: ShareNum,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        let upload = self.uploads().get(&(si, share_num)).cloned().ok_or(Error::NoSuchUpload)?;
+        let len = data.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > upload.max_size) {
+            return Err(Error::OutOfBounds { offset, len, allocated: upload.max_size });
+        }
+        blocking(move || {
+            upload
+                .file
+                .write_all_at(&data, IMMUTABLE_HEADER + offset)
+                .map_err(|e| Error::io("write share", e))
+        })
+        .await
+    }
+
+    async fn close_share(&self, si: StorageIndex, share_num: ShareNum) -> Result<(), Error> {
+        let upload = self.uploads().remove(&(si, share_num)).ok_or(Error::NoSuchUpload)?;
+        let final_dir = self.share_dir(si);
+        blocking(move || {
+            upload.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
+            let parent_existed = final_dir.parent().is_some_and(Path::exists);
+            fs::create_dir_all(&final_dir)
+                .map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
+            let final_path = final_dir.join(share_num.to_string());
+            fs::rename(&upload.incoming, &final_path)
+                .map_err(|e| Error::io(format!("move share to {}", final_path.display()), e))?;
+            fsync_dir(&final_dir)?;
+            if let Some(parent) = final_dir.parent() {
+                fsync_dir(parent)?;
+                if !parent_existed && let Some(shares) = parent.parent() {
+                    fsync_dir(shares)?;
+                }
+            }
+            // Tidy the now-empty incoming directories; another upload may still use them.
+            if let Some(dir) = upload.incoming.parent() {
+                let _ = fs::remove_dir(dir).and_then(|()| dir.parent().map_or(Ok(()), fs::remove_dir));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abort_share(&self, si: StorageIndex, share_num: ShareNum) -> Result<(), Error> {
+        let upload = self.uploads().remove(&(si, share_num)).ok_or(Error::NoSuchUpload)?;
+        blocking(move || match fs::remove_file(&upload.incoming) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove aborted share", e)),
+        })
+        .await
+    }
+
+    async fn list_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, Error> {
+        let dir = self.share_dir(si);
+        blocking(move || {
+            let mut out = BTreeSet::new();
+            for (num, path) in share_files(&dir)? {
+                if !is_mutable_container(&path)? {
+                    out.insert(num);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_share(
+        &self,
+        si: StorageIndex,
+        share_num: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let path = self.share_dir(si).join(share_num.to_string());
+        blocking(move || {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchShare),
+                Err(e) => return Err(Error::io("open share", e)),
+            };
+            let container = read_immutable_container(&file)?;
+            let end = offset.saturating_add(len).min(container.data_len);
+            let start = offset.min(end);
+            let mut buf = vec![0u8; (end - start) as usize];
+            file.read_exact_at(&mut buf, IMMUTABLE_HEADER + start)
+                .map_err(|e| Error::io("read share", e))?;
+            Ok(buf)
+        })
+        .await
+    }
+
+    async fn add_or_renew_lease(&self, si: StorageIndex, lease: LeaseSecrets) -> Result<(), Error> {
+        let dir = self.share_dir(si);
+        let node_id = self.id.node_id;
+        let lock = self.mutable_lock.clone();
+        blocking(move || {
+            let files = share_files(&dir)?;
+            if files.is_empty() {
+                return Err(Error::NoSuchShare);
+            }
+            for path in files.values() {
+                if is_mutable_container(path)? {
+                    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut share = MutableShare::open(path)?;
+                    share.add_or_renew_lease(&lease, node_id)?;
+                    share.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
+                } else {
+                    add_or_renew_immutable_lease(path, &lease)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn advise_corrupt_share(
+        &self,
+        si: StorageIndex,
+        share_num: ShareNum,
+        reason: &str,
+    ) -> Result<(), Error> {
+        tracing::warn!(storage_index = %si, share = share_num, server = %self.id.nickname, "share reported corrupt: {reason}");
+        let dir = self.root.join("corruption-advisories");
+        let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let report = format!("report: Share Corruption\nstorage_index: {si}\nshare_number: {share_num}\n\n{reason}\n");
+        blocking(move || {
+            fs::create_dir_all(&dir).map_err(|e| Error::io("create advisories dir", e))?;
+            fs::write(dir.join(format!("{stamp}-{si}-{share_num}")), report)
+                .map_err(|e| Error::io("write advisory", e))
+        })
+        .await
+    }
+
+    async fn mutable_read_test_write(
+        &self,
+        si: StorageIndex,
+        write_enabler: Hash,
+        lease: LeaseSecrets,
+        test_and_writes: BTreeMap<ShareNum, TestAndWrite>,
+        read_vector: Vec<(u64, u64)>,
+    ) -> Result<ReadTestWriteResult, Error> {
+        let dir = self.share_dir(si);
+        let node_id = self.id.node_id;
+        let lock = self.mutable_lock.clone();
+        blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            read_test_write(&dir, node_id, write_enabler, lease, test_and_writes, read_vector)
+        })
+        .await
+    }
+
+    async fn list_mutable_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, Error> {
+        let dir = self.share_dir(si);
+        blocking(move || {
+            let mut out = BTreeSet::new();
+            for (num, path) in share_files(&dir)? {
+                if is_mutable_container(&path)? {
+                    out.insert(num);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read_mutable_share(
+        &self,
+        si: StorageIndex,
+        share_num: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let path = self.share_dir(si).join(share_num.to_string());
+        let lock = self.mutable_lock.clone();
+        blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            if !path.exists() || !is_mutable_container(&path)? {
+                return Err(Error::NoSuchShare);
+            }
+            MutableShare::open(&path)?.read(offset, len)
+        })
+        .await
+    }
+}
+
+/// An open mutable container.
+struct MutableShare {
+    file: File,
+    header: mutable_container::Header,
+}
+
+impl MutableShare {
+    fn open(path: &Path) -> Result<Self, Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        let mut raw = [0u8; 100];
+        file.read_exact_at(&mut raw, 0).map_err(|e| Error::io("read mutable header", e))?;
+        let header = mutable_container::Header::decode(&raw)
+            .ok_or_else(|| Error::io("read mutable header", std::io::Error::other("bad magic")))?;
+        Ok(MutableShare { file, header })
+    }
+
+    fn create(path: &Path, node_id: [u8; 20], write_enabler: Hash) -> Result<Self, Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+        let header = mutable_container::Header {
+            version: 2,
+            node_id,
+            write_enabler,
+            data_length: 0,
+            extra_lease_offset: DATA_OFFSET,
+        };
+        let mut share = MutableShare { file, header };
+        share.file
+            .write_all_at(&[0u8; (DATA_OFFSET - 100) as usize], 100)
+            .map_err(|e| Error::io("write lease slots", e))?;
+        share.write_extra_leases(&[])?;
+        share.write_header()?;
+        Ok(share)
+    }
+
+    fn write_header(&mut self) -> Result<(), Error> {
+        self.file.write_all_at(&self.header.encode(), 0).map_err(|e| Error::io("write mutable header", e))
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let end = offset.saturating_add(len).min(self.header.data_length);
+        let start = offset.min(end);
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file
+            .read_exact_at(&mut buf, DATA_OFFSET + start)
+            .map_err(|e| Error::io("read mutable share", e))?;
+        Ok(buf)
+    }
+
+    fn extra_leases(&self) -> Result<Vec<[u8; LEASE_SIZE]>, Error> {
+        let mut count = [0u8; 4];
+        if self.file.read_at(&mut count, self.header.extra_lease_offset).map_err(|e| Error::io("read leases", e))? < 4 {
+            return Ok(Vec::new());
+        }
+        let count = u32::from_be_bytes(count) as u64;
+        let mut out = Vec::new();
+        for i in 0..count {
+            let mut record = [0u8; LEASE_SIZE];
+            self.file
+                .read_exact_at(&mut record, self.header.extra_lease_offset + 4 + i * LEASE_SIZE as u64)
+                .map_err(|e| Error::io("read leases", e))?;
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    /// Writes the extra-lease block right after the data, and cuts the file there.
+    fn write_extra_leases(&mut self, leases: &[[u8; LEASE_SIZE]]) -> Result<(), Error> {
+        let at = DATA_OFFSET + self.header.data_length;
+        let mut block = (leases.len() as u32).to_be_bytes().to_vec();
+        for lease in leases {
+            block.extend_from_slice(lease);
+        }
+        self.file.write_all_at(&block, at).map_err(|e| Error::io("write leases", e))?;
+        self.file.set_len(at + block.len() as u64).map_err(|e| Error::io("truncate share", e))?;
+        self.header.extra_lease_offset = at;
+        Ok(())
+    }
+
+    fn write(&mut self, writes: &[(u64, Vec<u8>)], new_length: Option<u64>) -> Result<(), Error> {
+        let extra = self.extra_leases()?;
+        let mut length = self.header.data_length;
+        for (offset, data) in writes {
+            self.file
+                .write_all_at(data, DATA_OFFSET + offset)
+                .map_err(|e| Error::io("write mutable share", e))?;
+            length = length.max(offset + data.len() as u64);
+        }
+        if let Some(new_length) = new_length {
+            length = length.min(new_length);
+        }
+        if length > self.header.data_length {
+            // Bytes between the old end and a write past it must read as zeros,
+            // not as the extra-lease block that used to sit there.
+            let old_end = self.header.data_length;
+            let gap_end = writes
+                .iter()
+                .map(|(o, _)| *o)
+                .filter(|&o| o > old_end)
+                .min()
+                .unwrap_or(old_end)
+                .min(old_end + 4 + (extra.len() * LEASE_SIZE) as u64);
+            if gap_end > old_end {
+                self.file
+                    .write_all_at(&vec![0u8; (gap_end - old_end) as usize], DATA_OFFSET + old_end)
+                    .map_err(|e| Error::io("zero-fill mutable share", e))?;
+            }
+        }
+        self.header.data_length = length;
+        self.write_extra_leases(&extra)?;
+        self.write_header()
+    }
+
+    fn add_or_renew_lease(&mut self, lease: &LeaseSecrets, node_id: [u8; 20]) -> Result<(), Error> {
+        let (renew, cancel) = if self.header.version == 1 {
+            (lease.renew, lease.cancel)
+        } else {
+            (hash_lease_secret(&lease.renew), hash_lease_secret(&lease.cancel))
+        };
+        let record = Lease { owner_num: 1, expiration: now_plus_lease(), renew_secret: renew, cancel_secret: cancel, node_id };
+        let mut empty_slot = None;
+        for slot in 0..HEADER_LEASE_SLOTS {
+            let at = 100 + (slot * LEASE_SIZE) as u64;
+            let mut raw = [0u8; LEASE_SIZE];
+            self.file.read_exact_at(&mut raw, at).map_err(|e| Error::io("read lease", e))?;
+            match Lease::decode(&raw) {
+                Some(existing) if bool::from(existing.renew_secret.ct_eq(&renew)) => {
+                    let renewed = Lease { expiration: record.expiration, ..existing };
+                    return self.file.write_all_at(&renewed.encode(), at).map_err(|e| Error::io("renew lease", e));
+                }
+                None if empty_slot.is_none() => empty_slot = Some(at),
+                _ => {}
+            }
+        }
+        let mut extra = self.extra_leases()?;
+        for raw in extra.iter_mut() {
+            if let Some(existing) = Lease::decode(raw)
+                && bool::from(existing.renew_secret.ct_eq(&renew))
+            {
+                *raw = Lease { expiration: record.expiration, ..existing }.encode();
+                return self.write_extra_leases(&extra);
+            }
+        }
+        if let Some(at) = empty_slot {
+            return self.file.write_all_at(&record.encode(), at).map_err(|e| Error::io("add lease", e));
+        }
+        extra.push(record.encode());
+        self.write_extra_leases(&extra)?;
+        self.write_header()
+    }
+}
+
+fn read_test_write(
+    dir: &Path,
+    node_id: [u8; 20],
+    write_enabler: Hash,
+    lease: LeaseSecrets,
+    test_and_writes: BTreeMap<ShareNum, TestAndWrite>,
+    read_vector: Vec<(u64, u64)>,
+) -> Result<ReadTestWriteResult, Error> {
+    let mut shares = BTreeMap::new();
+    for (num, path) in share_files(dir)? {
+        if is_mutable_container(&path)? {
+            shares.insert(num, (MutableShare::open(&path)?, path));
+        }
+    }
+    for (share, _) in shares.values() {
+        if !bool::from(share.header.write_enabler.ct_eq(&write_enabler)) {
+            return Err(Error::BadWriteEnabler);
+        }
+    }
+    let mut result = ReadTestWriteResult::default();
+    for (num, (share, _)) in &shares {
+        let reads = read_vector
+            .iter()
+            .map(|&(offset, size)| share.read(offset, size))
+            .collect::<Result<Vec<_>, _>>()?;
+        result.data.insert(*num, reads);
+    }
+    for (num, tw) in &test_and_writes {
+        for test in &tw.tests {
+            let actual = match shares.get(num) {
+                Some((share, _)) => share.read(test.offset, test.size)?,
+                None => Vec::new(),
+            };
+            if !bool::from(actual.ct_eq(&test.specimen)) {
+                return Ok(result);
+            }
+        }
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    for (num, tw) in test_and_writes {
+        if tw.new_length == Some(0) {
+            if let Some((_, path)) = shares.remove(&num) {
+                fs::remove_file(&path).map_err(|e| Error::io("delete mutable share", e))?;
+            }
+            continue;
+        }
+        if tw.writes.is_empty() && tw.new_length.is_none() {
+            continue;
+        }
+        let mut share = match shares.remove(&num) {
+            Some((share, _)) => share,
+            None => MutableShare::create(&dir.join(num.to_string()), node_id, write_enabler)?,
+        };
+        share.write(&tw.writes, tw.new_length)?;
+        share.add_or_renew_lease(&lease, node_id)?;
+        share.file.sync_all().map_err(|e| Error::io("fsync mutable share", e))?;
+    }
+    fsync_dir(dir)?;
+    result.success = true;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::storage::TestVector;
+
+    fn lease(n: u8) -> LeaseSecrets {
+        LeaseSecrets { renew: [n; 32], cancel: [n + 100; 32] }
+    }
+
+    #[tokio::test]
+    async fn immutable_share_is_invisible_until_closed_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([1; 16]);
+        let alloc = server.allocate_buckets(si, lease(1), &[0, 1].into(), 10).await.unwrap();
+        assert_eq!(alloc.allocated, [0, 1].into());
+        server.write_share(si, 0, 0, b"hello".to_vec()).await.unwrap();
+        server.write_share(si, 0, 5, b"world".to_vec()).await.unwrap();
+        assert!(matches!(
+            server.write_share(si, 0, 6, b"world".to_vec()).await,
+            Err(Error::OutOfBounds { .. })
+        ));
+        assert!(server.list_shares(si).await.unwrap().is_empty());
+        server.close_share(si, 0).await.unwrap();
+        server.abort_share(si, 1).await.unwrap();
+        assert_eq!(server.list_shares(si).await.unwrap(), [0].into());
+        assert_eq!(server.read_share(si, 0, 3, 100).await.unwrap(), b"loworld");
+        assert!(matches!(server.read_share(si, 1, 0, 1).await, Err(Error::NoSuchShare)));
+        // Tahoe's container: v2 header, one lease after the data.
+        let raw = fs::read(server.share_dir(si).join("0")).unwrap();
+        assert_eq!(&raw[..12], &[0, 0, 0, 2, 0, 0, 0, 10, 0, 0, 0, 1]);
+        assert_eq!(raw.len(), 12 + 10 + 72);
+        assert_eq!(&raw[12 + 10 + 4..12 + 10 + 36], &hash_lease_secret(&[1; 32]));
+        server.add_or_renew_lease(si, lease(2)).await.unwrap();
+        server.add_or_renew_lease(si, lease(1)).await.unwrap();
+        let raw = fs::read(server.share_dir(si).join("0")).unwrap();
+        assert_eq!(raw.len(), 12 + 10 + 2 * 72);
+        drop(server);
+        let reopened = DiskServer::open(dir.path(), "s0").unwrap();
+        assert_eq!(reopened.read_share(si, 0, 0, 10).await.unwrap(), b"helloworld");
+        let again = reopened.allocate_buckets(si, lease(1), &[0, 1].into(), 10).await.unwrap();
+        assert_eq!(again.already_have, [0].into());
+        assert_eq!(again.allocated, [1].into());
+    }
+
+    #[tokio::test]
+    async fn mutable_read_test_write_checks_tests_and_write_enabler() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([2; 16]);
+        let create = TestAndWrite {
+            tests: vec![TestVector { offset: 0, size: 1, specimen: vec![] }],
+            writes: vec![(0, b"version-1".to_vec())],
+            new_length: None,
+        };
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(3, create.clone())].into(), vec![(0, 9)])
+            .await
+            .unwrap();
+        assert!(r.success);
+        assert!(r.data.is_empty());
+        // Creating again fails the "must not exist" test and reads the current bytes.
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(3, create)].into(), vec![(0, 9)])
+            .await
+            .unwrap();
+        assert!(!r.success);
+        assert_eq!(r.data[&3], vec![b"version-1".to_vec()]);
+        let update = TestAndWrite {
+            tests: vec![TestVector { offset: 0, size: 9, specimen: b"version-1".to_vec() }],
+            writes: vec![(0, b"version-2".to_vec()), (20, b"tail".to_vec())],
+            new_length: None,
+        };
+        assert!(matches!(
+            server.mutable_read_test_write(si, [8; 32], lease(1), [(3, update.clone())].into(), vec![]).await,
+            Err(Error::BadWriteEnabler)
+        ));
+        server.add_or_renew_lease(si, lease(7)).await.unwrap();
+        let r = server.mutable_read_test_write(si, [9; 32], lease(1), [(3, update)].into(), vec![]).await.unwrap();
+        assert!(r.success);
+        let data = server.read_mutable_share(si, 3, 0, 100).await.unwrap();
+        assert_eq!(data, b"version-2\0\0\0\0\0\0\0\0\0\0\0tail");
+        assert_eq!(server.list_mutable_shares(si).await.unwrap(), [3].into());
+        assert!(server.list_shares(si).await.unwrap().is_empty());
+        let shrink = TestAndWrite { tests: vec![], writes: vec![], new_length: Some(7) };
+        assert!(server.mutable_read_test_write(si, [9; 32], lease(1), [(3, shrink)].into(), vec![]).await.unwrap().success);
+        assert_eq!(server.read_mutable_share(si, 3, 0, 100).await.unwrap(), b"version");
+        let delete = TestAndWrite { tests: vec![], writes: vec![], new_length: Some(0) };
+        assert!(server.mutable_read_test_write(si, [9; 32], lease(1), [(3, delete)].into(), vec![]).await.unwrap().success);
+        assert!(server.list_mutable_shares(si).await.unwrap().is_empty());
+    }
+}

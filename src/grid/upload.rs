@@ -1,0 +1,377 @@
+//! Uploading an immutable file: convergent key, share placement, and the pipelined encrypt → encode → write path.
+//!
+//! Three stages run at once so both cores stay busy: a blocking reader that
+//! encrypts and hashes ciphertext, a blocking encoder that erasure-codes and
+//! hashes blocks, and the async writer that sends blocks to the servers. A
+//! put returns only after every share is closed (fsynced) and servers of
+//! happiness is still met; on failure every unfinished share is aborted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use crate::grid::chk::{self, ChkHashes, ConvergentKeyHasher};
+use crate::grid::crypto::random_bytes;
+use crate::grid::erasure::Codec;
+use crate::grid::hashutil::storage_index_hash;
+use crate::grid::layout::{FileShape, ShareLayout};
+use crate::grid::selection;
+use crate::grid::storage::{ShareNum, StorageServer};
+use crate::grid::uri::{Cap, LiteralCap, StorageIndex};
+use crate::grid::{Error, Grid};
+
+/// Files up to this size are stored in the cap itself (`URI:LIT:`).
+pub const LITERAL_THRESHOLD: u64 = 55;
+
+/// How the file's AES key is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChoice {
+    /// From the content and the node's convergence secret: identical files share shares.
+    Convergent,
+    /// Random: nobody can tell two uploads of the same file apart.
+    Random,
+}
+
+/// Called with the number of plaintext bytes encoded so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Where the shares of one upload go.
+struct Placement {
+    servers: Vec<Arc<dyn StorageServer>>,
+    /// Shares the servers already hold: server index → shares.
+    existing: BTreeMap<usize, BTreeSet<ShareNum>>,
+    /// Shares being written: server index → shares.
+    allocated: BTreeMap<usize, BTreeSet<ShareNum>>,
+}
+
+impl Placement {
+    fn happiness(&self) -> usize {
+        let mut by_share: BTreeMap<ShareNum, BTreeSet<usize>> = BTreeMap::new();
+        for (server, shares) in self.existing.iter().chain(self.allocated.iter()) {
+            for share in shares {
+                by_share.entry(*share).or_default().insert(*server);
+            }
+        }
+        selection::happiness(&by_share)
+    }
+
+    fn server_count(&self) -> usize {
+        self.existing.keys().chain(self.allocated.keys()).collect::<BTreeSet<_>>().len()
+    }
+
+    async fn abort_all(&self, si: StorageIndex) {
+        let aborts = self.allocated.iter().flat_map(|(server, shares)| {
+            let server = self.servers[*server].clone();
+            shares.iter().map(move |share| {
+                let server = server.clone();
+                async move { server.abort_share(si, *share).await }
+            })
+        });
+        for result in join_all(aborts).await {
+            if let Err(e) = result {
+                tracing::debug!(storage_index = %si, "abort failed: {e}");
+            }
+        }
+    }
+
+    /// Drops a server that failed mid-upload; the upload goes on if happiness still holds.
+    async fn drop_server(&mut self, server: usize, si: StorageIndex, happy: usize) -> Result<(), Error> {
+        if let Some(shares) = self.allocated.remove(&server) {
+            tracing::warn!(storage_index = %si, server = %self.servers[server].id().nickname, "server failed during upload; its shares are dropped");
+            for share in shares {
+                let _ = self.servers[server].abort_share(si, share).await;
+            }
+        }
+        let achieved = self.happiness();
+        if achieved < happy {
+            return Err(Error::HappinessNotMet { happy, achieved, servers: self.server_count() });
+        }
+        Ok(())
+    }
+}
+
+impl Grid {
+    /// Stores `data` as an immutable file with a convergent key; returns its cap.
+    pub async fn upload_bytes(&self, data: Vec<u8>) -> Result<Cap, Error> {
+        let size = data.len() as u64;
+        self.upload(std::io::Cursor::new(data), size, KeyChoice::Convergent, None).await
+    }
+
+    /// Stores `size` bytes read from `source` as an immutable file; returns its cap.
+    ///
+    /// With a convergent key the source is read twice (once for the key).
+    pub async fn upload<R: Read + Seek + Send + 'static>(
+        &self,
+        mut source: R,
+        size: u64,
+        key_choice: KeyChoice,
+        progress: Option<Progress>,
+    ) -> Result<Cap, Error> {
+        if size <= LITERAL_THRESHOLD {
+            let mut data = Vec::with_capacity(size as usize);
+            source
+                .take(size + 1)
+                .read_to_end(&mut data)
+                .map_err(|e| Error::Io { context: "read upload source".into(), source: e })?;
+            if data.len() as u64 != size {
+                return Err(source_changed());
+            }
+            return Ok(Cap::Literal(LiteralCap { data }));
+        }
+        let params = *self.params();
+        let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
+        let codec = Codec::new(params.needed, params.total)?;
+        let (source, key) = match key_choice {
+            KeyChoice::Random => (source, random_bytes::<16>()),
+            KeyChoice::Convergent => {
+                let secret = self.secrets().convergence.clone();
+                blocking(move || {
+                    let mut hasher = ConvergentKeyHasher::new(&secret, &shape);
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut remaining = size;
+                    source.seek(SeekFrom::Start(0)).map_err(read_error)?;
+                    while remaining > 0 {
+                        let n = remaining.min(buf.len() as u64) as usize;
+                        source.read_exact(&mut buf[..n]).map_err(read_error)?;
+                        hasher.update(&buf[..n]);
+                        remaining -= n as u64;
+                    }
+                    source.seek(SeekFrom::Start(0)).map_err(read_error)?;
+                    Ok((source, hasher.finalize()))
+                })
+                .await?
+            }
+        };
+        let si = StorageIndex(storage_index_hash(&key));
+        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
+        let layout = ShareLayout::for_upload(&shape, ueb_len);
+        let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
+        let result = self.encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress).await;
+        match result {
+            Ok(cap) => Ok(cap),
+            Err(e) => {
+                placement.abort_all(si).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Finds servers for all N shares, allocating them; fails if happiness cannot be met.
+    async fn place_shares(&self, si: StorageIndex, allocated_size: u64) -> Result<Placement, Error> {
+        let params = *self.params();
+        let servers = self.permuted_servers(si);
+        let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
+        let mut usable: Vec<usize> = Vec::new();
+        let mut existing = BTreeMap::new();
+        for (i, listing) in listings.into_iter().enumerate() {
+            match listing {
+                Ok(shares) => {
+                    usable.push(i);
+                    if !shares.is_empty() {
+                        existing.insert(i, shares);
+                    }
+                }
+                Err(e) => tracing::warn!(server = %servers[i].id().nickname, "server unusable for upload: {e}"),
+            }
+        }
+        let mut placement = Placement { servers, existing, allocated: BTreeMap::new() };
+        let all_shares: Vec<ShareNum> = (0..params.total as ShareNum).collect();
+        loop {
+            let placed: BTreeSet<ShareNum> = placement.existing.values().chain(placement.allocated.values()).flatten().copied().collect();
+            let homeless: Vec<ShareNum> = all_shares.iter().copied().filter(|s| !placed.contains(s)).collect();
+            if homeless.is_empty() || usable.is_empty() {
+                break;
+            }
+            let load: BTreeMap<usize, usize> = usable
+                .iter()
+                .map(|&s| (s, placement.existing.get(&s).map_or(0, BTreeSet::len) + placement.allocated.get(&s).map_or(0, BTreeSet::len)))
+                .collect();
+            let assignment = selection::assign_homeless(&homeless, &usable, &load);
+            let requests = assignment.iter().map(|(&server, shares)| {
+                let s = placement.servers[server].clone();
+                let lease = self.secrets().lease_for(si, &s.id().node_id);
+                let shares = shares.clone();
+                async move { (server, shares.clone(), s.allocate_buckets(si, lease, &shares, allocated_size).await) }
+            });
+            for (server, asked, answer) in join_all(requests).await {
+                match answer {
+                    Ok(allocation) => {
+                        if !allocation.already_have.is_empty() {
+                            placement.existing.entry(server).or_default().extend(allocation.already_have.iter().copied());
+                        }
+                        if !allocation.allocated.is_empty() {
+                            placement.allocated.entry(server).or_default().extend(allocation.allocated.iter().copied());
+                        }
+                        let answered = allocation.allocated.len() + allocation.already_have.len();
+                        if answered < asked.len() {
+                            // Full (or busy with these shares): ask it for nothing more.
+                            usable.retain(|&u| u != server);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %placement.servers[server].id().nickname, "allocation failed: {e}");
+                        usable.retain(|&u| u != server);
+                    }
+                }
+            }
+        }
+        let achieved = placement.happiness();
+        if achieved < params.happy {
+            placement.abort_all(si).await;
+            return Err(Error::HappinessNotMet { happy: params.happy, achieved, servers: placement.server_count() });
+        }
+        Ok(placement)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn encode_and_write<R: Read + Send + 'static>(
+        &self,
+        mut source: R,
+        key: [u8; 16],
+        shape: FileShape,
+        codec: Codec,
+        layout: ShareLayout,
+        si: StorageIndex,
+        placement: &mut Placement,
+        progress: Option<Progress>,
+    ) -> Result<Cap, Error> {
+        let happy = self.params().happy;
+        let header = layout.encode_header();
+        self.write_to_all(placement, si, happy, |_| Some((0, header.clone()))).await?;
+
+        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Vec<u8>)>(2);
+        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Vec<u8>>)>(2);
+        let reader = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
+            let mut hashes = ChkHashes::new(shape);
+            let mut done = 0u64;
+            for segnum in 0..shape.num_segments {
+                let mut segment = vec![0u8; shape.segment_len(segnum) as usize];
+                source.read_exact(&mut segment).map_err(read_error)?;
+                chk::encrypt_segment(&key, &shape, segnum, &mut segment);
+                hashes.add_ciphertext(&segment);
+                done += segment.len() as u64;
+                if cipher_tx.blocking_send((segnum, segment)).is_err() {
+                    break; // the writer gave up; its error is the one reported
+                }
+                if let Some(progress) = &progress {
+                    progress(done);
+                }
+            }
+            Ok(hashes)
+        });
+        let encoder = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
+            let mut hashes = ChkHashes::new(shape);
+            while let Some((segnum, ciphertext)) = cipher_rx.blocking_recv() {
+                let encoded = chk::encode_segment(&codec, &shape, segnum, &ciphertext)?;
+                hashes.add_block_hashes(&encoded.hashes);
+                if block_tx.blocking_send((segnum, encoded.blocks)).is_err() {
+                    break;
+                }
+            }
+            Ok(hashes)
+        });
+        let mut written = 0u64;
+        let mut write_error = None;
+        while let Some((segnum, blocks)) = block_rx.recv().await {
+            let offset = layout.data + segnum * shape.block_size();
+            let result = self.write_to_all(placement, si, happy, |share| Some((offset, blocks[share as usize].clone()))).await;
+            if let Err(e) = result {
+                write_error = Some(e);
+                break;
+            }
+            written += 1;
+        }
+        drop(block_rx);
+        let cipher_hashes = reader.await.map_err(|e| Error::Internal(e.to_string()))?;
+        let block_hashes = encoder.await.map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        let hashes = cipher_hashes?.merge_block_hashes(block_hashes?);
+        if written != shape.num_segments {
+            return Err(source_changed());
+        }
+        let finished = hashes.finish(key);
+        if finished.layout != layout {
+            return Err(Error::Internal("share layout changed during encoding".into()));
+        }
+        let trailers = finished.trailers;
+        self.write_to_all(placement, si, happy, |share| Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))).await?;
+
+        let closes = placement.allocated.iter().flat_map(|(&server, shares)| {
+            let s = placement.servers[server].clone();
+            shares.iter().map(move |&share| {
+                let s = s.clone();
+                async move { (server, s.close_share(si, share).await) }
+            })
+        });
+        let mut failed = BTreeSet::new();
+        for (server, result) in join_all(closes).await {
+            if let Err(e) = result {
+                tracing::warn!(storage_index = %si, "closing share failed: {e}");
+                failed.insert(server);
+            }
+        }
+        for server in failed {
+            placement.drop_server(server, si, happy).await?;
+        }
+        let renewals = placement.existing.keys().map(|&server| {
+            let s = placement.servers[server].clone();
+            let lease = self.secrets().lease_for(si, &s.id().node_id);
+            async move { s.add_or_renew_lease(si, lease).await }
+        });
+        for result in join_all(renewals).await {
+            if let Err(e) = result {
+                tracing::warn!(storage_index = %si, "lease renewal failed: {e}");
+            }
+        }
+        placement.allocated.clear();
+        Ok(Cap::Chk(finished.cap))
+    }
+
+    /// Writes to every allocated share (`what` gives offset and bytes per share number); drops failing servers.
+    async fn write_to_all(
+        &self,
+        placement: &mut Placement,
+        si: StorageIndex,
+        happy: usize,
+        what: impl Fn(ShareNum) -> Option<(u64, Vec<u8>)>,
+    ) -> Result<(), Error> {
+        let writes = placement.allocated.iter().flat_map(|(&server, shares)| {
+            let s = placement.servers[server].clone();
+            shares.iter().filter_map(|&share| what(share).map(|w| (share, w))).map(move |(share, (offset, data))| {
+                let s = s.clone();
+                async move { (server, s.write_share(si, share, offset, data).await) }
+            })
+        });
+        let mut failed = BTreeSet::new();
+        for (server, result) in join_all(writes).await {
+            if let Err(e) = result {
+                tracing::warn!(storage_index = %si, "share write failed: {e}");
+                failed.insert(server);
+            }
+        }
+        for server in failed {
+            placement.drop_server(server, si, happy).await?;
+        }
+        Ok(())
+    }
+}
+
+fn read_error(e: std::io::Error) -> Error {
+    Error::Io { context: "read upload source".into(), source: e }
+}
+
+fn source_changed() -> Error {
+    Error::Io {
+        context: "read upload source".into(),
+        source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the source changed size during the upload"),
+    }
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(e.to_string()))?
+}

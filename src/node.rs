@@ -1,0 +1,310 @@
+//! The node directory: `lafs.toml` with documented defaults, `private/` secrets, and opening the grid they describe.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::grid::crypto::random_bytes;
+use crate::grid::{ClientSecrets, EncodingParams, Grid, base32};
+
+/// The config file's name inside a node directory.
+pub const CONFIG_FILE: &str = "lafs.toml";
+
+/// The file `lafs init` writes: every key with its default and what it means.
+pub const DEFAULT_CONFIG: &str = r#"# lafs-gateway node configuration.
+# Every key is optional: the values shown are the defaults.
+
+[grid]
+# Shares needed to read a file back (k), 1..=256.
+needed = 3
+# Distinct servers that must hold shares before a put succeeds, needed..=total.
+happy = 7
+# Shares written for every file (N), needed..=256.
+total = 10
+# Largest segment in bytes. Tahoe 1.19+ uses 1 MiB; with the same convergence
+# secret, k and N this gives the same caps as a real Tahoe node.
+max_segment_size = 1048576
+
+[storage]
+# Where the embedded local grid keeps its servers' shares (relative paths are
+# relative to the node directory). Each server is a directory in Tahoe's layout.
+path = "storage"
+# How many local storage servers the embedded grid has (at least 1).
+servers = 10
+
+[frontends]
+# Where the SFTP and FTP frontends listen once they are enabled.
+sftp_listen = "127.0.0.1:8022"
+ftp_listen = "127.0.0.1:8021"
+"#;
+
+/// Why the node directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory has no config file.
+    #[error("no node at {0} (run `lafs init {0}` first, or pass --node-dir)")]
+    NoNode(String),
+    /// The config file is not valid.
+    #[error("{file}: {message}")]
+    BadConfig {
+        /// the config file
+        file: String,
+        /// which key and what is allowed
+        message: String,
+    },
+    /// A secret file is missing or malformed.
+    #[error("{file}: {message}")]
+    BadSecret {
+        /// the secret file (its contents are never shown)
+        file: String,
+        /// what is wrong
+        message: String,
+    },
+    /// Reading or writing the node directory failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// what was being done
+        context: String,
+        /// the underlying error
+        source: std::io::Error,
+    },
+    /// Opening the grid failed.
+    #[error(transparent)]
+    Grid(#[from] crate::grid::Error),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    grid: GridSection,
+    #[serde(default)]
+    storage: StorageSection,
+    #[serde(default)]
+    frontends: FrontendsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct GridSection {
+    needed: usize,
+    happy: usize,
+    total: usize,
+    max_segment_size: u64,
+}
+
+impl Default for GridSection {
+    fn default() -> Self {
+        let p = EncodingParams::default();
+        GridSection { needed: p.needed, happy: p.happy, total: p.total, max_segment_size: p.max_segment_size }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StorageSection {
+    path: PathBuf,
+    servers: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection { path: PathBuf::from("storage"), servers: 10 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FrontendsSection {
+    sftp_listen: String,
+    ftp_listen: String,
+}
+
+impl Default for FrontendsSection {
+    fn default() -> Self {
+        FrontendsSection { sftp_listen: "127.0.0.1:8022".into(), ftp_listen: "127.0.0.1:8021".into() }
+    }
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node directory.
+    pub dir: PathBuf,
+    /// Encoding parameters for uploads.
+    pub params: EncodingParams,
+    /// Directory holding the local servers.
+    pub storage_path: PathBuf,
+    /// Number of local servers.
+    pub storage_servers: usize,
+    /// SFTP listen address.
+    pub sftp_listen: SocketAddr,
+    /// FTP listen address.
+    pub ftp_listen: SocketAddr,
+}
+
+/// Parses and validates config text; `file` names it in errors.
+pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Error> {
+    let bad = |message: String| Error::BadConfig { file: file.to_string(), message };
+    let raw: ConfigFile = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))?;
+    let params = EncodingParams {
+        needed: raw.grid.needed,
+        happy: raw.grid.happy,
+        total: raw.grid.total,
+        max_segment_size: raw.grid.max_segment_size,
+    };
+    if params.needed == 0 || params.needed > 256 {
+        return Err(bad(format!("key grid.needed = {}: allowed 1..=256", params.needed)));
+    }
+    if params.total < params.needed || params.total > 256 {
+        return Err(bad(format!("key grid.total = {}: allowed grid.needed..=256 ({}..=256)", params.total, params.needed)));
+    }
+    if params.happy == 0 || params.happy > params.total {
+        return Err(bad(format!("key grid.happy = {}: allowed 1..=grid.total (1..={})", params.happy, params.total)));
+    }
+    if params.max_segment_size == 0 {
+        return Err(bad("key grid.max_segment_size = 0: allowed 1 or more bytes".into()));
+    }
+    if raw.storage.servers == 0 {
+        return Err(bad("key storage.servers = 0: allowed 1 or more".into()));
+    }
+    let addr = |key: &str, value: &str| {
+        value
+            .parse::<SocketAddr>()
+            .map_err(|_| bad(format!("key frontends.{key} = {value:?}: allowed an IP:port address such as 127.0.0.1:8022")))
+    };
+    let storage_path = if raw.storage.path.is_absolute() { raw.storage.path } else { dir.join(raw.storage.path) };
+    Ok(NodeConfig {
+        dir: dir.to_path_buf(),
+        params,
+        storage_path,
+        storage_servers: raw.storage.servers,
+        sftp_listen: addr("sftp_listen", &raw.frontends.sftp_listen)?,
+        ftp_listen: addr("ftp_listen", &raw.frontends.ftp_listen)?,
+    })
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+/// Creates a node directory with the default config and fresh secrets; existing files are kept.
+pub fn init(dir: &Path) -> Result<(), Error> {
+    let private = dir.join("private");
+    fs::create_dir_all(&private).map_err(io(format!("create {}", private.display())))?;
+    restrict_permissions(&private, 0o700)?;
+    let config = dir.join(CONFIG_FILE);
+    if !config.exists() {
+        fs::write(&config, DEFAULT_CONFIG).map_err(io(format!("write {}", config.display())))?;
+    }
+    for name in ["convergence", "secret"] {
+        let path = private.join(name);
+        if !path.exists() {
+            // Tahoe's format: base32 of 32 random bytes, so a Tahoe node's file can be copied in.
+            fs::write(&path, base32::encode(&random_bytes::<32>()) + "\n").map_err(io(format!("write {}", path.display())))?;
+            restrict_permissions(&path, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+fn restrict_permissions(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(format!("chmod {}", path.display())))
+}
+
+/// Loads the config of the node at `dir`.
+pub fn load_config(dir: &Path) -> Result<NodeConfig, Error> {
+    let path = dir.join(CONFIG_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoNode(dir.display().to_string())),
+        Err(e) => return Err(io(format!("read {}", path.display()))(e)),
+    };
+    parse_config(dir, &path.display().to_string(), &text)
+}
+
+/// Reads a base32 secret file from `private/`.
+pub fn read_secret(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
+    let path = dir.join("private").join(name);
+    let file = path.display().to_string();
+    let text = fs::read_to_string(&path).map_err(|e| Error::BadSecret { file: file.clone(), message: e.to_string() })?;
+    let secret = base32::decode(text.trim()).ok_or_else(|| Error::BadSecret {
+        file: file.clone(),
+        message: "not lowercase base32 (Tahoe's format)".into(),
+    })?;
+    if secret.is_empty() {
+        return Err(Error::BadSecret { file, message: "empty".into() });
+    }
+    Ok(secret)
+}
+
+/// A loaded node: its config and its grid.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The validated config.
+    pub config: NodeConfig,
+    /// The grid it stores files on.
+    pub grid: Grid,
+}
+
+impl Node {
+    /// Loads the node at `dir` and opens its local grid.
+    pub fn open(dir: &Path) -> Result<Node, Error> {
+        let config = load_config(dir)?;
+        let secrets = ClientSecrets { convergence: read_secret(dir, "convergence")?, lease: read_secret(dir, "secret")? };
+        let grid = Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?;
+        Ok(Node { config, grid })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_to_the_documented_defaults() {
+        let config = parse_config(Path::new("/n"), "lafs.toml", DEFAULT_CONFIG).unwrap();
+        assert_eq!(config.params, EncodingParams::default());
+        assert_eq!(config.storage_path, Path::new("/n/storage"));
+        assert_eq!(config.storage_servers, 10);
+        assert_eq!(config.sftp_listen.to_string(), "127.0.0.1:8022");
+        let empty = parse_config(Path::new("/n"), "lafs.toml", "").unwrap();
+        assert_eq!(empty.params, config.params);
+    }
+
+    #[test]
+    fn bad_configs_name_file_key_and_allowed_values() {
+        let cases = [
+            ("[grid]\nneeded = 0\n", "grid.needed"),
+            ("[grid]\nneeded = 5\ntotal = 4\n", "grid.total"),
+            ("[grid]\nhappy = 11\n", "grid.happy"),
+            ("[storage]\nservers = 0\n", "storage.servers"),
+            ("[frontends]\nsftp_listen = \"nope\"\n", "frontends.sftp_listen"),
+            ("[grid]\nneeded = \"three\"\n", "needed"),
+            ("[grid]\nk = 3\n", "k"),
+        ];
+        for (text, key) in cases {
+            let err = parse_config(Path::new("/n"), "/n/lafs.toml", text).unwrap_err().to_string();
+            assert!(err.starts_with("/n/lafs.toml: "), "{err}");
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+
+    #[test]
+    fn init_writes_tahoe_format_secrets_and_keeps_existing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        let secret = read_secret(dir.path(), "convergence").unwrap();
+        assert_eq!(secret.len(), 32);
+        let text = fs::read_to_string(dir.path().join("private/convergence")).unwrap();
+        assert_eq!(text.trim().len(), 52);
+        init(dir.path()).unwrap();
+        assert_eq!(read_secret(dir.path(), "convergence").unwrap(), secret);
+        fs::write(dir.path().join("private/secret"), "NOT BASE32").unwrap();
+        let err = read_secret(dir.path(), "secret").unwrap_err().to_string();
+        assert!(!err.contains("NOT BASE32"), "secret text leaked: {err}");
+    }
+}
