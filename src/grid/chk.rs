@@ -232,7 +232,12 @@ pub fn verify_share_hashes(region: &[u8], layout: &ShareLayout, ueb: &UriExtensi
         .take(num_segments)
         .map(|c| c.try_into().map_err(|_| ShareError::Malformed))
         .collect::<Result<_, _>>()?;
-    let block_root = hashtree::build(&block_leaves)[0];
+    // Every stored node must be the one the leaves imply, so no stored byte goes unchecked.
+    let block_tree_rebuilt = hashtree::build(&block_leaves);
+    if !same_nodes(block_tree, &block_tree_rebuilt) {
+        return Err(ShareError::HashMismatch);
+    }
+    let block_root = block_tree_rebuilt[0];
     if chain.len() % 34 != 0 {
         return Err(ShareError::Malformed);
     }
@@ -240,14 +245,22 @@ pub fn verify_share_hashes(region: &[u8], layout: &ShareLayout, ueb: &UriExtensi
         .chunks_exact(34)
         .map(|c| (u16::from_be_bytes([c[0], c[1]]) as usize, c[2..].try_into().unwrap_or([0; 32])))
         .collect();
-    if !hashtree::verify_leaf(shnum, ueb.total_shares as usize, &block_root, &nodes, &ueb.share_root_hash) {
+    let total = ueb.total_shares as usize;
+    let expected: Vec<usize> = hashtree::needed_hashes(shnum, total, true);
+    if nodes.len() != chain.len() / 34 || !nodes.keys().copied().eq(expected.iter().copied()) {
+        return Err(ShareError::HashMismatch);
+    }
+    let leaf_index = hashtree::leaf_slots(total) - 1 + shnum;
+    if nodes.get(&leaf_index) != Some(&block_root)
+        || !hashtree::verify_leaf(shnum, total, &block_root, &nodes, &ueb.share_root_hash)
+    {
         return Err(ShareError::HashMismatch);
     }
     Ok(VerifiedShareHashes { block_leaves })
 }
 
 /// Reads and checks the crypttext hash tree leaves from a share's hash region.
-pub fn verify_crypttext_leaves(region: &[u8], layout: &ShareLayout, ueb: &UriExtension) -> Result<Vec<Hash>, ShareError> {
+pub fn verify_crypttext_leaves(region: &[u8], ueb: &UriExtension) -> Result<Vec<Hash>, ShareError> {
     let num_segments = ueb.num_segments as usize;
     let tree_bytes = hashtree::node_count(num_segments) * 32;
     let tree = region.get(..tree_bytes).ok_or(ShareError::Malformed)?;
@@ -258,11 +271,15 @@ pub fn verify_crypttext_leaves(region: &[u8], layout: &ShareLayout, ueb: &UriExt
         .take(num_segments)
         .map(|c| c.try_into().map_err(|_| ShareError::Malformed))
         .collect::<Result<_, _>>()?;
-    let _ = layout;
-    if hashtree::build(&leaves)[0] != ueb.crypttext_root_hash {
+    let rebuilt = hashtree::build(&leaves);
+    if rebuilt[0] != ueb.crypttext_root_hash || !same_nodes(tree, &rebuilt) {
         return Err(ShareError::HashMismatch);
     }
     Ok(leaves)
+}
+
+fn same_nodes(stored: &[u8], rebuilt: &[Hash]) -> bool {
+    stored.len() == rebuilt.len() * 32 && stored.chunks_exact(32).zip(rebuilt).all(|(a, b)| a == b)
 }
 
 #[cfg(test)]
@@ -293,9 +310,9 @@ mod tests {
             assert_eq!(ueb.hash(), done.cap.ueb_hash);
             let verified = verify_share_hashes(region, &done.layout, &ueb, shnum).unwrap();
             assert_eq!(verified.block_leaves.len(), 3);
-            assert_eq!(verify_crypttext_leaves(region, &done.layout, &ueb).unwrap().len(), 3);
+            assert_eq!(verify_crypttext_leaves(region, &ueb).unwrap().len(), 3);
             // Another share's position must not verify.
-            assert_eq!(verify_share_hashes(region, &done.layout, &ueb, (shnum + 1) % 10), Err(ShareError::HashMismatch));
+            assert_eq!(verify_share_hashes(region, &done.layout, &ueb, (shnum + 1) % 10).err(), Some(ShareError::HashMismatch));
         }
     }
 }

@@ -111,7 +111,7 @@ impl Grid {
                 .server
                 .read_share(si, location.share, layout.crypttext_hash_tree, layout.uri_extension - layout.crypttext_hash_tree)
                 .await;
-            if let Ok(leaves) = region.map_err(|_| ()).and_then(|r| chk::verify_crypttext_leaves(&r, &layout, &ueb).map_err(|_| ())) {
+            if let Ok(leaves) = region.map_err(|_| ()).and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ())) {
                 ueb_and_tree = Some((ueb, leaves));
                 break;
             }
@@ -185,6 +185,10 @@ impl FileReader {
             .await
             .ok()?;
         let hashes = chk::verify_share_hashes(&region, &layout, &self.ueb, location.share as usize).ok()?;
+        // Each share carries its own copy of the crypttext tree; a bad copy marks a bad share.
+        if chk::verify_crypttext_leaves(&region, &self.ueb).ok()?.as_slice() != self.crypttext_leaves.as_slice() {
+            return None;
+        }
         if hashes.block_leaves.len() as u64 != self.shape.num_segments {
             return None;
         }

@@ -389,6 +389,30 @@ impl fmt::Debug for Cap {
     }
 }
 
+impl fmt::Debug for LiteralCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LiteralCap({} bytes)", self.data.len())
+    }
+}
+
+impl fmt::Debug for ChkCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChkCap(si={}, {}-of-{}, {} bytes)", self.storage_index(), self.needed, self.total, self.size)
+    }
+}
+
+impl fmt::Debug for ChkVerifierCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChkVerifierCap(si={}, {}-of-{}, {} bytes)", self.storage_index, self.needed, self.total, self.size)
+    }
+}
+
+impl fmt::Debug for MutableCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MutableCap({}, si={})", self.prefix().trim_end_matches(':'), self.storage_index())
+    }
+}
+
 impl FromStr for Cap {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
@@ -488,5 +512,8 @@ mod tests {
         assert!(!ssk.contains("fs6ul2fju2fvb2cfx7gt6ngycm"), "{ssk}");
         let lit = format!("{:?}", Cap::parse("URI:LIT:mfrgg").unwrap());
         assert!(!lit.contains("mfrgg"), "{lit}");
+        let Cap::Chk(chk) = cap else { panic!("not CHK") };
+        let inner = format!("{chk:?}");
+        assert!(!inner.contains("yzxcoagbetwet65ltjpbqyli3m") && inner.contains("si="), "{inner}");
     }
 }

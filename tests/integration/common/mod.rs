@@ -1,0 +1,70 @@
+//! Shared test helpers: local grids in temporary directories, share files, the vectors file.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use lafs_gateway::grid::{ClientSecrets, EncodingParams, Grid};
+
+/// A grid of on-disk servers in a temporary directory (on tmpfs when available, so tests are not disk-bound).
+pub struct TestGrid {
+    pub dir: tempfile::TempDir,
+    pub grid: Grid,
+}
+
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("temporary directory")
+}
+
+impl TestGrid {
+    pub fn new(servers: usize, params: EncodingParams, convergence: &[u8]) -> TestGrid {
+        let dir = scratch_dir();
+        let secrets = ClientSecrets { convergence: convergence.to_vec(), lease: b"test lease secret".to_vec() };
+        let grid = Grid::open_local(dir.path(), servers, params, secrets).expect("open local grid");
+        TestGrid { dir, grid }
+    }
+
+    /// Every share file of a storage index, as (share number, path).
+    pub fn share_files(&self, si: &str) -> Vec<(u16, PathBuf)> {
+        let mut out = Vec::new();
+        for server in std::fs::read_dir(self.dir.path()).unwrap() {
+            let dir = server.unwrap().path().join("shares").join(&si[..2]).join(si);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries {
+                    let entry = entry.unwrap();
+                    let num = entry.file_name().to_str().unwrap().parse().unwrap();
+                    out.push((num, entry.path()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+pub fn params(needed: usize, happy: usize, total: usize, max_segment_size: u64) -> EncodingParams {
+    EncodingParams { needed, happy, total, max_segment_size }
+}
+
+/// A deterministic pseudo-random buffer.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn vectors_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tahoe-test-vectors.yaml")
+}

@@ -1,0 +1,10 @@
+//! One integration test binary; each module drives real parts end to end.
+
+mod common;
+
+/// Tahoe's official CHK test vectors through the real upload path.
+mod vectors;
+/// Upload/download round trips, lost and corrupted shares, happiness.
+mod grid;
+/// The `lafs` binary as a user runs it.
+mod cli;

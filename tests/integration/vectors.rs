@@ -1,0 +1,75 @@
+//! All 120 CHK vectors from Tahoe's `integration/vectors/test_vectors.yaml`, uploaded through `Grid::upload`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lafs_gateway::grid::uri::Cap;
+use serde::Deserialize;
+
+use crate::common::{TestGrid, params, vectors_path};
+
+#[derive(Deserialize)]
+struct VectorFile {
+    vector: Vec<Vector>,
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    convergence: String,
+    expected: String,
+    format: Format,
+    sample: Sample,
+    zfec: Zfec,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct Sample {
+    length: usize,
+    seed: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Zfec {
+    required: usize,
+    total: usize,
+    segment_size: u64,
+}
+
+fn expand(seed: &[u8], length: usize) -> Vec<u8> {
+    seed.iter().copied().cycle().take(length).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_chk_vector_gives_the_expected_cap_and_reads_back() {
+    let text = std::fs::read_to_string(vectors_path()).expect("shared vectors present");
+    let file: VectorFile = serde_yaml::from_str(&text).expect("vectors parse");
+    let chk: Vec<&Vector> = file.vector.iter().filter(|v| v.format.kind == "chk").collect();
+    assert_eq!(chk.len(), 120);
+    let mut read_sizes = std::collections::BTreeSet::new();
+    let mut seen_params = std::collections::BTreeSet::new();
+    let mut largest = 0;
+    for (i, v) in chk.iter().enumerate() {
+        let convergence = STANDARD.decode(&v.convergence).unwrap();
+        let plaintext = expand(&STANDARD.decode(&v.sample.seed).unwrap(), v.sample.length);
+        let test = TestGrid::new(4, params(v.zfec.required, 1, v.zfec.total, v.zfec.segment_size), &convergence);
+        let cap = test.grid.upload_bytes(plaintext.clone()).await.unwrap();
+        assert_eq!(cap.to_string(), v.expected, "vector {i}: {}-of-{} {} bytes", v.zfec.required, v.zfec.total, v.sample.length);
+        // Read back a few of them (every size class once, the largest too).
+        if read_sizes.insert(v.sample.length) {
+            let Cap::Chk(chk_cap) = &cap else { panic!("vector {i} gave a non-CHK cap") };
+            let mut reader = test.grid.open_file(chk_cap).await.unwrap();
+            assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), plaintext, "vector {i} read back");
+        }
+        seen_params.insert((v.zfec.required, v.zfec.total));
+        largest = largest.max(v.sample.length);
+    }
+    assert_eq!(largest, 8 * 1024 * 1024 + 1);
+    for kn in [(1, 1), (1, 3), (2, 3), (3, 10), (71, 255), (101, 256)] {
+        assert!(seen_params.contains(&kn), "parameters {kn:?} not covered");
+    }
+}
