@@ -97,7 +97,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Put { file, random_key } => put(&node_dir, &file, random_key).await,
         Command::Get { cap, out } => get(&node_dir, &cap, out.as_deref()).await,
         Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
-        Command::Debug { command: DebugCommand::DumpShare { path } } => dump_share(&path),
+        Command::Debug {
+            command: DebugCommand::DumpShare { path },
+        } => dump_share(&path),
     }
 }
 
@@ -136,9 +138,17 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
     );
     for server in node.grid.servers() {
         let space = server.version().await.map(|v| v.available_space).unwrap_or(0);
-        eprintln!("  {} ({}) ready, {} MiB free", server.id().nickname, server.id().short_id(), space >> 20);
+        eprintln!(
+            "  {} ({}) ready, {} MiB free",
+            server.id().nickname,
+            server.id().short_id(),
+            space >> 20
+        );
     }
-    eprintln!("serving; try `lafs --node-dir {} put FILE`. Ctrl-C stops.", dir.display());
+    eprintln!(
+        "serving; try `lafs --node-dir {} put FILE`. Ctrl-C stops.",
+        dir.display()
+    );
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     eprintln!("stopping");
     Ok(())
@@ -147,14 +157,22 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
 async fn put(dir: &Path, file: &Path, random_key: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
     let source = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let meta = source.metadata().with_context(|| format!("cannot stat {}", file.display()))?;
+    let meta = source
+        .metadata()
+        .with_context(|| format!("cannot stat {}", file.display()))?;
     if !meta.is_file() {
         bail!("{} is not a regular file", file.display());
     }
     let size = meta.len();
     let bar = progress_bar(size);
-    let progress = bar.clone().map(|b| Arc::new(move |done: u64| b.set_position(done)) as crate::grid::upload::Progress);
-    let key = if random_key { KeyChoice::Random } else { KeyChoice::Convergent };
+    let progress = bar
+        .clone()
+        .map(|b| Arc::new(move |done: u64| b.set_position(done)) as crate::grid::upload::Progress);
+    let key = if random_key {
+        KeyChoice::Random
+    } else {
+        KeyChoice::Convergent
+    };
     let cap = node.grid.upload(source, size, key, progress).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -181,14 +199,18 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
         Some(path) => {
             // Write beside the target and rename, so a failed download never leaves a partial file under its name.
             let tmp = path.with_extension("lafs-partial");
-            let file = tokio::fs::File::create(&tmp).await.with_context(|| format!("cannot create {}", tmp.display()))?;
+            let file = tokio::fs::File::create(&tmp)
+                .await
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
             let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
             if let Err(e) = reader.write_to(&mut writer, progress_ref).await {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(e.into());
             }
             writer.into_inner().sync_all().await.context("fsync download")?;
-            tokio::fs::rename(&tmp, path).await.with_context(|| format!("cannot rename to {}", path.display()))?;
+            tokio::fs::rename(&tmp, path)
+                .await
+                .with_context(|| format!("cannot rename to {}", path.display()))?;
         }
         None => {
             let mut stdout = tokio::io::stdout();
@@ -204,7 +226,9 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
 async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
     use tokio::io::AsyncWriteExt;
     match out {
-        Some(path) => tokio::fs::write(path, data).await.with_context(|| format!("cannot write {}", path.display())),
+        Some(path) => tokio::fs::write(path, data)
+            .await
+            .with_context(|| format!("cannot write {}", path.display())),
         None => {
             let mut stdout = tokio::io::stdout();
             stdout.write_all(data).await?;
@@ -247,7 +271,11 @@ async fn check(dir: &Path, cap_text: &str, verify: bool) -> anyhow::Result<()> {
         if report.verified { ", every block verified" } else { "" }
     );
     if !report.is_recoverable() {
-        bail!("file is unrecoverable: {} shares needed, {} good found", report.needed, report.good_shares());
+        bail!(
+            "file is unrecoverable: {} shares needed, {} good found",
+            report.needed,
+            report.good_shares()
+        );
     }
     Ok(())
 }
@@ -262,7 +290,10 @@ fn dump_share(path: &Path) -> anyhow::Result<()> {
         for slot in 0..mutable_container::HEADER_LEASE_SLOTS {
             let at = 100 + slot * mutable_container::LEASE_SIZE;
             if let Some(lease) = raw.get(at..).and_then(mutable_container::Lease::decode) {
-                println!("  lease slot {slot}: owner {} expires {}", lease.owner_num, lease.expiration);
+                println!(
+                    "  lease slot {slot}: owner {} expires {}",
+                    lease.owner_num, lease.expiration
+                );
             }
         }
         return Ok(());
@@ -273,38 +304,64 @@ fn dump_share(path: &Path) -> anyhow::Result<()> {
     let word = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
     let (version, max_size, leases) = (word(0), word(4), word(8) as usize);
     if !(version == 1 || version == 2) {
-        bail!("{} is not a Tahoe share container (version field {version})", path.display());
+        bail!(
+            "{} is not a Tahoe share container (version field {version})",
+            path.display()
+        );
     }
     let data_len = raw
         .len()
         .checked_sub(12 + 72 * leases)
         .with_context(|| format!("{} is truncated: {leases} leases do not fit", path.display()))?;
-    println!("immutable share container v{version}, max size {max_size}, {leases} lease(s), {data_len} bytes of share data");
+    println!(
+        "immutable share container v{version}, max size {max_size}, {leases} lease(s), {data_len} bytes of share data"
+    );
     for i in 0..leases {
         let at = 12 + data_len + 72 * i;
         println!("  lease {i}: owner {} expires {}", word(at), word(at + 68));
     }
     let data = &raw[12..12 + data_len];
     let layout = ShareLayout::decode_header(data).map_err(|e| anyhow::anyhow!("share layout: {e}"))?;
-    println!("share layout v{}: block size {}, share data size {}", layout.version, layout.block_size, layout.data_size);
+    println!(
+        "share layout v{}: block size {}, share data size {}",
+        layout.version, layout.block_size, layout.data_size
+    );
     println!(
         "  offsets: data {} crypttext tree {} block hashes {} share hashes {} URI extension {}",
         layout.data, layout.crypttext_hash_tree, layout.block_hashes, layout.share_hashes, layout.uri_extension
     );
     let field = layout.ueb_length_field() as usize;
     let at = layout.uri_extension as usize;
-    let len_bytes = data.get(at..at + field).context("share is truncated before its URI extension block")?;
+    let len_bytes = data
+        .get(at..at + field)
+        .context("share is truncated before its URI extension block")?;
     let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
-    let packed = data.get(at + field..at + field + len).context("URI extension block is truncated")?;
+    let packed = data
+        .get(at + field..at + field + len)
+        .context("URI extension block is truncated")?;
     let ueb = UriExtension::parse(packed).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("URI extension block ({len} bytes, hash {}):", base32::encode(&ueb.hash()));
-    println!("  codec {} params {} tail {}", ueb.codec_name, ueb.codec_params, ueb.tail_codec_params);
-    println!("  size {} segment size {} segments {} needed {} total {}", ueb.size, ueb.segment_size, ueb.num_segments, ueb.needed_shares, ueb.total_shares);
+    println!(
+        "URI extension block ({len} bytes, hash {}):",
+        base32::encode(&ueb.hash())
+    );
+    println!(
+        "  codec {} params {} tail {}",
+        ueb.codec_name, ueb.codec_params, ueb.tail_codec_params
+    );
+    println!(
+        "  size {} segment size {} segments {} needed {} total {}",
+        ueb.size, ueb.segment_size, ueb.num_segments, ueb.needed_shares, ueb.total_shares
+    );
     println!("  crypttext hash {}", base32::encode(&ueb.crypttext_hash));
     println!("  crypttext root hash {}", base32::encode(&ueb.crypttext_root_hash));
     println!("  share root hash {}", base32::encode(&ueb.share_root_hash));
-    let chain = data.get(layout.share_hashes as usize..layout.uri_extension as usize).unwrap_or(&[]);
-    let indexes: Vec<String> = chain.chunks_exact(34).map(|c| u16::from_be_bytes([c[0], c[1]]).to_string()).collect();
+    let chain = data
+        .get(layout.share_hashes as usize..layout.uri_extension as usize)
+        .unwrap_or(&[]);
+    let indexes: Vec<String> = chain
+        .chunks_exact(34)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]).to_string())
+        .collect();
     println!("share hash chain nodes: {}", indexes.join(", "));
     Ok(())
 }

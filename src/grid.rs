@@ -55,9 +55,16 @@ impl Default for EncodingParams {
 impl EncodingParams {
     /// Checks 1 <= k <= happy <= N <= 256 and a non-zero segment size.
     pub fn validate(&self) -> Result<(), String> {
-        let EncodingParams { needed, happy, total, max_segment_size } = *self;
+        let EncodingParams {
+            needed,
+            happy,
+            total,
+            max_segment_size,
+        } = *self;
         if needed == 0 || needed > total || total > 256 {
-            return Err(format!("need 1 <= needed <= total <= 256, got needed={needed} total={total}"));
+            return Err(format!(
+                "need 1 <= needed <= total <= 256, got needed={needed} total={total}"
+            ));
         }
         if happy == 0 || happy > total {
             return Err(format!("need 1 <= happy <= total, got happy={happy} total={total}"));
@@ -108,7 +115,9 @@ pub enum Error {
         found: usize,
     },
     /// The shares could not be spread over enough servers.
-    #[error("servers of happiness not met: {happy} needed, shares could be placed on only {achieved} servers ({servers} servers usable)")]
+    #[error(
+        "servers of happiness not met: {happy} needed, shares could be placed on only {achieved} servers ({servers} servers usable)"
+    )]
     HappinessNotMet {
         /// required happiness
         happy: usize,
@@ -156,7 +165,11 @@ pub struct Grid {
 impl Grid {
     /// A grid over the given servers.
     pub fn new(servers: Vec<Arc<dyn StorageServer>>, params: EncodingParams, secrets: ClientSecrets) -> Self {
-        Grid { servers, params, secrets: Arc::new(secrets) }
+        Grid {
+            servers,
+            params,
+            secrets: Arc::new(secrets),
+        }
     }
 
     /// Opens (creating as needed) `count` on-disk servers under `dir` (`server-00`, `server-01`, …).
@@ -188,6 +201,9 @@ impl Grid {
     /// The servers in Tahoe's permuted order for `si`.
     pub fn permuted_servers(&self, si: StorageIndex) -> Vec<Arc<dyn StorageServer>> {
         let ids: Vec<_> = self.servers.iter().map(|s| s.id()).collect();
-        selection::permuted_order(&si.0, &ids).into_iter().map(|i| self.servers[i].clone()).collect()
+        selection::permuted_order(&si.0, &ids)
+            .into_iter()
+            .map(|i| self.servers[i].clone())
+            .collect()
     }
 }

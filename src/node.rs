@@ -98,7 +98,12 @@ struct GridSection {
 impl Default for GridSection {
     fn default() -> Self {
         let p = EncodingParams::default();
-        GridSection { needed: p.needed, happy: p.happy, total: p.total, max_segment_size: p.max_segment_size }
+        GridSection {
+            needed: p.needed,
+            happy: p.happy,
+            total: p.total,
+            max_segment_size: p.max_segment_size,
+        }
     }
 }
 
@@ -111,7 +116,10 @@ struct StorageSection {
 
 impl Default for StorageSection {
     fn default() -> Self {
-        StorageSection { path: PathBuf::from("storage"), servers: 10 }
+        StorageSection {
+            path: PathBuf::from("storage"),
+            servers: 10,
+        }
     }
 }
 
@@ -124,7 +132,10 @@ struct FrontendsSection {
 
 impl Default for FrontendsSection {
     fn default() -> Self {
-        FrontendsSection { sftp_listen: "127.0.0.1:8022".into(), ftp_listen: "127.0.0.1:8021".into() }
+        FrontendsSection {
+            sftp_listen: "127.0.0.1:8022".into(),
+            ftp_listen: "127.0.0.1:8021".into(),
+        }
     }
 }
 
@@ -147,7 +158,10 @@ pub struct NodeConfig {
 
 /// Parses and validates config text; `file` names it in errors.
 pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Error> {
-    let bad = |message: String| Error::BadConfig { file: file.to_string(), message };
+    let bad = |message: String| Error::BadConfig {
+        file: file.to_string(),
+        message,
+    };
     let raw: ConfigFile = toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().replace('\n', " ")))?;
     let params = EncodingParams {
         needed: raw.grid.needed,
@@ -159,10 +173,16 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         return Err(bad(format!("key grid.needed = {}: allowed 1..=256", params.needed)));
     }
     if params.total < params.needed || params.total > 256 {
-        return Err(bad(format!("key grid.total = {}: allowed grid.needed..=256 ({}..=256)", params.total, params.needed)));
+        return Err(bad(format!(
+            "key grid.total = {}: allowed grid.needed..=256 ({}..=256)",
+            params.total, params.needed
+        )));
     }
     if params.happy == 0 || params.happy > params.total {
-        return Err(bad(format!("key grid.happy = {}: allowed 1..=grid.total (1..={})", params.happy, params.total)));
+        return Err(bad(format!(
+            "key grid.happy = {}: allowed 1..=grid.total (1..={})",
+            params.happy, params.total
+        )));
     }
     if params.max_segment_size == 0 {
         return Err(bad("key grid.max_segment_size = 0: allowed 1 or more bytes".into()));
@@ -171,11 +191,17 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         return Err(bad("key storage.servers = 0: allowed 1 or more".into()));
     }
     let addr = |key: &str, value: &str| {
-        value
-            .parse::<SocketAddr>()
-            .map_err(|_| bad(format!("key frontends.{key} = {value:?}: allowed an IP:port address such as 127.0.0.1:8022")))
+        value.parse::<SocketAddr>().map_err(|_| {
+            bad(format!(
+                "key frontends.{key} = {value:?}: allowed an IP:port address such as 127.0.0.1:8022"
+            ))
+        })
     };
-    let storage_path = if raw.storage.path.is_absolute() { raw.storage.path } else { dir.join(raw.storage.path) };
+    let storage_path = if raw.storage.path.is_absolute() {
+        raw.storage.path
+    } else {
+        dir.join(raw.storage.path)
+    };
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
@@ -203,7 +229,8 @@ pub fn init(dir: &Path) -> Result<(), Error> {
         let path = private.join(name);
         if !path.exists() {
             // Tahoe's format: base32 of 32 random bytes, so a Tahoe node's file can be copied in.
-            fs::write(&path, base32::encode(&random_bytes::<32>()) + "\n").map_err(io(format!("write {}", path.display())))?;
+            fs::write(&path, base32::encode(&random_bytes::<32>()) + "\n")
+                .map_err(io(format!("write {}", path.display())))?;
             restrict_permissions(&path, 0o600)?;
         }
     }
@@ -230,13 +257,19 @@ pub fn load_config(dir: &Path) -> Result<NodeConfig, Error> {
 pub fn read_secret(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     let path = dir.join("private").join(name);
     let file = path.display().to_string();
-    let text = fs::read_to_string(&path).map_err(|e| Error::BadSecret { file: file.clone(), message: e.to_string() })?;
+    let text = fs::read_to_string(&path).map_err(|e| Error::BadSecret {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
     let secret = base32::decode(text.trim()).ok_or_else(|| Error::BadSecret {
         file: file.clone(),
         message: "not lowercase base32 (Tahoe's format)".into(),
     })?;
     if secret.is_empty() {
-        return Err(Error::BadSecret { file, message: "empty".into() });
+        return Err(Error::BadSecret {
+            file,
+            message: "empty".into(),
+        });
     }
     Ok(secret)
 }
@@ -254,7 +287,10 @@ impl Node {
     /// Loads the node at `dir` and opens its local grid.
     pub fn open(dir: &Path) -> Result<Node, Error> {
         let config = load_config(dir)?;
-        let secrets = ClientSecrets { convergence: read_secret(dir, "convergence")?, lease: read_secret(dir, "secret")? };
+        let secrets = ClientSecrets {
+            convergence: read_secret(dir, "convergence")?,
+            lease: read_secret(dir, "secret")?,
+        };
         let grid = Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?;
         Ok(Node { config, grid })
     }
@@ -287,7 +323,9 @@ mod tests {
             ("[grid]\nk = 3\n", "k"),
         ];
         for (text, key) in cases {
-            let err = parse_config(Path::new("/n"), "/n/lafs.toml", text).unwrap_err().to_string();
+            let err = parse_config(Path::new("/n"), "/n/lafs.toml", text)
+                .unwrap_err()
+                .to_string();
             assert!(err.starts_with("/n/lafs.toml: "), "{err}");
             assert!(err.contains(key), "{err} should name {key}");
         }

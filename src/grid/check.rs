@@ -89,10 +89,19 @@ impl Grid {
                     Some(_) => ShareHealth::Good,
                     None => ShareHealth::Bad("header or URI extension block does not match the cap".into()),
                 };
-                shares.push(ShareReport { share: location.share, server: location.server.id().nickname.clone(), health });
+                shares.push(ShareReport {
+                    share: location.share,
+                    server: location.server.id().nickname.clone(),
+                    health,
+                });
             }
             shares.sort_by_key(|s| s.share);
         }
-        Ok(CheckReport { needed: cap.needed as usize, total: cap.total as usize, shares, verified: verify })
+        Ok(CheckReport {
+            needed: cap.needed as usize,
+            total: cap.total as usize,
+            shares,
+            verified: verify,
+        })
     }
 }

@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+use rayon::prelude::*;
+
 use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::{self, Codec};
 use crate::grid::hashtree;
@@ -41,27 +44,42 @@ pub fn encrypt_segment(key: &[u8; 16], shape: &FileShape, segnum: u64, segment: 
 
 /// The erasure-coded blocks of one segment and their hashes, one per share.
 pub struct EncodedSegment {
-    /// Block `i` goes to share `i`.
-    pub blocks: Vec<Vec<u8>>,
+    /// Block `i` goes to share `i`; the first k are slices of the ciphertext itself.
+    pub blocks: Vec<Bytes>,
     /// `block_hash(blocks[i])`.
     pub hashes: Vec<Hash>,
 }
 
 /// Pads, splits and erasure-codes one ciphertext segment, and hashes each block.
-pub fn encode_segment(codec: &Codec, shape: &FileShape, segnum: u64, ciphertext: &[u8]) -> Result<EncodedSegment, erasure::Error> {
+///
+/// The k data blocks are slices of `ciphertext` (only the tail segment is
+/// copied, to pad it); the block hashes are computed on the rayon pool because
+/// they are most of an upload's CPU time.
+pub fn encode_segment(
+    codec: &Codec,
+    shape: &FileShape,
+    segnum: u64,
+    ciphertext: Bytes,
+) -> Result<EncodedSegment, erasure::Error> {
     let block_len = shape.block_len(segnum) as usize;
     let k = shape.needed;
-    let mut padded = ciphertext.to_vec();
-    padded.resize(block_len * k, 0);
-    let mut blocks: Vec<Vec<u8>> = padded.chunks(block_len.max(1)).take(k).map(<[u8]>::to_vec).collect();
-    blocks.resize(k, Vec::new());
+    let padded = if ciphertext.len() == block_len * k {
+        ciphertext
+    } else {
+        let mut copy = ciphertext.to_vec();
+        copy.resize(block_len * k, 0);
+        Bytes::from(copy)
+    };
+    let mut blocks: Vec<Bytes> = (0..k)
+        .map(|i| padded.slice(i * block_len..(i + 1) * block_len))
+        .collect();
     let mut check = vec![vec![0u8; block_len]; shape.total - k];
     if block_len > 0 {
-        let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
         codec.encode_check_blocks(&refs, &mut check)?;
     }
-    blocks.extend(check);
-    let hashes = blocks.iter().map(|b| block_hash(b)).collect();
+    blocks.extend(check.into_iter().map(Bytes::from));
+    let hashes = blocks.par_iter().map(|b| block_hash(b)).collect();
     Ok(EncodedSegment { blocks, hashes })
 }
 
@@ -176,7 +194,13 @@ fn ueb_for(shape: &FileShape, crypttext_hash: Hash, crypttext_root_hash: Hash, s
 }
 
 /// Encodes a whole in-memory file: the reference path the streaming uploader must agree with.
-pub fn encode_in_memory(plaintext: &[u8], secret: &[u8], needed: usize, total: usize, max_segment_size: u64) -> Result<(FinishedEncoding, Vec<Vec<u8>>), erasure::Error> {
+pub fn encode_in_memory(
+    plaintext: &[u8],
+    secret: &[u8],
+    needed: usize,
+    total: usize,
+    max_segment_size: u64,
+) -> Result<(FinishedEncoding, Vec<Vec<u8>>), erasure::Error> {
     let shape = FileShape::new(plaintext.len() as u64, needed, total, max_segment_size);
     let codec = Codec::new(needed, total)?;
     let mut hasher = ConvergentKeyHasher::new(secret, &shape);
@@ -189,7 +213,7 @@ pub fn encode_in_memory(plaintext: &[u8], secret: &[u8], needed: usize, total: u
         let mut segment = plaintext[start..start + shape.segment_len(segnum) as usize].to_vec();
         encrypt_segment(&key, &shape, segnum, &mut segment);
         hashes.add_ciphertext(&segment);
-        let encoded = encode_segment(&codec, &shape, segnum, &segment)?;
+        let encoded = encode_segment(&codec, &shape, segnum, Bytes::from(segment))?;
         hashes.add_block_hashes(&encoded.hashes);
         for (share, block) in data.iter_mut().zip(encoded.blocks) {
             share.extend_from_slice(&block);
@@ -217,14 +241,21 @@ pub enum ShareError {
 }
 
 /// Checks one share's hash region (from `layout.crypttext_hash_tree` to `layout.uri_extension`).
-pub fn verify_share_hashes(region: &[u8], layout: &ShareLayout, ueb: &UriExtension, shnum: usize) -> Result<VerifiedShareHashes, ShareError> {
+pub fn verify_share_hashes(
+    region: &[u8],
+    layout: &ShareLayout,
+    ueb: &UriExtension,
+    shnum: usize,
+) -> Result<VerifiedShareHashes, ShareError> {
     let num_segments = ueb.num_segments as usize;
     let tree_bytes = hashtree::node_count(num_segments) * 32;
     let at = |offset: u64| (offset - layout.crypttext_hash_tree) as usize;
     let block_tree = region
         .get(at(layout.block_hashes)..at(layout.block_hashes) + tree_bytes)
         .ok_or(ShareError::Malformed)?;
-    let chain = region.get(at(layout.share_hashes)..at(layout.uri_extension)).ok_or(ShareError::Malformed)?;
+    let chain = region
+        .get(at(layout.share_hashes)..at(layout.uri_extension))
+        .ok_or(ShareError::Malformed)?;
     let first_leaf = hashtree::leaf_slots(num_segments) - 1;
     let block_leaves: Vec<Hash> = block_tree
         .chunks_exact(32)
@@ -243,7 +274,12 @@ pub fn verify_share_hashes(region: &[u8], layout: &ShareLayout, ueb: &UriExtensi
     }
     let nodes: BTreeMap<usize, Hash> = chain
         .chunks_exact(34)
-        .map(|c| (u16::from_be_bytes([c[0], c[1]]) as usize, c[2..].try_into().unwrap_or([0; 32])))
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]) as usize,
+                c[2..].try_into().unwrap_or([0; 32]),
+            )
+        })
         .collect();
     let total = ueb.total_shares as usize;
     let expected: Vec<usize> = hashtree::needed_hashes(shnum, total, true);
@@ -304,7 +340,8 @@ mod tests {
         assert!(ueb.is_none(), "slicing mid-field must not parse");
         for (shnum, trailer) in done.trailers.iter().enumerate() {
             let base = done.layout.plaintext_hash_tree;
-            let region = &trailer[(done.layout.crypttext_hash_tree - base) as usize..(done.layout.uri_extension - base) as usize];
+            let region = &trailer
+                [(done.layout.crypttext_hash_tree - base) as usize..(done.layout.uri_extension - base) as usize];
             let ueb_bytes = &trailer[(done.layout.uri_extension - base + 4) as usize..];
             let ueb = UriExtension::parse(ueb_bytes).unwrap();
             assert_eq!(ueb.hash(), done.cap.ueb_hash);
@@ -312,7 +349,10 @@ mod tests {
             assert_eq!(verified.block_leaves.len(), 3);
             assert_eq!(verify_crypttext_leaves(region, &ueb).unwrap().len(), 3);
             // Another share's position must not verify.
-            assert_eq!(verify_share_hashes(region, &done.layout, &ueb, (shnum + 1) % 10).err(), Some(ShareError::HashMismatch));
+            assert_eq!(
+                verify_share_hashes(region, &done.layout, &ueb, (shnum + 1) % 10).err(),
+                Some(ShareError::HashMismatch)
+            );
         }
     }
 }

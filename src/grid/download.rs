@@ -64,7 +64,10 @@ pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> 
     let mut found = Vec::new();
     for (server, listing) in servers.into_iter().zip(listings) {
         match listing {
-            Ok(shares) => found.extend(shares.into_iter().map(|share| ShareLocation { share, server: server.clone() })),
+            Ok(shares) => found.extend(shares.into_iter().map(|share| ShareLocation {
+                share,
+                server: server.clone(),
+            })),
             Err(e) => tracing::warn!(server = %server.id().nickname, "cannot list shares: {e}"),
         }
     }
@@ -72,11 +75,23 @@ pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> 
 }
 
 /// Reads a share's header and UEB; `None` if it is unreadable or the UEB does not match `ueb_hash`.
-pub async fn read_share_ueb(si: StorageIndex, location: &ShareLocation, ueb_hash: &Hash) -> Option<(ShareLayout, UriExtension)> {
-    let header = location.server.read_share(si, location.share, 0, MAX_HEADER).await.ok()?;
+pub async fn read_share_ueb(
+    si: StorageIndex,
+    location: &ShareLocation,
+    ueb_hash: &Hash,
+) -> Option<(ShareLayout, UriExtension)> {
+    let header = location
+        .server
+        .read_share(si, location.share, 0, MAX_HEADER)
+        .await
+        .ok()?;
     let layout = ShareLayout::decode_header(&header).ok()?;
     let field = layout.ueb_length_field();
-    let len_bytes = location.server.read_share(si, location.share, layout.uri_extension, field).await.ok()?;
+    let len_bytes = location
+        .server
+        .read_share(si, location.share, layout.uri_extension, field)
+        .await
+        .ok()?;
     if len_bytes.len() as u64 != field {
         return None;
     }
@@ -84,7 +99,11 @@ pub async fn read_share_ueb(si: StorageIndex, location: &ShareLocation, ueb_hash
     if len > 1 << 20 {
         return None;
     }
-    let packed = location.server.read_share(si, location.share, layout.uri_extension + field, len).await.ok()?;
+    let packed = location
+        .server
+        .read_share(si, location.share, layout.uri_extension + field, len)
+        .await
+        .ok()?;
     if ueb::hash_packed(&packed) != *ueb_hash {
         return None;
     }
@@ -104,14 +123,25 @@ impl Grid {
             let Some((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
                 continue;
             };
-            if ueb.needed_shares != u64::from(cap.needed) || ueb.total_shares != u64::from(cap.total) || ueb.size != cap.size {
+            if ueb.needed_shares != u64::from(cap.needed)
+                || ueb.total_shares != u64::from(cap.total)
+                || ueb.size != cap.size
+            {
                 return Err(Error::IntegrityFailure { storage_index: si });
             }
             let region = location
                 .server
-                .read_share(si, location.share, layout.crypttext_hash_tree, layout.uri_extension - layout.crypttext_hash_tree)
+                .read_share(
+                    si,
+                    location.share,
+                    layout.crypttext_hash_tree,
+                    layout.uri_extension - layout.crypttext_hash_tree,
+                )
                 .await;
-            if let Ok(leaves) = region.map_err(|_| ()).and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ())) {
+            if let Ok(leaves) = region
+                .map_err(|_| ())
+                .and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ()))
+            {
                 ueb_and_tree = Some((ueb, leaves));
                 break;
             }
@@ -130,7 +160,10 @@ impl Grid {
                 n => ueb.size - (n - 1) * ueb.segment_size,
             },
         };
-        if shape.segment_size == 0 || shape.segment_size % needed as u64 != 0 || ueb.size.div_ceil(shape.segment_size) != ueb.num_segments {
+        if shape.segment_size == 0
+            || !shape.segment_size.is_multiple_of(needed as u64)
+            || ueb.size.div_ceil(shape.segment_size) != ueb.num_segments
+        {
             return Err(Error::IntegrityFailure { storage_index: si });
         }
         let mut reader = FileReader {
@@ -166,7 +199,10 @@ impl FileReader {
         while self.active.len() < needed {
             let have: BTreeSet<ShareNum> = self.active.iter().map(|g| g.location.share).collect();
             let Some(pos) = self.spare.iter().position(|l| !have.contains(&l.share)) else {
-                return Err(Error::NotEnoughShares { needed, found: self.active.len() });
+                return Err(Error::NotEnoughShares {
+                    needed,
+                    found: self.active.len(),
+                });
             };
             let location = self.spare.remove(pos);
             match self.verify_share(&location).await {
@@ -181,7 +217,12 @@ impl FileReader {
         let (layout, _) = read_share_ueb(self.si, location, &self.cap.ueb_hash).await?;
         let region = location
             .server
-            .read_share(self.si, location.share, layout.crypttext_hash_tree, layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?)
+            .read_share(
+                self.si,
+                location.share,
+                layout.crypttext_hash_tree,
+                layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?,
+            )
             .await
             .ok()?;
         let hashes = chk::verify_share_hashes(&region, &layout, &self.ueb, location.share as usize).ok()?;
@@ -192,13 +233,20 @@ impl FileReader {
         if hashes.block_leaves.len() as u64 != self.shape.num_segments {
             return None;
         }
-        Some(GoodShare { location: location.clone(), layout, hashes })
+        Some(GoodShare {
+            location: location.clone(),
+            layout,
+            hashes,
+        })
     }
 
     async fn report_bad(&mut self, location: &ShareLocation, reason: &str) {
         self.rejected.push((location.clone(), reason.to_string()));
         tracing::warn!(storage_index = %self.si, share = location.share, server = %location.server.id().nickname, "skipping bad share: {reason}");
-        let _ = location.server.advise_corrupt_share(self.si, location.share, reason).await;
+        let _ = location
+            .server
+            .advise_corrupt_share(self.si, location.share, reason)
+            .await;
     }
 
     /// Shares found bad so far.
@@ -230,7 +278,8 @@ impl FileReader {
                     for share in bad_shares {
                         if let Some(pos) = self.active.iter().position(|g| g.location.share == share) {
                             let gone = self.active.remove(pos);
-                            self.report_bad(&gone.location, "block hash mismatch or unreadable block").await;
+                            self.report_bad(&gone.location, "block hash mismatch or unreadable block")
+                                .await;
                         }
                     }
                     self.fill_active().await?;
@@ -240,7 +289,11 @@ impl FileReader {
     }
 
     /// Streams the whole file into `out`, fetching the next segment while the current one is decoded.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, out: &mut W, progress: Option<&(dyn Fn(u64) + Send + Sync)>) -> Result<(), Error> {
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        out: &mut W,
+        progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+    ) -> Result<(), Error> {
         self.write_range_to(0, self.size(), out, progress).await
     }
 
@@ -267,7 +320,12 @@ impl FileReader {
                 None => fetch_blocks(self.si, &self.active, &self.shape, segnum).await,
             };
             if segnum < last {
-                ahead = Some(tokio::spawn(prefetch(self.si, self.active.clone(), self.shape, segnum + 1)));
+                ahead = Some(tokio::spawn(prefetch(
+                    self.si,
+                    self.active.clone(),
+                    self.shape,
+                    segnum + 1,
+                )));
             }
             let work = SegmentWork {
                 shape: self.shape,
@@ -284,15 +342,19 @@ impl FileReader {
             let seg_start = segnum * seg;
             let from = offset.saturating_sub(seg_start) as usize;
             let to = ((end - seg_start) as usize).min(plaintext.len());
-            out.write_all(&plaintext[from..to])
-                .await
-                .map_err(|e| Error::Io { context: "write download".into(), source: e })?;
+            out.write_all(&plaintext[from..to]).await.map_err(|e| Error::Io {
+                context: "write download".into(),
+                source: e,
+            })?;
             done += (to - from) as u64;
             if let Some(progress) = progress {
                 progress(done);
             }
         }
-        out.flush().await.map_err(|e| Error::Io { context: "write download".into(), source: e })
+        out.flush().await.map_err(|e| Error::Io {
+            context: "write download".into(),
+            source: e,
+        })
     }
 
     /// Reads `len` bytes from `offset` into memory.
@@ -341,7 +403,12 @@ type Fetched = Vec<(Arc<GoodShare>, Result<Vec<u8>, String>)>;
 async fn read_block(si: StorageIndex, good: &GoodShare, shape: &FileShape, segnum: u64) -> Result<Vec<u8>, String> {
     let offset = good.layout.data + segnum * shape.block_size();
     let len = shape.block_len(segnum);
-    let block = good.location.server.read_share(si, good.location.share, offset, len).await.map_err(|e| e.to_string())?;
+    let block = good
+        .location
+        .server
+        .read_share(si, good.location.share, offset, len)
+        .await
+        .map_err(|e| e.to_string())?;
     if block.len() as u64 != len {
         return Err("short block".into());
     }
@@ -349,7 +416,9 @@ async fn read_block(si: StorageIndex, good: &GoodShare, shape: &FileShape, segnu
 }
 
 async fn fetch_blocks(si: StorageIndex, active: &[Arc<GoodShare>], shape: &FileShape, segnum: u64) -> Fetched {
-    let reads = active.iter().map(|g| async move { (g.clone(), read_block(si, g, shape, segnum).await) });
+    let reads = active
+        .iter()
+        .map(|g| async move { (g.clone(), read_block(si, g, shape, segnum).await) });
     join_all(reads).await
 }
 

@@ -88,8 +88,7 @@ impl Codec {
             None
         } else {
             Some(std::sync::Arc::new(
-                ReedSolomon::new(needed, total - needed)
-                    .map_err(|_| Error::InvalidParameters { needed, total })?,
+                ReedSolomon::new(needed, total - needed).map_err(|_| Error::InvalidParameters { needed, total })?,
             ))
         };
         Ok(Codec { needed, total, rs })
@@ -153,10 +152,7 @@ impl Codec {
             rs.reconstruct_data(&mut slots).map_err(|_| Error::BadShape)?;
         }
         slots.truncate(self.needed);
-        slots
-            .into_iter()
-            .map(|slot| slot.ok_or(Error::BadShape))
-            .collect()
+        slots.into_iter().map(|slot| slot.ok_or(Error::BadShape)).collect()
     }
 }
 
@@ -193,7 +189,9 @@ mod tests {
     #[test]
     fn too_few_blocks_is_reported_with_counts() {
         let codec = Codec::new(3, 5).unwrap();
-        let err = codec.decode(vec![(0, vec![1]), (4, vec![2]), (4, vec![2])]).unwrap_err();
+        let err = codec
+            .decode(vec![(0, vec![1]), (4, vec![2]), (4, vec![2])])
+            .unwrap_err();
         assert_eq!(err, Error::NotEnoughBlocks { needed: 3, found: 2 });
     }
 

@@ -127,10 +127,8 @@ mod tests {
             let l = leaves(n);
             let tree = build(&l);
             for (i, leaf) in l.iter().enumerate() {
-                let nodes: BTreeMap<usize, Hash> = needed_hashes(i, n, false)
-                    .into_iter()
-                    .map(|j| (j, tree[j]))
-                    .collect();
+                let nodes: BTreeMap<usize, Hash> =
+                    needed_hashes(i, n, false).into_iter().map(|j| (j, tree[j])).collect();
                 assert!(verify_leaf(i, n, leaf, &nodes, &tree[0]));
                 assert!(!verify_leaf(i, n, &[9u8; 32], &nodes, &tree[0]));
             }

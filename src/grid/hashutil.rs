@@ -10,8 +10,7 @@ pub mod tag {
     pub const UEB: &[u8] = b"allmydata_uri_extension_v1";
     pub const CIPHERTEXT: &[u8] = b"allmydata_crypttext_v1";
     pub const CIPHERTEXT_SEGMENT: &[u8] = b"allmydata_crypttext_segment_v1";
-    pub const CONVERGENT_ENCRYPTION: &[u8] =
-        b"allmydata_immutable_content_to_key_with_added_secret_v1+";
+    pub const CONVERGENT_ENCRYPTION: &[u8] = b"allmydata_immutable_content_to_key_with_added_secret_v1+";
     pub const CLIENT_RENEWAL: &[u8] = b"allmydata_client_renewal_secret_v1";
     pub const CLIENT_CANCEL: &[u8] = b"allmydata_client_cancel_secret_v1";
     pub const FILE_RENEWAL: &[u8] = b"allmydata_file_renewal_secret_v1";
@@ -19,10 +18,8 @@ pub mod tag {
     pub const BUCKET_RENEWAL: &[u8] = b"allmydata_bucket_renewal_secret_v1";
     pub const BUCKET_CANCEL: &[u8] = b"allmydata_bucket_cancel_secret_v1";
     pub const MUTABLE_WRITEKEY: &[u8] = b"allmydata_mutable_privkey_to_writekey_v1";
-    pub const MUTABLE_WRITE_ENABLER_MASTER: &[u8] =
-        b"allmydata_mutable_writekey_to_write_enabler_master_v1";
-    pub const MUTABLE_WRITE_ENABLER: &[u8] =
-        b"allmydata_mutable_write_enabler_master_and_nodeid_to_write_enabler_v1";
+    pub const MUTABLE_WRITE_ENABLER_MASTER: &[u8] = b"allmydata_mutable_writekey_to_write_enabler_master_v1";
+    pub const MUTABLE_WRITE_ENABLER: &[u8] = b"allmydata_mutable_write_enabler_master_and_nodeid_to_write_enabler_v1";
     pub const MUTABLE_PUBKEY: &[u8] = b"allmydata_mutable_pubkey_to_fingerprint_v1";
     pub const MUTABLE_READKEY: &[u8] = b"allmydata_mutable_writekey_to_readkey_v1";
     pub const MUTABLE_DATAKEY: &[u8] = b"allmydata_mutable_readkey_to_datakey_v1";
@@ -114,17 +111,10 @@ pub fn storage_index_hash(key: &[u8; 16]) -> [u8; 16] {
 }
 
 /// The tag under which a plaintext is hashed to its convergent key.
-pub fn convergence_tag(
-    needed: usize,
-    total: usize,
-    segment_size: u64,
-    secret: &[u8],
-) -> Vec<u8> {
+pub fn convergence_tag(needed: usize, total: usize, segment_size: u64, secret: &[u8]) -> Vec<u8> {
     let mut tag = tag::CONVERGENT_ENCRYPTION.to_vec();
     tag.extend_from_slice(&netstring(secret));
-    tag.extend_from_slice(&netstring(
-        format!("{needed},{total},{segment_size}").as_bytes(),
-    ));
+    tag.extend_from_slice(&netstring(format!("{needed},{total},{segment_size}").as_bytes()));
     tag
 }
 
@@ -171,11 +161,17 @@ mod tests {
     // Known answers from Tahoe's test_hashutil.py.
     #[test]
     fn matches_tahoe_hashutil_vectors() {
-        assert_eq!(b32(&tagged_hash16(tag::STORAGE_INDEX, b"")), "qb5igbhcc5esa6lwqorsy7e6am");
+        assert_eq!(
+            b32(&tagged_hash16(tag::STORAGE_INDEX, b"")),
+            "qb5igbhcc5esa6lwqorsy7e6am"
+        );
         assert_eq!(b32(&storage_index_hash(&[b'x'; 16])), "wvggbrnrezdpa5yayrgiw5nzja");
         let key = base32::decode_array::<16>("2ckv3dfzh6rgjis6ogfqhyxnzy").unwrap();
         assert_eq!(b32(&storage_index_hash(&key)), "aarbseqqrpsfowduchcjbonscq");
-        assert_eq!(b32(&block_hash(b"")), "msjr5bh4evuh7fa3zw7uovixfbvlnstr5b65mrerwfnvjxig2jvq");
+        assert_eq!(
+            b32(&block_hash(b"")),
+            "msjr5bh4evuh7fa3zw7uovixfbvlnstr5b65mrerwfnvjxig2jvq"
+        );
         assert_eq!(
             b32(&tagged_hash(tag::UEB, b"")),
             "wthsu45q7zewac2mnivoaa4ulh5xvbzdmsbuyztq2a5fzxdrnkka"
@@ -203,7 +199,10 @@ mod tests {
             "e7imrzgzaoashsncacvy3oysdd2m5yvtooo4gmj4mjlopsazmvuq"
         );
         let seed = base32::decode("u33m4y7klhz3bypswqkozwetvabelhxt").unwrap();
-        assert_eq!(b32(&permute_server_hash(b"SI", &seed)), "kb4354zeeurpo3ze5e275wzbynm6hlap");
+        assert_eq!(
+            b32(&permute_server_hash(b"SI", &seed)),
+            "kb4354zeeurpo3ze5e275wzbynm6hlap"
+        );
     }
 
     #[test]

@@ -203,7 +203,11 @@ impl ShareLayout {
     /// Reads a header from the first bytes of a share.
     pub fn decode_header(bytes: &[u8]) -> Result<Self, Error> {
         let version = u32::from_be_bytes(
-            bytes.get(..4).ok_or(Error::BadHeader)?.try_into().map_err(|_| Error::BadHeader)?,
+            bytes
+                .get(..4)
+                .ok_or(Error::BadHeader)?
+                .try_into()
+                .map_err(|_| Error::BadHeader)?,
         );
         let width = match version {
             1 => 4,
@@ -216,8 +220,16 @@ impl ShareLayout {
             let raw = bytes.get(at..at + width).ok_or(Error::BadHeader)?;
             *field = raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
         }
-        let [block_size, data_size, data, plaintext_hash_tree, crypttext_hash_tree, block_hashes, share_hashes, uri_extension] =
-            fields;
+        let [
+            block_size,
+            data_size,
+            data,
+            plaintext_hash_tree,
+            crypttext_hash_tree,
+            block_hashes,
+            share_hashes,
+            uri_extension,
+        ] = fields;
         let layout = ShareLayout {
             version,
             block_size,
@@ -229,7 +241,14 @@ impl ShareLayout {
             share_hashes,
             uri_extension,
         };
-        let ordered = [data, plaintext_hash_tree, crypttext_hash_tree, block_hashes, share_hashes, uri_extension];
+        let ordered = [
+            data,
+            plaintext_hash_tree,
+            crypttext_hash_tree,
+            block_hashes,
+            share_hashes,
+            uri_extension,
+        ];
         if data < 4 + 8 * width as u64 || ordered.windows(2).any(|w| w[0] > w[1]) {
             return Err(Error::BadOffsets);
         }

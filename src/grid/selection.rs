@@ -85,7 +85,10 @@ mod tests {
     use super::*;
 
     fn placements(pairs: &[(ShareNum, &[usize])]) -> BTreeMap<ShareNum, BTreeSet<usize>> {
-        pairs.iter().map(|(s, servers)| (*s, servers.iter().copied().collect())).collect()
+        pairs
+            .iter()
+            .map(|(s, servers)| (*s, servers.iter().copied().collect()))
+            .collect()
     }
 
     #[test]
@@ -110,8 +113,16 @@ mod tests {
 
     #[test]
     fn permuted_order_matches_tahoe_hash() {
-        let a = ServerId { nickname: "a".into(), node_id: [0; 20], permutation_seed: b"seed-a".to_vec() };
-        let b = ServerId { nickname: "b".into(), node_id: [1; 20], permutation_seed: b"seed-b".to_vec() };
+        let a = ServerId {
+            nickname: "a".into(),
+            node_id: [0; 20],
+            permutation_seed: b"seed-a".to_vec(),
+        };
+        let b = ServerId {
+            nickname: "b".into(),
+            node_id: [1; 20],
+            permutation_seed: b"seed-b".to_vec(),
+        };
         let order = permuted_order(b"SI", &[&a, &b]);
         let ha = permute_server_hash(b"SI", b"seed-a");
         let hb = permute_server_hash(b"SI", b"seed-b");

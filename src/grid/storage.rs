@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::grid::base32;
 use crate::grid::hashutil::Hash;
@@ -182,7 +183,7 @@ pub trait StorageServer: Send + Sync + fmt::Debug {
         storage_index: StorageIndex,
         share_num: ShareNum,
         offset: u64,
-        data: Vec<u8>,
+        data: Bytes,
     ) -> Result<(), Error>;
 
     /// Makes a written share durable and visible.

@@ -98,9 +98,7 @@ impl UriExtension {
                 .and_then(|v| String::from_utf8(v.to_vec()).ok())
                 .ok_or(Error::MissingField(k))
         };
-        let int = |k: &'static str| -> Result<u64, Error> {
-            text(k)?.parse().map_err(|_| Error::MissingField(k))
-        };
+        let int = |k: &'static str| -> Result<u64, Error> { text(k)?.parse().map_err(|_| Error::MissingField(k)) };
         let hash = |k: &'static str| -> Result<Hash, Error> {
             fields
                 .get(k)
@@ -164,6 +162,9 @@ mod tests {
         packed.extend_from_slice(&sample().pack());
         assert_eq!(UriExtension::parse(&packed), Ok(sample()));
         assert_eq!(UriExtension::parse(b"size:5:12"), Err(Error::Malformed));
-        assert_eq!(UriExtension::parse(b"size:2:12,"), Err(Error::MissingField("codec_name")));
+        assert_eq!(
+            UriExtension::parse(b"size:2:12,"),
+            Err(Error::MissingField("codec_name"))
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
@@ -59,7 +60,11 @@ impl Placement {
     }
 
     fn server_count(&self) -> usize {
-        self.existing.keys().chain(self.allocated.keys()).collect::<BTreeSet<_>>().len()
+        self.existing
+            .keys()
+            .chain(self.allocated.keys())
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 
     async fn abort_all(&self, si: StorageIndex) {
@@ -87,7 +92,11 @@ impl Placement {
         }
         let achieved = self.happiness();
         if achieved < happy {
-            return Err(Error::HappinessNotMet { happy, achieved, servers: self.server_count() });
+            return Err(Error::HappinessNotMet {
+                happy,
+                achieved,
+                servers: self.server_count(),
+            });
         }
         Ok(())
     }
@@ -97,7 +106,8 @@ impl Grid {
     /// Stores `data` as an immutable file with a convergent key; returns its cap.
     pub async fn upload_bytes(&self, data: Vec<u8>) -> Result<Cap, Error> {
         let size = data.len() as u64;
-        self.upload(std::io::Cursor::new(data), size, KeyChoice::Convergent, None).await
+        self.upload(std::io::Cursor::new(data), size, KeyChoice::Convergent, None)
+            .await
     }
 
     /// Stores `size` bytes read from `source` as an immutable file; returns its cap.
@@ -112,10 +122,10 @@ impl Grid {
     ) -> Result<Cap, Error> {
         if size <= LITERAL_THRESHOLD {
             let mut data = Vec::with_capacity(size as usize);
-            source
-                .take(size + 1)
-                .read_to_end(&mut data)
-                .map_err(|e| Error::Io { context: "read upload source".into(), source: e })?;
+            source.take(size + 1).read_to_end(&mut data).map_err(|e| Error::Io {
+                context: "read upload source".into(),
+                source: e,
+            })?;
             if data.len() as u64 != size {
                 return Err(source_changed());
             }
@@ -129,18 +139,9 @@ impl Grid {
             KeyChoice::Convergent => {
                 let secret = self.secrets().convergence.clone();
                 blocking(move || {
-                    let mut hasher = ConvergentKeyHasher::new(&secret, &shape);
-                    let mut buf = vec![0u8; 1 << 20];
-                    let mut remaining = size;
+                    let key = convergent_key(&mut source, size, &secret, &shape)?;
                     source.seek(SeekFrom::Start(0)).map_err(read_error)?;
-                    while remaining > 0 {
-                        let n = remaining.min(buf.len() as u64) as usize;
-                        source.read_exact(&mut buf[..n]).map_err(read_error)?;
-                        hasher.update(&buf[..n]);
-                        remaining -= n as u64;
-                    }
-                    source.seek(SeekFrom::Start(0)).map_err(read_error)?;
-                    Ok((source, hasher.finalize()))
+                    Ok((source, key))
                 })
                 .await?
             }
@@ -149,7 +150,9 @@ impl Grid {
         let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
         let layout = ShareLayout::for_upload(&shape, ueb_len);
         let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
-        let result = self.encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress).await;
+        let result = self
+            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress)
+            .await;
         match result {
             Ok(cap) => Ok(cap),
             Err(e) => {
@@ -177,33 +180,63 @@ impl Grid {
                 Err(e) => tracing::warn!(server = %servers[i].id().nickname, "server unusable for upload: {e}"),
             }
         }
-        let mut placement = Placement { servers, existing, allocated: BTreeMap::new() };
+        let mut placement = Placement {
+            servers,
+            existing,
+            allocated: BTreeMap::new(),
+        };
         let all_shares: Vec<ShareNum> = (0..params.total as ShareNum).collect();
         loop {
-            let placed: BTreeSet<ShareNum> = placement.existing.values().chain(placement.allocated.values()).flatten().copied().collect();
+            let placed: BTreeSet<ShareNum> = placement
+                .existing
+                .values()
+                .chain(placement.allocated.values())
+                .flatten()
+                .copied()
+                .collect();
             let homeless: Vec<ShareNum> = all_shares.iter().copied().filter(|s| !placed.contains(s)).collect();
             if homeless.is_empty() || usable.is_empty() {
                 break;
             }
             let load: BTreeMap<usize, usize> = usable
                 .iter()
-                .map(|&s| (s, placement.existing.get(&s).map_or(0, BTreeSet::len) + placement.allocated.get(&s).map_or(0, BTreeSet::len)))
+                .map(|&s| {
+                    (
+                        s,
+                        placement.existing.get(&s).map_or(0, BTreeSet::len)
+                            + placement.allocated.get(&s).map_or(0, BTreeSet::len),
+                    )
+                })
                 .collect();
             let assignment = selection::assign_homeless(&homeless, &usable, &load);
             let requests = assignment.iter().map(|(&server, shares)| {
                 let s = placement.servers[server].clone();
                 let lease = self.secrets().lease_for(si, &s.id().node_id);
                 let shares = shares.clone();
-                async move { (server, shares.clone(), s.allocate_buckets(si, lease, &shares, allocated_size).await) }
+                async move {
+                    (
+                        server,
+                        shares.clone(),
+                        s.allocate_buckets(si, lease, &shares, allocated_size).await,
+                    )
+                }
             });
             for (server, asked, answer) in join_all(requests).await {
                 match answer {
                     Ok(allocation) => {
                         if !allocation.already_have.is_empty() {
-                            placement.existing.entry(server).or_default().extend(allocation.already_have.iter().copied());
+                            placement
+                                .existing
+                                .entry(server)
+                                .or_default()
+                                .extend(allocation.already_have.iter().copied());
                         }
                         if !allocation.allocated.is_empty() {
-                            placement.allocated.entry(server).or_default().extend(allocation.allocated.iter().copied());
+                            placement
+                                .allocated
+                                .entry(server)
+                                .or_default()
+                                .extend(allocation.allocated.iter().copied());
                         }
                         let answered = allocation.allocated.len() + allocation.already_have.len();
                         if answered < asked.len() {
@@ -221,7 +254,11 @@ impl Grid {
         let achieved = placement.happiness();
         if achieved < params.happy {
             placement.abort_all(si).await;
-            return Err(Error::HappinessNotMet { happy: params.happy, achieved, servers: placement.server_count() });
+            return Err(Error::HappinessNotMet {
+                happy: params.happy,
+                achieved,
+                servers: placement.server_count(),
+            });
         }
         Ok(placement)
     }
@@ -239,11 +276,12 @@ impl Grid {
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
         let happy = self.params().happy;
-        let header = layout.encode_header();
-        self.write_to_all(placement, si, happy, |_| Some((0, header.clone()))).await?;
+        let header = Bytes::from(layout.encode_header());
+        self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
+            .await?;
 
-        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Vec<u8>)>(2);
-        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Vec<u8>>)>(2);
+        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes)>(2);
+        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>)>(2);
         let reader = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
             let mut hashes = ChkHashes::new(shape);
             let mut done = 0u64;
@@ -253,7 +291,7 @@ impl Grid {
                 chk::encrypt_segment(&key, &shape, segnum, &mut segment);
                 hashes.add_ciphertext(&segment);
                 done += segment.len() as u64;
-                if cipher_tx.blocking_send((segnum, segment)).is_err() {
+                if cipher_tx.blocking_send((segnum, Bytes::from(segment))).is_err() {
                     break; // the writer gave up; its error is the one reported
                 }
                 if let Some(progress) = &progress {
@@ -265,7 +303,7 @@ impl Grid {
         let encoder = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
             let mut hashes = ChkHashes::new(shape);
             while let Some((segnum, ciphertext)) = cipher_rx.blocking_recv() {
-                let encoded = chk::encode_segment(&codec, &shape, segnum, &ciphertext)?;
+                let encoded = chk::encode_segment(&codec, &shape, segnum, ciphertext)?;
                 hashes.add_block_hashes(&encoded.hashes);
                 if block_tx.blocking_send((segnum, encoded.blocks)).is_err() {
                     break;
@@ -277,7 +315,11 @@ impl Grid {
         let mut write_error = None;
         while let Some((segnum, blocks)) = block_rx.recv().await {
             let offset = layout.data + segnum * shape.block_size();
-            let result = self.write_to_all(placement, si, happy, |share| Some((offset, blocks[share as usize].clone()))).await;
+            let result = self
+                .write_to_all(placement, si, happy, |share| {
+                    Some((offset, blocks[share as usize].clone()))
+                })
+                .await;
             if let Err(e) = result {
                 write_error = Some(e);
                 break;
@@ -298,8 +340,11 @@ impl Grid {
         if finished.layout != layout {
             return Err(Error::Internal("share layout changed during encoding".into()));
         }
-        let trailers = finished.trailers;
-        self.write_to_all(placement, si, happy, |share| Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))).await?;
+        let trailers: Vec<Bytes> = finished.trailers.into_iter().map(Bytes::from).collect();
+        self.write_to_all(placement, si, happy, |share| {
+            Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))
+        })
+        .await?;
 
         let closes = placement.allocated.iter().flat_map(|(&server, shares)| {
             let s = placement.servers[server].clone();
@@ -338,14 +383,17 @@ impl Grid {
         placement: &mut Placement,
         si: StorageIndex,
         happy: usize,
-        what: impl Fn(ShareNum) -> Option<(u64, Vec<u8>)>,
+        what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
     ) -> Result<(), Error> {
         let writes = placement.allocated.iter().flat_map(|(&server, shares)| {
             let s = placement.servers[server].clone();
-            shares.iter().filter_map(|&share| what(share).map(|w| (share, w))).map(move |(share, (offset, data))| {
-                let s = s.clone();
-                async move { (server, s.write_share(si, share, offset, data).await) }
-            })
+            shares
+                .iter()
+                .filter_map(|&share| what(share).map(|w| (share, w)))
+                .map(move |(share, (offset, data))| {
+                    let s = s.clone();
+                    async move { (server, s.write_share(si, share, offset, data).await) }
+                })
         });
         let mut failed = BTreeSet::new();
         for (server, result) in join_all(writes).await {
@@ -361,17 +409,70 @@ impl Grid {
     }
 }
 
+/// Hashes `size` bytes of `source` into the convergent key.
+///
+/// A scoped reader thread fills buffers while this thread hashes the previous
+/// one, so the copy out of the page cache overlaps the hashing.
+fn convergent_key<R: Read + Seek + Send>(
+    source: &mut R,
+    size: u64,
+    secret: &[u8],
+    shape: &FileShape,
+) -> Result<[u8; 16], Error> {
+    const CHUNK: usize = 4 << 20;
+    source.seek(SeekFrom::Start(0)).map_err(read_error)?;
+    let mut hasher = ConvergentKeyHasher::new(secret, shape);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
+    for _ in 0..3 {
+        let _ = empty_tx.send(vec![0u8; CHUNK]);
+    }
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || -> Result<(), Error> {
+            let mut remaining = size;
+            while remaining > 0 {
+                let Ok(mut buf) = empty_rx.recv() else { return Ok(()) };
+                let n = remaining.min(CHUNK as u64) as usize;
+                buf.truncate(n);
+                buf.resize(n, 0);
+                source.read_exact(&mut buf).map_err(read_error)?;
+                remaining -= n as u64;
+                if full_tx.send(buf).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        for buf in full_rx.iter() {
+            hasher.update(&buf);
+            let _ = empty_tx.send(buf);
+        }
+        reader
+            .join()
+            .map_err(|_| Error::Internal("convergent key reader panicked".into()))?
+    })?;
+    Ok(hasher.finalize())
+}
+
 fn read_error(e: std::io::Error) -> Error {
-    Error::Io { context: "read upload source".into(), source: e }
+    Error::Io {
+        context: "read upload source".into(),
+        source: e,
+    }
 }
 
 fn source_changed() -> Error {
     Error::Io {
         context: "read upload source".into(),
-        source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the source changed size during the upload"),
+        source: std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the source changed size during the upload",
+        ),
     }
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(e.to_string()))?
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
 }

@@ -28,7 +28,9 @@ impl fmt::Debug for StorageIndex {
 impl FromStr for StorageIndex {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        base32::decode_array(s).map(StorageIndex).ok_or(ParseError::BadField("storage index"))
+        base32::decode_array(s)
+            .map(StorageIndex)
+            .ok_or(ParseError::BadField("storage index"))
     }
 }
 
@@ -233,12 +235,24 @@ impl Cap {
         if let Some(body) = text.strip_prefix("URI:CHK:") {
             let (key, ueb_hash, needed, total, size) = parse_chk_fields(body, false)?;
             let key = base32::decode_array(key).ok_or(ParseError::BadField("key"))?;
-            return Ok(Cap::Chk(ChkCap { key, ueb_hash, needed, total, size }));
+            return Ok(Cap::Chk(ChkCap {
+                key,
+                ueb_hash,
+                needed,
+                total,
+                size,
+            }));
         }
         if let Some(body) = text.strip_prefix("URI:CHK-Verifier:") {
             let (si, ueb_hash, needed, total, size) = parse_chk_fields(body, true)?;
             let storage_index = si.parse()?;
-            return Ok(Cap::ChkVerifier(ChkVerifierCap { storage_index, ueb_hash, needed, total, size }));
+            return Ok(Cap::ChkVerifier(ChkVerifierCap {
+                storage_index,
+                ueb_hash,
+                needed,
+                total,
+                size,
+            }));
         }
         let mutable_kinds = [
             ("URI:SSK:", MutableFormat::Sdmf, 0),
@@ -330,7 +344,12 @@ fn parse_mutable(body: &str, format: MutableFormat, level: u8) -> Result<Mutable
         1 => MutableAccess::Read(key),
         _ => MutableAccess::Verify(StorageIndex(key)),
     };
-    Ok(MutableCap { format, access, fingerprint, extension })
+    Ok(MutableCap {
+        format,
+        access,
+        fingerprint,
+        extension,
+    })
 }
 
 impl fmt::Display for Cap {
@@ -397,19 +416,35 @@ impl fmt::Debug for LiteralCap {
 
 impl fmt::Debug for ChkCap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChkCap(si={}, {}-of-{}, {} bytes)", self.storage_index(), self.needed, self.total, self.size)
+        write!(
+            f,
+            "ChkCap(si={}, {}-of-{}, {} bytes)",
+            self.storage_index(),
+            self.needed,
+            self.total,
+            self.size
+        )
     }
 }
 
 impl fmt::Debug for ChkVerifierCap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChkVerifierCap(si={}, {}-of-{}, {} bytes)", self.storage_index, self.needed, self.total, self.size)
+        write!(
+            f,
+            "ChkVerifierCap(si={}, {}-of-{}, {} bytes)",
+            self.storage_index, self.needed, self.total, self.size
+        )
     }
 }
 
 impl fmt::Debug for MutableCap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MutableCap({}, si={})", self.prefix().trim_end_matches(':'), self.storage_index())
+        write!(
+            f,
+            "MutableCap({}, si={})",
+            self.prefix().trim_end_matches(':'),
+            self.storage_index()
+        )
     }
 }
 
@@ -461,7 +496,9 @@ mod tests {
 
     #[test]
     fn verifier_caps_round_trip_and_derive() {
-        let Cap::Chk(chk) = Cap::parse(CHK).unwrap() else { panic!("not CHK") };
+        let Cap::Chk(chk) = Cap::parse(CHK).unwrap() else {
+            panic!("not CHK")
+        };
         let verifier = Cap::ChkVerifier(chk.verifier()).to_string();
         assert!(verifier.starts_with("URI:CHK-Verifier:"));
         assert_eq!(Cap::parse(&verifier).unwrap().to_string(), verifier);
@@ -472,12 +509,17 @@ mod tests {
     #[test]
     fn mutable_derivations_match_tahoe() {
         // ssk_readkey_hash(b"") / ssk_storage_index_hash(b"") from test_hashutil.py.
-        assert_eq!(base32::encode(&tagged_hash16(tag::MUTABLE_READKEY, b"")), "vugid4as6qbqgeq2xczvvcedai");
+        assert_eq!(
+            base32::encode(&tagged_hash16(tag::MUTABLE_READKEY, b"")),
+            "vugid4as6qbqgeq2xczvvcedai"
+        );
         assert_eq!(
             base32::encode(&tagged_hash16(tag::MUTABLE_STORAGE_INDEX, b"")),
             "j7icz6kigb6hxrej3tv4z7ayym"
         );
-        let Cap::Mutable(write) = Cap::parse(SSK).unwrap() else { panic!("not SSK") };
+        let Cap::Mutable(write) = Cap::parse(SSK).unwrap() else {
+            panic!("not SSK")
+        };
         let read = write.read_only();
         assert_eq!(read.storage_index(), write.storage_index());
         assert_eq!(read.verifier().storage_index(), write.storage_index());
@@ -514,6 +556,9 @@ mod tests {
         assert!(!lit.contains("mfrgg"), "{lit}");
         let Cap::Chk(chk) = cap else { panic!("not CHK") };
         let inner = format!("{chk:?}");
-        assert!(!inner.contains("yzxcoagbetwet65ltjpbqyli3m") && inner.contains("si="), "{inner}");
+        assert!(
+            !inner.contains("yzxcoagbetwet65ltjpbqyli3m") && inner.contains("si="),
+            "{inner}"
+        );
     }
 }

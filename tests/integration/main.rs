@@ -2,9 +2,9 @@
 
 mod common;
 
-/// Tahoe's official CHK test vectors through the real upload path.
-mod vectors;
-/// Upload/download round trips, lost and corrupted shares, happiness.
-mod grid;
 /// The `lafs` binary as a user runs it.
 mod cli;
+/// Upload/download round trips, lost and corrupted shares, happiness.
+mod grid;
+/// Tahoe's official CHK test vectors through the real upload path.
+mod vectors;

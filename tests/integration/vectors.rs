@@ -56,14 +56,31 @@ async fn every_chk_vector_gives_the_expected_cap_and_reads_back() {
     for (i, v) in chk.iter().enumerate() {
         let convergence = STANDARD.decode(&v.convergence).unwrap();
         let plaintext = expand(&STANDARD.decode(&v.sample.seed).unwrap(), v.sample.length);
-        let test = TestGrid::new(4, params(v.zfec.required, 1, v.zfec.total, v.zfec.segment_size), &convergence);
+        let test = TestGrid::new(
+            4,
+            params(v.zfec.required, 1, v.zfec.total, v.zfec.segment_size),
+            &convergence,
+        );
         let cap = test.grid.upload_bytes(plaintext.clone()).await.unwrap();
-        assert_eq!(cap.to_string(), v.expected, "vector {i}: {}-of-{} {} bytes", v.zfec.required, v.zfec.total, v.sample.length);
+        assert_eq!(
+            cap.to_string(),
+            v.expected,
+            "vector {i}: {}-of-{} {} bytes",
+            v.zfec.required,
+            v.zfec.total,
+            v.sample.length
+        );
         // Read back a few of them (every size class once, the largest too).
         if read_sizes.insert(v.sample.length) {
-            let Cap::Chk(chk_cap) = &cap else { panic!("vector {i} gave a non-CHK cap") };
+            let Cap::Chk(chk_cap) = &cap else {
+                panic!("vector {i} gave a non-CHK cap")
+            };
             let mut reader = test.grid.open_file(chk_cap).await.unwrap();
-            assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), plaintext, "vector {i} read back");
+            assert_eq!(
+                reader.read_range(0, u64::MAX).await.unwrap(),
+                plaintext,
+                "vector {i} read back"
+            );
         }
         seen_params.insert((v.zfec.required, v.zfec.total));
         largest = largest.max(v.sample.length);

@@ -14,12 +14,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use blake2::{Blake2b256, Digest};
+use bytes::Bytes;
 use subtle::ConstantTimeEq;
 
 use super::mutable_container::{self, DATA_OFFSET, HEADER_LEASE_SLOTS, LEASE_SIZE, Lease};
 use super::{
-    Allocation, Error, LeaseSecrets, ReadTestWriteResult, ServerId, ServerVersion, ShareNum,
-    StorageServer, TestAndWrite,
+    Allocation, Error, LeaseSecrets, ReadTestWriteResult, ServerId, ServerVersion, ShareNum, StorageServer,
+    TestAndWrite,
 };
 use crate::grid::base32;
 use crate::grid::crypto::random_bytes;
@@ -53,7 +54,10 @@ struct Upload {
 }
 
 fn now_plus_lease() -> u32 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     u32::try_from(now + LEASE_SECONDS).unwrap_or(u32::MAX)
 }
 
@@ -62,9 +66,7 @@ fn hash_lease_secret(secret: &Hash) -> Hash {
     Blake2b256::digest(secret).into()
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
@@ -154,7 +156,9 @@ fn share_files(dir: &Path) -> Result<BTreeMap<ShareNum, PathBuf>, Error> {
 fn is_mutable_container(path: &Path) -> Result<bool, Error> {
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut head = [0u8; 32];
-    let n = file.read_at(&mut head, 0).map_err(|e| Error::io("read share header", e))?;
+    let n = file
+        .read_at(&mut head, 0)
+        .map_err(|e| Error::io("read share header", e))?;
     Ok(n == 32 && (head == mutable_container::magic(1) || head == mutable_container::magic(2)))
 }
 
@@ -167,7 +171,8 @@ struct ImmutableContainer {
 
 fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
     let mut header = [0u8; 12];
-    file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read share header", e))?;
+    file.read_exact_at(&mut header, 0)
+        .map_err(|e| Error::io("read share header", e))?;
     let version = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let num_leases = u64::from(u32::from_be_bytes([header[8], header[9], header[10], header[11]]));
     let file_len = file.metadata().map_err(|e| Error::io("stat share", e))?.len();
@@ -175,7 +180,11 @@ fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
         .checked_sub(IMMUTABLE_HEADER + IMMUTABLE_LEASE * num_leases)
         .filter(|_| version == 1 || version == 2)
         .ok_or_else(|| Error::io("read share", std::io::Error::other("not an immutable share container")))?;
-    Ok(ImmutableContainer { version, num_leases, data_len })
+    Ok(ImmutableContainer {
+        version,
+        num_leases,
+        data_len,
+    })
 }
 
 fn immutable_lease_bytes(version: u32, owner: u32, lease: &LeaseSecrets) -> [u8; 72] {
@@ -200,11 +209,16 @@ fn add_or_renew_immutable_lease(path: &Path, lease: &LeaseSecrets) -> Result<(),
         .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let container = read_immutable_container(&file)?;
     let leases_at = IMMUTABLE_HEADER + container.data_len;
-    let wanted = if container.version == 1 { lease.renew } else { hash_lease_secret(&lease.renew) };
+    let wanted = if container.version == 1 {
+        lease.renew
+    } else {
+        hash_lease_secret(&lease.renew)
+    };
     for i in 0..container.num_leases {
         let at = leases_at + i * IMMUTABLE_LEASE;
         let mut record = [0u8; 72];
-        file.read_exact_at(&mut record, at).map_err(|e| Error::io("read lease", e))?;
+        file.read_exact_at(&mut record, at)
+            .map_err(|e| Error::io("read lease", e))?;
         if bool::from(record[4..36].ct_eq(&wanted)) {
             file.write_all_at(&now_plus_lease().to_be_bytes(), at + 68)
                 .map_err(|e| Error::io("renew lease", e))?;
@@ -215,7 +229,8 @@ fn add_or_renew_immutable_lease(path: &Path, lease: &LeaseSecrets) -> Result<(),
     file.write_all_at(&record, leases_at + container.num_leases * IMMUTABLE_LEASE)
         .map_err(|e| Error::io("add lease", e))?;
     let count = u32::try_from(container.num_leases + 1).unwrap_or(u32::MAX);
-    file.write_all_at(&count.to_be_bytes(), 8).map_err(|e| Error::io("add lease", e))?;
+    file.write_all_at(&count.to_be_bytes(), 8)
+        .map_err(|e| Error::io("add lease", e))?;
     file.sync_data().map_err(|e| Error::io("fsync lease", e))
 }
 
@@ -227,10 +242,8 @@ impl StorageServer for DiskServer {
 
     async fn version(&self) -> Result<ServerVersion, Error> {
         let root = self.root.clone();
-        let available_space = blocking(move || {
-            fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))
-        })
-        .await?;
+        let available_space =
+            blocking(move || fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))).await?;
         Ok(ServerVersion {
             available_space,
             maximum_immutable_share_size: available_space,
@@ -282,13 +295,21 @@ impl StorageServer for DiskServer {
                 header.extend_from_slice(&IMMUTABLE_CONTAINER_VERSION.to_be_bytes());
                 header.extend_from_slice(&u32::try_from(allocated_size).unwrap_or(u32::MAX).to_be_bytes());
                 header.extend_from_slice(&1u32.to_be_bytes());
-                file.write_all_at(&header, 0).map_err(|e| Error::io("write share header", e))?;
+                file.write_all_at(&header, 0)
+                    .map_err(|e| Error::io("write share header", e))?;
                 let record = immutable_lease_bytes(IMMUTABLE_CONTAINER_VERSION, 0, &lease);
                 file.write_all_at(&record, IMMUTABLE_HEADER + allocated_size)
                     .map_err(|e| Error::io("write lease", e))?;
                 space = space.saturating_sub(needed);
                 allocation.allocated.insert(num);
-                opened.push((num, Upload { file, incoming: path, max_size: allocated_size }));
+                opened.push((
+                    num,
+                    Upload {
+                        file,
+                        incoming: path,
+                        max_size: allocated_size,
+                    },
+                ));
             }
             Ok((allocation, opened))
         })
@@ -300,17 +321,19 @@ impl StorageServer for DiskServer {
         Ok(allocation)
     }
 
-    async fn write_share(
-        &self,
-        si: StorageIndex,
-        share_num: ShareNum,
-        offset: u64,
-        data: Vec<u8>,
-    ) -> Result<(), Error> {
-        let upload = self.uploads().get(&(si, share_num)).cloned().ok_or(Error::NoSuchUpload)?;
+    async fn write_share(&self, si: StorageIndex, share_num: ShareNum, offset: u64, data: Bytes) -> Result<(), Error> {
+        let upload = self
+            .uploads()
+            .get(&(si, share_num))
+            .cloned()
+            .ok_or(Error::NoSuchUpload)?;
         let len = data.len() as u64;
         if offset.checked_add(len).is_none_or(|end| end > upload.max_size) {
-            return Err(Error::OutOfBounds { offset, len, allocated: upload.max_size });
+            return Err(Error::OutOfBounds {
+                offset,
+                len,
+                allocated: upload.max_size,
+            });
         }
         blocking(move || {
             upload
@@ -327,8 +350,7 @@ impl StorageServer for DiskServer {
         blocking(move || {
             upload.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
             let parent_existed = final_dir.parent().is_some_and(Path::exists);
-            fs::create_dir_all(&final_dir)
-                .map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
+            fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
             let final_path = final_dir.join(share_num.to_string());
             fs::rename(&upload.incoming, &final_path)
                 .map_err(|e| Error::io(format!("move share to {}", final_path.display()), e))?;
@@ -372,13 +394,7 @@ impl StorageServer for DiskServer {
         .await
     }
 
-    async fn read_share(
-        &self,
-        si: StorageIndex,
-        share_num: ShareNum,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, Error> {
+    async fn read_share(&self, si: StorageIndex, share_num: ShareNum, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
         let path = self.share_dir(si).join(share_num.to_string());
         blocking(move || {
             let file = match File::open(&path) {
@@ -421,20 +437,17 @@ impl StorageServer for DiskServer {
         .await
     }
 
-    async fn advise_corrupt_share(
-        &self,
-        si: StorageIndex,
-        share_num: ShareNum,
-        reason: &str,
-    ) -> Result<(), Error> {
+    async fn advise_corrupt_share(&self, si: StorageIndex, share_num: ShareNum, reason: &str) -> Result<(), Error> {
         tracing::warn!(storage_index = %si, share = share_num, server = %self.id.nickname, "share reported corrupt: {reason}");
         let dir = self.root.join("corruption-advisories");
-        let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let report = format!("report: Share Corruption\nstorage_index: {si}\nshare_number: {share_num}\n\n{reason}\n");
         blocking(move || {
             fs::create_dir_all(&dir).map_err(|e| Error::io("create advisories dir", e))?;
-            fs::write(dir.join(format!("{stamp}-{si}-{share_num}")), report)
-                .map_err(|e| Error::io("write advisory", e))
+            fs::write(dir.join(format!("{stamp}-{si}-{share_num}")), report).map_err(|e| Error::io("write advisory", e))
         })
         .await
     }
@@ -505,7 +518,8 @@ impl MutableShare {
             .open(path)
             .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
         let mut raw = [0u8; 100];
-        file.read_exact_at(&mut raw, 0).map_err(|e| Error::io("read mutable header", e))?;
+        file.read_exact_at(&mut raw, 0)
+            .map_err(|e| Error::io("read mutable header", e))?;
         let header = mutable_container::Header::decode(&raw)
             .ok_or_else(|| Error::io("read mutable header", std::io::Error::other("bad magic")))?;
         Ok(MutableShare { file, header })
@@ -526,7 +540,8 @@ impl MutableShare {
             extra_lease_offset: DATA_OFFSET,
         };
         let mut share = MutableShare { file, header };
-        share.file
+        share
+            .file
             .write_all_at(&[0u8; (DATA_OFFSET - 100) as usize], 100)
             .map_err(|e| Error::io("write lease slots", e))?;
         share.write_extra_leases(&[])?;
@@ -535,7 +550,9 @@ impl MutableShare {
     }
 
     fn write_header(&mut self) -> Result<(), Error> {
-        self.file.write_all_at(&self.header.encode(), 0).map_err(|e| Error::io("write mutable header", e))
+        self.file
+            .write_all_at(&self.header.encode(), 0)
+            .map_err(|e| Error::io("write mutable header", e))
     }
 
     fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
@@ -550,7 +567,12 @@ impl MutableShare {
 
     fn extra_leases(&self) -> Result<Vec<[u8; LEASE_SIZE]>, Error> {
         let mut count = [0u8; 4];
-        if self.file.read_at(&mut count, self.header.extra_lease_offset).map_err(|e| Error::io("read leases", e))? < 4 {
+        if self
+            .file
+            .read_at(&mut count, self.header.extra_lease_offset)
+            .map_err(|e| Error::io("read leases", e))?
+            < 4
+        {
             return Ok(Vec::new());
         }
         let count = u32::from_be_bytes(count) as u64;
@@ -572,8 +594,12 @@ impl MutableShare {
         for lease in leases {
             block.extend_from_slice(lease);
         }
-        self.file.write_all_at(&block, at).map_err(|e| Error::io("write leases", e))?;
-        self.file.set_len(at + block.len() as u64).map_err(|e| Error::io("truncate share", e))?;
+        self.file
+            .write_all_at(&block, at)
+            .map_err(|e| Error::io("write leases", e))?;
+        self.file
+            .set_len(at + block.len() as u64)
+            .map_err(|e| Error::io("truncate share", e))?;
         self.header.extra_lease_offset = at;
         Ok(())
     }
@@ -618,16 +644,30 @@ impl MutableShare {
         } else {
             (hash_lease_secret(&lease.renew), hash_lease_secret(&lease.cancel))
         };
-        let record = Lease { owner_num: 1, expiration: now_plus_lease(), renew_secret: renew, cancel_secret: cancel, node_id };
+        let record = Lease {
+            owner_num: 1,
+            expiration: now_plus_lease(),
+            renew_secret: renew,
+            cancel_secret: cancel,
+            node_id,
+        };
         let mut empty_slot = None;
         for slot in 0..HEADER_LEASE_SLOTS {
             let at = 100 + (slot * LEASE_SIZE) as u64;
             let mut raw = [0u8; LEASE_SIZE];
-            self.file.read_exact_at(&mut raw, at).map_err(|e| Error::io("read lease", e))?;
+            self.file
+                .read_exact_at(&mut raw, at)
+                .map_err(|e| Error::io("read lease", e))?;
             match Lease::decode(&raw) {
                 Some(existing) if bool::from(existing.renew_secret.ct_eq(&renew)) => {
-                    let renewed = Lease { expiration: record.expiration, ..existing };
-                    return self.file.write_all_at(&renewed.encode(), at).map_err(|e| Error::io("renew lease", e));
+                    let renewed = Lease {
+                        expiration: record.expiration,
+                        ..existing
+                    };
+                    return self
+                        .file
+                        .write_all_at(&renewed.encode(), at)
+                        .map_err(|e| Error::io("renew lease", e));
                 }
                 None if empty_slot.is_none() => empty_slot = Some(at),
                 _ => {}
@@ -638,12 +678,19 @@ impl MutableShare {
             if let Some(existing) = Lease::decode(raw)
                 && bool::from(existing.renew_secret.ct_eq(&renew))
             {
-                *raw = Lease { expiration: record.expiration, ..existing }.encode();
+                *raw = Lease {
+                    expiration: record.expiration,
+                    ..existing
+                }
+                .encode();
                 return self.write_extra_leases(&extra);
             }
         }
         if let Some(at) = empty_slot {
-            return self.file.write_all_at(&record.encode(), at).map_err(|e| Error::io("add lease", e));
+            return self
+                .file
+                .write_all_at(&record.encode(), at)
+                .map_err(|e| Error::io("add lease", e));
         }
         extra.push(record.encode());
         self.write_extra_leases(&extra)?;
@@ -719,7 +766,10 @@ mod tests {
     use crate::grid::storage::TestVector;
 
     fn lease(n: u8) -> LeaseSecrets {
-        LeaseSecrets { renew: [n; 32], cancel: [n + 100; 32] }
+        LeaseSecrets {
+            renew: [n; 32],
+            cancel: [n + 100; 32],
+        }
     }
 
     #[tokio::test]
@@ -729,10 +779,16 @@ mod tests {
         let si = StorageIndex([1; 16]);
         let alloc = server.allocate_buckets(si, lease(1), &[0, 1].into(), 10).await.unwrap();
         assert_eq!(alloc.allocated, [0, 1].into());
-        server.write_share(si, 0, 0, b"hello".to_vec()).await.unwrap();
-        server.write_share(si, 0, 5, b"world".to_vec()).await.unwrap();
+        server
+            .write_share(si, 0, 0, Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
+        server
+            .write_share(si, 0, 5, Bytes::from_static(b"world"))
+            .await
+            .unwrap();
         assert!(matches!(
-            server.write_share(si, 0, 6, b"world".to_vec()).await,
+            server.write_share(si, 0, 6, Bytes::from_static(b"world")).await,
             Err(Error::OutOfBounds { .. })
         ));
         assert!(server.list_shares(si).await.unwrap().is_empty());
@@ -753,7 +809,10 @@ mod tests {
         drop(server);
         let reopened = DiskServer::open(dir.path(), "s0").unwrap();
         assert_eq!(reopened.read_share(si, 0, 0, 10).await.unwrap(), b"helloworld");
-        let again = reopened.allocate_buckets(si, lease(1), &[0, 1].into(), 10).await.unwrap();
+        let again = reopened
+            .allocate_buckets(si, lease(1), &[0, 1].into(), 10)
+            .await
+            .unwrap();
         assert_eq!(again.already_have, [0].into());
         assert_eq!(again.allocated, [1].into());
     }
@@ -764,7 +823,11 @@ mod tests {
         let server = DiskServer::open(dir.path(), "s0").unwrap();
         let si = StorageIndex([2; 16]);
         let create = TestAndWrite {
-            tests: vec![TestVector { offset: 0, size: 1, specimen: vec![] }],
+            tests: vec![TestVector {
+                offset: 0,
+                size: 1,
+                specimen: vec![],
+            }],
             writes: vec![(0, b"version-1".to_vec())],
             new_length: None,
         };
@@ -782,26 +845,55 @@ mod tests {
         assert!(!r.success);
         assert_eq!(r.data[&3], vec![b"version-1".to_vec()]);
         let update = TestAndWrite {
-            tests: vec![TestVector { offset: 0, size: 9, specimen: b"version-1".to_vec() }],
+            tests: vec![TestVector {
+                offset: 0,
+                size: 9,
+                specimen: b"version-1".to_vec(),
+            }],
             writes: vec![(0, b"version-2".to_vec()), (20, b"tail".to_vec())],
             new_length: None,
         };
         assert!(matches!(
-            server.mutable_read_test_write(si, [8; 32], lease(1), [(3, update.clone())].into(), vec![]).await,
+            server
+                .mutable_read_test_write(si, [8; 32], lease(1), [(3, update.clone())].into(), vec![])
+                .await,
             Err(Error::BadWriteEnabler)
         ));
         server.add_or_renew_lease(si, lease(7)).await.unwrap();
-        let r = server.mutable_read_test_write(si, [9; 32], lease(1), [(3, update)].into(), vec![]).await.unwrap();
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(3, update)].into(), vec![])
+            .await
+            .unwrap();
         assert!(r.success);
         let data = server.read_mutable_share(si, 3, 0, 100).await.unwrap();
         assert_eq!(data, b"version-2\0\0\0\0\0\0\0\0\0\0\0tail");
         assert_eq!(server.list_mutable_shares(si).await.unwrap(), [3].into());
         assert!(server.list_shares(si).await.unwrap().is_empty());
-        let shrink = TestAndWrite { tests: vec![], writes: vec![], new_length: Some(7) };
-        assert!(server.mutable_read_test_write(si, [9; 32], lease(1), [(3, shrink)].into(), vec![]).await.unwrap().success);
+        let shrink = TestAndWrite {
+            tests: vec![],
+            writes: vec![],
+            new_length: Some(7),
+        };
+        assert!(
+            server
+                .mutable_read_test_write(si, [9; 32], lease(1), [(3, shrink)].into(), vec![])
+                .await
+                .unwrap()
+                .success
+        );
         assert_eq!(server.read_mutable_share(si, 3, 0, 100).await.unwrap(), b"version");
-        let delete = TestAndWrite { tests: vec![], writes: vec![], new_length: Some(0) };
-        assert!(server.mutable_read_test_write(si, [9; 32], lease(1), [(3, delete)].into(), vec![]).await.unwrap().success);
+        let delete = TestAndWrite {
+            tests: vec![],
+            writes: vec![],
+            new_length: Some(0),
+        };
+        assert!(
+            server
+                .mutable_read_test_write(si, [9; 32], lease(1), [(3, delete)].into(), vec![])
+                .await
+                .unwrap()
+                .success
+        );
         assert!(server.list_mutable_shares(si).await.unwrap().is_empty());
     }
 }

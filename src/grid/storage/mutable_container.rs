@@ -146,7 +146,13 @@ mod tests {
         };
         assert_eq!(Header::decode(&header.encode()), Some(header));
         assert_eq!(Header::decode(&[0u8; 100]), None);
-        let lease = Lease { owner_num: 1, expiration: 99, renew_secret: [5; 32], cancel_secret: [6; 32], node_id: [7; 20] };
+        let lease = Lease {
+            owner_num: 1,
+            expiration: 99,
+            renew_secret: [5; 32],
+            cancel_secret: [6; 32],
+            node_id: [7; 20],
+        };
         assert_eq!(Lease::decode(&lease.encode()), Some(lease));
         assert_eq!(Lease::decode(&[0u8; LEASE_SIZE]), None);
     }

@@ -14,10 +14,10 @@ pub struct TestGrid {
 
 pub fn scratch_dir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
     }
     tempfile::tempdir().expect("temporary directory")
 }
@@ -25,7 +25,10 @@ pub fn scratch_dir() -> tempfile::TempDir {
 impl TestGrid {
     pub fn new(servers: usize, params: EncodingParams, convergence: &[u8]) -> TestGrid {
         let dir = scratch_dir();
-        let secrets = ClientSecrets { convergence: convergence.to_vec(), lease: b"test lease secret".to_vec() };
+        let secrets = ClientSecrets {
+            convergence: convergence.to_vec(),
+            lease: b"test lease secret".to_vec(),
+        };
         let grid = Grid::open_local(dir.path(), servers, params, secrets).expect("open local grid");
         TestGrid { dir, grid }
     }
@@ -49,7 +52,12 @@ impl TestGrid {
 }
 
 pub fn params(needed: usize, happy: usize, total: usize, max_segment_size: u64) -> EncodingParams {
-    EncodingParams { needed, happy, total, max_segment_size }
+    EncodingParams {
+        needed,
+        happy,
+        total,
+        max_segment_size,
+    }
 }
 
 /// A deterministic pseudo-random buffer.
