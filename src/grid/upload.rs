@@ -134,6 +134,7 @@ impl Grid {
         let params = *self.params();
         let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
         let codec = Codec::new(params.needed, params.total)?;
+        let started = std::time::Instant::now();
         let (source, key) = match key_choice {
             KeyChoice::Random => (source, random_bytes::<16>()),
             KeyChoice::Convergent => {
@@ -147,9 +148,11 @@ impl Grid {
             }
         };
         let si = StorageIndex(storage_index_hash(&key));
+        tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "key ready");
         let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
         let layout = ShareLayout::for_upload(&shape, ueb_len);
         let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
+        tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "shares placed");
         let result = self
             .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress)
             .await;
@@ -340,6 +343,7 @@ impl Grid {
         if finished.layout != layout {
             return Err(Error::Internal("share layout changed during encoding".into()));
         }
+        tracing::debug!(storage_index = %si, "blocks written");
         let trailers: Vec<Bytes> = finished.trailers.into_iter().map(Bytes::from).collect();
         self.write_to_all(placement, si, happy, |share| {
             Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))
@@ -363,6 +367,7 @@ impl Grid {
         for server in failed {
             placement.drop_server(server, si, happy).await?;
         }
+        tracing::debug!(storage_index = %si, "shares closed");
         let renewals = placement.existing.keys().map(|&server| {
             let s = placement.servers[server].clone();
             let lease = self.secrets().lease_for(si, &s.id().node_id);
