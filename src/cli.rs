@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::AsyncWriteExt;
 
 use crate::grid::layout::ShareLayout;
 use crate::grid::storage::mutable_container;
@@ -207,7 +208,8 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
                 let _ = tokio::fs::remove_file(&tmp).await;
                 return Err(e.into());
             }
-            writer.into_inner().sync_all().await.context("fsync download")?;
+            writer.flush().await.context("write download")?;
+            drop(writer);
             tokio::fs::rename(&tmp, path)
                 .await
                 .with_context(|| format!("cannot rename to {}", path.display()))?;
@@ -224,7 +226,6 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
 }
 
 async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
     match out {
         Some(path) => tokio::fs::write(path, data)
             .await

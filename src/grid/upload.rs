@@ -314,20 +314,35 @@ impl Grid {
             }
             Ok(hashes)
         });
+        // Up to two segments' writes are in flight, so the disks never wait on the encoder.
         let mut written = 0u64;
         let mut write_error = None;
+        let mut in_flight = std::collections::VecDeque::new();
         while let Some((segnum, blocks)) = block_rx.recv().await {
             let offset = layout.data + segnum * shape.block_size();
-            let result = self
-                .write_to_all(placement, si, happy, |share| {
-                    Some((offset, blocks[share as usize].clone()))
-                })
-                .await;
-            if let Err(e) = result {
-                write_error = Some(e);
-                break;
+            in_flight.push_back(tokio::spawn(start_writes(placement, si, |share| {
+                Some((offset, blocks[share as usize].clone()))
+            })));
+            if in_flight.len() < 2 {
+                continue;
             }
-            written += 1;
+            if let Some(handle) = in_flight.pop_front() {
+                let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
+                if let Err(e) = finish_writes(placement, si, happy, results).await {
+                    write_error = Some(e);
+                    break;
+                }
+                written += 1;
+            }
+        }
+        while let Some(handle) = in_flight.pop_front() {
+            let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
+            if write_error.is_none() {
+                match finish_writes(placement, si, happy, results).await {
+                    Ok(()) => written += 1,
+                    Err(e) => write_error = Some(e),
+                }
+            }
         }
         drop(block_rx);
         let cipher_hashes = reader.await.map_err(|e| Error::Internal(e.to_string()))?;
@@ -390,28 +405,60 @@ impl Grid {
         happy: usize,
         what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
     ) -> Result<(), Error> {
-        let writes = placement.allocated.iter().flat_map(|(&server, shares)| {
+        let results = start_writes(placement, si, what).await;
+        finish_writes(placement, si, happy, results).await
+    }
+}
+
+type WriteResults = Vec<(usize, Result<(), crate::grid::storage::Error>)>;
+
+/// Starts one write per allocated share; the future owns everything it needs, so
+/// several segments' writes can be in flight while the placement is updated.
+fn start_writes(
+    placement: &Placement,
+    si: StorageIndex,
+    what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
+) -> impl std::future::Future<Output = WriteResults> + Send + 'static {
+    let writes: Vec<_> = placement
+        .allocated
+        .iter()
+        .flat_map(|(&server, shares)| {
             let s = placement.servers[server].clone();
+            let what = &what;
             shares
                 .iter()
-                .filter_map(|&share| what(share).map(|w| (share, w)))
-                .map(move |(share, (offset, data))| {
-                    let s = s.clone();
-                    async move { (server, s.write_share(si, share, offset, data).await) }
-                })
-        });
-        let mut failed = BTreeSet::new();
-        for (server, result) in join_all(writes).await {
-            if let Err(e) = result {
+                .filter_map(move |&share| what(share).map(|(offset, data)| (server, s.clone(), share, offset, data)))
+        })
+        .collect();
+    join_all(
+        writes
+            .into_iter()
+            .map(move |(server, s, share, offset, data)| async move {
+                (server, s.write_share(si, share, offset, data).await)
+            }),
+    )
+}
+
+/// Drops the servers whose writes failed; fails if happiness no longer holds.
+async fn finish_writes(
+    placement: &mut Placement,
+    si: StorageIndex,
+    happy: usize,
+    results: WriteResults,
+) -> Result<(), Error> {
+    let mut failed = BTreeSet::new();
+    for (server, result) in results {
+        if let Err(e) = result {
+            if placement.allocated.contains_key(&server) {
                 tracing::warn!(storage_index = %si, "share write failed: {e}");
-                failed.insert(server);
             }
+            failed.insert(server);
         }
-        for server in failed {
-            placement.drop_server(server, si, happy).await?;
-        }
-        Ok(())
     }
+    for server in failed {
+        placement.drop_server(server, si, happy).await?;
+    }
+    Ok(())
 }
 
 /// Hashes `size` bytes of `source` into the convergent key.
