@@ -146,10 +146,7 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
             space >> 20
         );
     }
-    eprintln!(
-        "serving; try `lafs --node-dir {} put FILE`. Ctrl-C stops.",
-        dir.display()
-    );
+    eprintln!("serving until Ctrl-C; `lafs put FILE` and `lafs get CAP` with this node directory use this grid");
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     eprintln!("stopping");
     Ok(())

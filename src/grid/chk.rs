@@ -258,19 +258,7 @@ pub fn verify_share_hashes(
     let chain = region
         .get(at(layout.share_hashes)..at(layout.uri_extension))
         .ok_or(ShareError::Malformed)?;
-    let first_leaf = hashtree::leaf_slots(num_segments) - 1;
-    let block_leaves: Vec<Hash> = block_tree
-        .chunks_exact(32)
-        .skip(first_leaf)
-        .take(num_segments)
-        .map(|c| c.try_into().map_err(|_| ShareError::Malformed))
-        .collect::<Result<_, _>>()?;
-    // Every stored node must be the one the leaves imply, so no stored byte goes unchecked.
-    let block_tree_rebuilt = hashtree::build(&block_leaves);
-    if !same_nodes(block_tree, &block_tree_rebuilt) {
-        return Err(ShareError::HashMismatch);
-    }
-    let block_root = block_tree_rebuilt[0];
+    let (block_leaves, block_root) = checked_tree(block_tree, num_segments)?;
     if chain.len() % 34 != 0 {
         return Err(ShareError::Malformed);
     }
@@ -302,18 +290,28 @@ pub fn verify_crypttext_leaves(region: &[u8], ueb: &UriExtension) -> Result<Vec<
     let num_segments = ueb.num_segments as usize;
     let tree_bytes = hashtree::node_count(num_segments) * 32;
     let tree = region.get(..tree_bytes).ok_or(ShareError::Malformed)?;
-    let first_leaf = hashtree::leaf_slots(num_segments) - 1;
-    let leaves: Vec<Hash> = tree
-        .chunks_exact(32)
-        .skip(first_leaf)
-        .take(num_segments)
-        .map(|c| c.try_into().map_err(|_| ShareError::Malformed))
-        .collect::<Result<_, _>>()?;
-    let rebuilt = hashtree::build(&leaves);
-    if rebuilt[0] != ueb.crypttext_root_hash || !same_nodes(tree, &rebuilt) {
+    let (leaves, root) = checked_tree(tree, num_segments)?;
+    if root != ueb.crypttext_root_hash {
         return Err(ShareError::HashMismatch);
     }
     Ok(leaves)
+}
+
+/// Parses a whole stored hash tree and checks every stored node against the
+/// tree its leaves imply, so no stored byte goes unchecked; returns the leaves and the root.
+fn checked_tree(stored: &[u8], num_leaves: usize) -> Result<(Vec<Hash>, Hash), ShareError> {
+    let first_leaf = hashtree::leaf_slots(num_leaves) - 1;
+    let leaves: Vec<Hash> = stored
+        .chunks_exact(32)
+        .skip(first_leaf)
+        .take(num_leaves)
+        .map(|c| c.try_into().map_err(|_| ShareError::Malformed))
+        .collect::<Result<_, _>>()?;
+    let rebuilt = hashtree::build(&leaves);
+    if !same_nodes(stored, &rebuilt) {
+        return Err(ShareError::HashMismatch);
+    }
+    Ok((leaves, rebuilt[0]))
 }
 
 fn same_nodes(stored: &[u8], rebuilt: &[Hash]) -> bool {

@@ -254,17 +254,21 @@ impl FileReader {
         self.rejected.len()
     }
 
+    fn segment_work(&self, segnum: u64) -> SegmentWork {
+        SegmentWork {
+            shape: self.shape,
+            codec: self.codec.clone(),
+            key: self.cap.key,
+            crypttext_leaves: self.crypttext_leaves.clone(),
+            segnum,
+        }
+    }
+
     /// Reads, verifies and decrypts segment `segnum`.
     pub async fn read_segment(&mut self, segnum: u64) -> Result<Vec<u8>, Error> {
         loop {
             let fetched = fetch_blocks(self.si, &self.active, &self.shape, segnum).await;
-            let work = SegmentWork {
-                shape: self.shape,
-                codec: self.codec.clone(),
-                key: self.cap.key,
-                crypttext_leaves: self.crypttext_leaves.clone(),
-                segnum,
-            };
+            let work = self.segment_work(segnum);
             let outcome = tokio::task::spawn_blocking(move || work.decode(fetched))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?;
@@ -327,13 +331,7 @@ impl FileReader {
                     segnum + 1,
                 )));
             }
-            let work = SegmentWork {
-                shape: self.shape,
-                codec: self.codec.clone(),
-                key: self.cap.key,
-                crypttext_leaves: self.crypttext_leaves.clone(),
-                segnum,
-            };
+            let work = self.segment_work(segnum);
             let plaintext = match tokio::task::spawn_blocking(move || work.decode(fetched)).await {
                 Ok(Ok(plaintext)) => plaintext,
                 Ok(Err(_)) => self.read_segment(segnum).await?,
