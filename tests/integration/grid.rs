@@ -1,7 +1,13 @@
 //! Round trips through real on-disk servers: lost shares, corrupted bytes, too few shares, unhappy uploads.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use lafs_gateway::grid::layout::ShareLayout;
+use lafs_gateway::grid::storage::{Error as StorageError, LeaseSecrets, ShareNum, StorageServer};
+use lafs_gateway::grid::uri::StorageIndex;
 use lafs_gateway::grid::uri::{Cap, ChkCap};
+use lafs_gateway::grid::{ClientSecrets, Grid};
 use lafs_gateway::grid::{Error, check::ShareHealth};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -325,4 +331,171 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         out.push(path);
     }
     out
+}
+
+/// A real disk server that starts failing every write after a number of them (a disk dying mid-upload).
+#[derive(Debug)]
+struct FailingWrites {
+    inner: lafs_gateway::grid::storage::disk::DiskServer,
+    writes_before_failure: std::sync::atomic::AtomicI64,
+}
+
+#[async_trait::async_trait]
+impl StorageServer for FailingWrites {
+    fn id(&self) -> &lafs_gateway::grid::storage::ServerId {
+        self.inner.id()
+    }
+    async fn version(&self) -> Result<lafs_gateway::grid::storage::ServerVersion, StorageError> {
+        self.inner.version().await
+    }
+    async fn allocate_buckets(
+        &self,
+        si: StorageIndex,
+        lease: LeaseSecrets,
+        shares: &BTreeSet<ShareNum>,
+        size: u64,
+    ) -> Result<lafs_gateway::grid::storage::Allocation, StorageError> {
+        self.inner.allocate_buckets(si, lease, shares, size).await
+    }
+    async fn write_share(
+        &self,
+        si: StorageIndex,
+        share: ShareNum,
+        offset: u64,
+        data: bytes::Bytes,
+    ) -> Result<(), StorageError> {
+        if self
+            .writes_before_failure
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
+            return Err(StorageError::io(
+                "write share",
+                std::io::Error::other("injected disk failure"),
+            ));
+        }
+        self.inner.write_share(si, share, offset, data).await
+    }
+    async fn close_share(&self, si: StorageIndex, share: ShareNum) -> Result<(), StorageError> {
+        self.inner.close_share(si, share).await
+    }
+    async fn abort_share(&self, si: StorageIndex, share: ShareNum) -> Result<(), StorageError> {
+        self.inner.abort_share(si, share).await
+    }
+    async fn list_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, StorageError> {
+        self.inner.list_shares(si).await
+    }
+    async fn read_share(
+        &self,
+        si: StorageIndex,
+        share: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.inner.read_share(si, share, offset, len).await
+    }
+    async fn add_or_renew_lease(&self, si: StorageIndex, lease: LeaseSecrets) -> Result<(), StorageError> {
+        self.inner.add_or_renew_lease(si, lease).await
+    }
+    async fn advise_corrupt_share(&self, si: StorageIndex, share: ShareNum, reason: &str) -> Result<(), StorageError> {
+        self.inner.advise_corrupt_share(si, share, reason).await
+    }
+    async fn mutable_read_test_write(
+        &self,
+        si: StorageIndex,
+        write_enabler: [u8; 32],
+        lease: LeaseSecrets,
+        test_and_writes: std::collections::BTreeMap<ShareNum, lafs_gateway::grid::storage::TestAndWrite>,
+        read_vector: Vec<(u64, u64)>,
+    ) -> Result<lafs_gateway::grid::storage::ReadTestWriteResult, StorageError> {
+        self.inner
+            .mutable_read_test_write(si, write_enabler, lease, test_and_writes, read_vector)
+            .await
+    }
+    async fn list_mutable_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, StorageError> {
+        self.inner.list_mutable_shares(si).await
+    }
+    async fn read_mutable_share(
+        &self,
+        si: StorageIndex,
+        share: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        self.inner.read_mutable_share(si, share, offset, len).await
+    }
+}
+
+/// Ten disk servers, of which those in `failing` die after three writes (header and two blocks).
+fn grid_with_failing_servers(dir: &std::path::Path, failing: &[usize]) -> Grid {
+    let servers = (0..10)
+        .map(|i| {
+            let name = format!("server-{i:02}");
+            let inner = lafs_gateway::grid::storage::disk::DiskServer::open(dir.join(&name), name).unwrap();
+            let budget = if failing.contains(&i) { 3 } else { i64::MAX };
+            Arc::new(FailingWrites {
+                inner,
+                writes_before_failure: budget.into(),
+            }) as Arc<dyn StorageServer>
+        })
+        .collect();
+    let secrets = ClientSecrets {
+        convergence: b"conv".to_vec(),
+        lease: b"lease".to_vec(),
+    };
+    Grid::new(servers, params(3, 7, 10, 128 * 1024), secrets)
+}
+
+fn files_under(dir: &std::path::Path, part: &str) -> Vec<std::path::PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| p.is_file() && p.to_string_lossy().contains(part))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_dying_mid_upload_lose_their_shares_and_the_put_goes_on_while_happy() {
+    let dir = crate::common::scratch_dir();
+    let grid = grid_with_failing_servers(dir.path(), &[2, 6]);
+    let data = pseudo_random(MIB + 12345, 77);
+    let cap = chk(&grid.upload_bytes(data.clone()).await.unwrap());
+    let si = cap.storage_index().to_string();
+    let shares: Vec<_> = files_under(dir.path(), &format!("/{si}/"))
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("incoming"))
+        .collect();
+    assert_eq!(
+        shares.len(),
+        8,
+        "the two failed servers' shares are not counted: {shares:?}"
+    );
+    assert!(
+        files_under(dir.path(), "incoming").is_empty(),
+        "aborted shares were removed"
+    );
+    for failed in ["server-02", "server-06"] {
+        assert!(files_under(&dir.path().join(failed), &si).is_empty());
+    }
+    let mut reader = grid.open_file(&cap).await.unwrap();
+    assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_servers_dying_mid_upload_fails_and_leaves_nothing() {
+    let dir = crate::common::scratch_dir();
+    let grid = grid_with_failing_servers(dir.path(), &[0, 3, 5, 8]);
+    let err = grid.upload_bytes(pseudo_random(MIB + 12345, 78)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::HappinessNotMet {
+                happy: 7,
+                achieved: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let left: Vec<_> = files_under(dir.path(), "/shares/");
+    assert!(left.is_empty(), "a failed put leaves no share behind: {left:?}");
 }
