@@ -336,10 +336,20 @@ impl StorageServer for DiskServer {
             });
         }
         blocking(move || {
+            let at = IMMUTABLE_HEADER + offset;
             upload
                 .file
-                .write_all_at(&data, IMMUTABLE_HEADER + offset)
-                .map_err(|e| Error::io("write share", e))
+                .write_all_at(&data, at)
+                .map_err(|e| Error::io("write share", e))?;
+            // Start writeback now (asynchronously) rather than leaving gigabytes of
+            // dirty pages for the fsync at close; durability still comes from that fsync.
+            let _ = nix::fcntl::posix_fadvise(
+                &upload.file,
+                at as i64,
+                len as i64,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            Ok(())
         })
         .await
     }
