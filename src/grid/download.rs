@@ -316,23 +316,25 @@ impl FileReader {
         let seg = self.shape.segment_size;
         let first = offset / seg;
         let last = (end - 1) / seg;
-        let mut ahead = Some(tokio::spawn(prefetch(self.si, self.active.clone(), self.shape, first)));
+        // Segments are fetched and decoded a few ahead, so disk reads, decoding and
+        // the output writes overlap; a segment that fails takes the slow path below.
+        let mut ahead = std::collections::VecDeque::new();
+        let mut next = first;
         let mut done = 0u64;
         for segnum in first..=last {
-            let fetched = match ahead.take() {
-                Some(handle) => handle.await.map_err(|e| Error::Internal(e.to_string()))?,
-                None => fetch_blocks(self.si, &self.active, &self.shape, segnum).await,
-            };
-            if segnum < last {
-                ahead = Some(tokio::spawn(prefetch(
-                    self.si,
-                    self.active.clone(),
-                    self.shape,
-                    segnum + 1,
-                )));
+            while next <= last && ahead.len() < PREFETCH_SEGMENTS {
+                let (si, active, shape, work) = (self.si, self.active.clone(), self.shape, self.segment_work(next));
+                ahead.push_back(tokio::spawn(async move {
+                    let fetched = fetch_blocks(si, &active, &shape, work.segnum).await;
+                    tokio::task::spawn_blocking(move || work.decode(fetched)).await
+                }));
+                next += 1;
             }
-            let work = self.segment_work(segnum);
-            let plaintext = match tokio::task::spawn_blocking(move || work.decode(fetched)).await {
+            let decoded = match ahead.pop_front() {
+                Some(handle) => handle.await.map_err(|e| Error::Internal(e.to_string()))?,
+                None => return Err(Error::Internal("prefetch queue ran dry".into())),
+            };
+            let plaintext = match decoded {
                 Ok(Ok(plaintext)) => plaintext,
                 Ok(Err(_)) => self.read_segment(segnum).await?,
                 Err(e) => return Err(Error::Internal(e.to_string())),
@@ -398,6 +400,9 @@ impl FileReader {
 
 type Fetched = Vec<(Arc<GoodShare>, Result<Vec<u8>, String>)>;
 
+/// How many segments a streaming read fetches and decodes ahead of the one it writes.
+const PREFETCH_SEGMENTS: usize = 3;
+
 async fn read_block(si: StorageIndex, good: &GoodShare, shape: &FileShape, segnum: u64) -> Result<Vec<u8>, String> {
     let offset = good.layout.data + segnum * shape.block_size();
     let len = shape.block_len(segnum);
@@ -418,10 +423,6 @@ async fn fetch_blocks(si: StorageIndex, active: &[Arc<GoodShare>], shape: &FileS
         .iter()
         .map(|g| async move { (g.clone(), read_block(si, g, shape, segnum).await) });
     join_all(reads).await
-}
-
-async fn prefetch(si: StorageIndex, active: Vec<Arc<GoodShare>>, shape: FileShape, segnum: u64) -> Fetched {
-    fetch_blocks(si, &active, &shape, segnum).await
 }
 
 /// The CPU half of reading a segment: check, decode, check again, decrypt.
