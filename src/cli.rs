@@ -196,7 +196,9 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
     match out {
         Some(path) => {
             // Write beside the target and rename, so a failed download never leaves a partial file under its name.
-            let tmp = path.with_extension("lafs-partial");
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".lafs-partial");
+            let tmp = PathBuf::from(tmp);
             let file = tokio::fs::File::create(&tmp)
                 .await
                 .with_context(|| format!("cannot create {}", tmp.display()))?;
