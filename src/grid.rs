@@ -13,6 +13,7 @@ pub mod erasure;
 pub mod hashtree;
 pub mod hashutil;
 pub mod layout;
+pub mod mutable;
 pub mod selection;
 pub mod storage;
 pub mod ueb;

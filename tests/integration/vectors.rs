@@ -2,7 +2,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use lafs_gateway::grid::uri::Cap;
+use lafs_gateway::grid::mutable::keys::MutableKeys;
+use lafs_gateway::grid::uri::{Cap, MutableFormat};
 use serde::Deserialize;
 
 use crate::common::{TestGrid, params, vectors_path};
@@ -24,6 +25,13 @@ struct Vector {
 #[derive(Deserialize)]
 struct Format {
     kind: String,
+    params: Option<MutableParams>,
+}
+
+#[derive(Deserialize)]
+struct MutableParams {
+    format: String,
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -89,4 +97,34 @@ async fn every_chk_vector_gives_the_expected_cap_and_reads_back() {
     for kn in [(1, 1), (1, 3), (2, 3), (3, 10), (71, 255), (101, 256)] {
         assert!(seen_params.contains(&kn), "parameters {kn:?} not covered");
     }
+}
+
+#[test]
+fn every_sdmf_and_mdmf_vector_gives_the_expected_cap_from_its_key() {
+    let text = std::fs::read_to_string(vectors_path()).expect("shared vectors present");
+    let file: VectorFile = serde_yaml::from_str(&text).expect("vectors parse");
+    let mut counts = std::collections::BTreeMap::new();
+    for (i, v) in file.vector.iter().filter(|v| v.format.kind == "ssk").enumerate() {
+        let params = v.format.params.as_ref().expect("ssk vectors carry a key");
+        let format = match params.format.as_str() {
+            "sdmf" => MutableFormat::Sdmf,
+            "mdmf" => MutableFormat::Mdmf,
+            other => panic!("vector {i}: unknown mutable format {other}"),
+        };
+        let keys = MutableKeys::from_pkcs1_pem(&params.key).unwrap_or_else(|e| panic!("vector {i}: {e}"));
+        assert_eq!(
+            Cap::Mutable(keys.write_cap(format)).to_string(),
+            v.expected,
+            "vector {i} ({})",
+            params.format
+        );
+        // The parsed cap derives the same storage index as the key.
+        let Cap::Mutable(parsed) = Cap::parse(&v.expected).unwrap() else {
+            panic!("vector {i}: not a mutable cap")
+        };
+        assert_eq!(parsed.storage_index(), keys.storage_index);
+        *counts.entry(params.format.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get("sdmf"), Some(&120));
+    assert_eq!(counts.get("mdmf"), Some(&120));
 }
