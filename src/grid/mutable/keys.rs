@@ -91,9 +91,14 @@ impl MutableKeys {
     ///
     /// `server_node_id` is the server's 20-byte (Foolscap tubid) node id.
     pub fn write_enabler(&self, server_node_id: &[u8]) -> Hash {
-        let master = tagged_hash(tag::MUTABLE_WRITE_ENABLER_MASTER, &self.writekey);
-        tagged_pair_hash(tag::MUTABLE_WRITE_ENABLER, &master, server_node_id)
+        write_enabler(&self.writekey, server_node_id)
     }
+}
+
+/// A writekey's write enabler for one server (Tahoe's `ssk_write_enabler_hash`).
+pub fn write_enabler(writekey: &[u8], server_node_id: &[u8]) -> Hash {
+    let master = tagged_hash(tag::MUTABLE_WRITE_ENABLER_MASTER, writekey);
+    tagged_pair_hash(tag::MUTABLE_WRITE_ENABLER, &master, server_node_id)
 }
 
 #[cfg(test)]
@@ -103,9 +108,9 @@ mod tests {
 
     #[test]
     fn write_enabler_matches_tahoe_hashutil() {
-        // ssk_write_enabler_hash(b"wk", b"\0"*20) from test_hashutil.py (its first argument is the master).
+        // ssk_write_enabler_hash(b"wk", b"\0"*20) from test_hashutil.py.
         assert_eq!(
-            base32::encode(&tagged_pair_hash(tag::MUTABLE_WRITE_ENABLER, b"wk", &[0u8; 20])),
+            base32::encode(&write_enabler(b"wk", &[0u8; 20])),
             "fuu2dvx7g6gqu5x22vfhtyed7p4pd47y5hgxbqzgrlyvxoev62tq"
         );
     }
