@@ -217,14 +217,35 @@ const DIRECTORY_PREFIXES: [(&str, &str); 9] = [
 
 impl Cap {
     /// Parses a cap. Unknown `URI:` kinds become [`Cap::Unknown`]; malformed known kinds are errors.
+    ///
+    /// Tahoe's alleged-status prefixes are honoured: `ro.` and `imm.` are stripped,
+    /// and a cap stronger than its prefix allows (a write cap behind `ro.`, anything
+    /// mutable behind `imm.`) becomes [`Cap::Unknown`] holding the original text.
     pub fn parse(text: &str) -> Result<Cap, ParseError> {
         let text = text.trim();
+        for (prefix, allows) in [
+            ("imm.", Cap::is_immutable as fn(&Cap) -> bool),
+            ("ro.", Cap::is_read_only),
+        ] {
+            if let Some(rest) = text.strip_prefix(prefix) {
+                let cap = Cap::parse_unprefixed(rest)?;
+                return Ok(if allows(&cap) {
+                    cap
+                } else {
+                    Cap::Unknown(text.to_string())
+                });
+            }
+        }
+        Cap::parse_unprefixed(text)
+    }
+
+    fn parse_unprefixed(text: &str) -> Result<Cap, ParseError> {
         if !text.starts_with("URI:") {
             return Err(ParseError::NotACap);
         }
         for (dir, file) in DIRECTORY_PREFIXES {
             if let Some(body) = text.strip_prefix(dir) {
-                let inner = Cap::parse(&format!("{file}{body}"))?;
+                let inner = Cap::parse_unprefixed(&format!("{file}{body}"))?;
                 return Ok(Cap::Directory(Box::new(inner)));
             }
         }
@@ -268,6 +289,24 @@ impl Cap {
             }
         }
         Ok(Cap::Unknown(text.to_string()))
+    }
+
+    /// Whether the cap grants no write access (unknown caps count as read-only: they cannot be used to write).
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Cap::Mutable(m) => !matches!(m.access, MutableAccess::Write(_)),
+            Cap::Directory(inner) => inner.is_read_only(),
+            _ => true,
+        }
+    }
+
+    /// Whether the cap names something that can never change.
+    pub fn is_immutable(&self) -> bool {
+        match self {
+            Cap::Literal(_) | Cap::Chk(_) | Cap::ChkVerifier(_) => true,
+            Cap::Mutable(_) | Cap::Unknown(_) => false,
+            Cap::Directory(inner) => inner.is_immutable(),
+        }
     }
 
     /// The storage index, for caps that have one.
@@ -542,6 +581,27 @@ mod tests {
         ] {
             assert!(Cap::parse(bad).is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn alleged_prefixes_are_stripped_or_the_cap_becomes_unknown() {
+        let body_ssk = SSK.trim_start_matches("URI:SSK:");
+        assert_eq!(Cap::parse(&format!("ro.{CHK}")).unwrap().to_string(), CHK);
+        assert_eq!(Cap::parse(&format!("imm.{CHK}")).unwrap().to_string(), CHK);
+        let ro = format!("URI:SSK-RO:{body_ssk}");
+        assert_eq!(Cap::parse(&format!("ro.{ro}")).unwrap().to_string(), ro);
+        for odd in [
+            format!("ro.{SSK}"),
+            format!("imm.{ro}"),
+            format!("ro.URI:DIR2:{body_ssk}"),
+        ] {
+            assert_eq!(Cap::parse(&odd).unwrap(), Cap::Unknown(odd.clone()), "{odd}");
+        }
+        assert_eq!(
+            Cap::parse(&format!("ro.URI:DIR2-RO:{body_ssk}")).unwrap().kind(),
+            "DIR2-RO"
+        );
+        assert!(Cap::parse("ro.nonsense").is_err());
     }
 
     #[test]
