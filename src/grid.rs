@@ -8,6 +8,7 @@ pub mod base32;
 pub mod check;
 pub mod chk;
 pub mod crypto;
+pub mod dirnode;
 pub mod download;
 pub mod erasure;
 pub mod hashtree;

@@ -24,6 +24,8 @@ pub mod tag {
     pub const MUTABLE_READKEY: &[u8] = b"allmydata_mutable_writekey_to_readkey_v1";
     pub const MUTABLE_DATAKEY: &[u8] = b"allmydata_mutable_readkey_to_datakey_v1";
     pub const MUTABLE_STORAGE_INDEX: &[u8] = b"allmydata_mutable_readkey_to_storage_index_v1";
+    pub const DIRNODE_CHILD_WRITECAP: &[u8] = b"allmydata_mutable_writekey_and_salt_to_dirnode_child_capkey_v1";
+    pub const DIRNODE_CHILD_SALT: &[u8] = b"allmydata_dirnode_child_rwcap_to_salt_v1";
     pub const MERKLE_EMPTY_LEAF: &[u8] = b"Merkle tree empty leaf";
     pub const MERKLE_INTERNAL_NODE: &[u8] = b"Merkle tree internal node";
 }
@@ -140,6 +142,21 @@ pub fn bucket_cancel_secret(client_cancel: &Hash, storage_index: &[u8], server_i
     tagged_pair_hash(tag::BUCKET_CANCEL, &file, server_id)
 }
 
+/// Tahoe's `hashutil.hmac`: not RFC 2104 (the key is XORed byte by byte, never padded to 64 bytes).
+///
+/// Only the dirnode child-writecap MAC uses it, and no reader checks that MAC.
+pub fn tahoe_hmac(key: &[u8], data: &[u8]) -> Hash {
+    let outer_key: Vec<u8> = key.iter().map(|b| b ^ 0x5c).collect();
+    let inner_key: Vec<u8> = key.iter().map(|b| b ^ 0x36).collect();
+    let mut inner = Sha256::new();
+    inner.update(&inner_key);
+    inner.update(data);
+    let mut outer = Sha256::new();
+    outer.update(&outer_key);
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
 /// Where a storage index puts a server on the permuted ring: `SHA1(SI + seed)`.
 pub fn permute_server_hash(storage_index: &[u8], permutation_seed: &[u8]) -> [u8; 20] {
     use sha1::Sha1;
@@ -198,6 +215,12 @@ mod tests {
             b32(&tagged_pair_hash(tag::BUCKET_RENEWAL, b"", &[0u8; 20])),
             "e7imrzgzaoashsncacvy3oysdd2m5yvtooo4gmj4mjlopsazmvuq"
         );
+        assert_eq!(
+            b32(&tahoe_hmac(b"tag", b"")),
+            "c54ypfi6pevb3nvo6ba42jtglpkry2kbdopqsi7dgrm4r7tw5sra"
+        );
+        let rwcap_key = &tagged_pair_hash(tag::DIRNODE_CHILD_WRITECAP, b"iv", b"wk")[..16];
+        assert_eq!(b32(rwcap_key), "6rvn2iqrghii5n4jbbwwqqsnqu");
         let seed = base32::decode("u33m4y7klhz3bypswqkozwetvabelhxt").unwrap();
         assert_eq!(
             b32(&permute_server_hash(b"SI", &seed)),
