@@ -4,3 +4,4 @@
 //! holds what both sides derive from the key.
 
 pub mod keys;
+pub mod sdmf;
