@@ -151,6 +151,21 @@ pub enum Error {
     /// Bad encoding parameters.
     #[error(transparent)]
     Erasure(#[from] erasure::Error),
+    /// Another writer changed a mutable file between our read and our write.
+    #[error("uncoordinated write to mutable file {storage_index}: another writer changed it; read it again and retry")]
+    UncoordinatedWrite {
+        /// which file
+        storage_index: StorageIndex,
+    },
+    /// A write was attempted with a read-only cap.
+    #[error("the cap is read-only")]
+    ReadOnly,
+    /// A mutable file's signing key is unusable.
+    #[error(transparent)]
+    MutableKey(#[from] mutable::keys::KeyError),
+    /// A mutable share could not be encoded or decoded.
+    #[error(transparent)]
+    MutableFormat(#[from] mutable::sdmf::Error),
     /// A background task died.
     #[error("internal error: {0}")]
     Internal(String),

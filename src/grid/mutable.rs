@@ -1,7 +1,8 @@
-//! Mutable files (SDMF and MDMF): the keys and caps derived from an RSA signing key.
+//! Mutable files: keys and caps from an RSA signing key, the SDMF share format, publish and retrieve.
 //!
-//! Publishing and retrieving shares come with the directory layer; this module
-//! holds what both sides derive from the key.
+//! MDMF (multi-segment) is not written yet; its caps parse and its keys derive.
 
 pub mod keys;
+pub mod publish;
+pub mod retrieve;
 pub mod sdmf;

@@ -6,5 +6,7 @@ mod common;
 mod cli;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
+/// Mutable (SDMF) files: publish, retrieve, collisions.
+mod mutable;
 /// Tahoe's official CHK test vectors through the real upload path.
 mod vectors;

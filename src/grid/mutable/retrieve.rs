@@ -1,0 +1,125 @@
+//! Reading a mutable (SDMF) file: the server map of every share's version, and the newest recoverable version.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::join_all;
+
+use crate::grid::hashutil::Hash;
+use crate::grid::mutable::sdmf::{self, Prefix, Share};
+use crate::grid::storage::{ShareNum, StorageServer};
+use crate::grid::uri::{MutableAccess, MutableCap, readkey_from_writekey};
+use crate::grid::{Error, Grid};
+
+/// One share found on one server.
+#[derive(Debug, Clone)]
+pub struct FoundShare {
+    /// The server holding it.
+    pub server: Arc<dyn StorageServer>,
+    /// Its number.
+    pub share: ShareNum,
+    /// The parsed share, if it verified against the cap.
+    pub verified: Option<Share>,
+    /// The checkstring read from the server (what a writer must test to replace it).
+    pub checkstring: Vec<u8>,
+}
+
+/// Every share of a mutable file the grid holds, grouped by version.
+#[derive(Debug, Default)]
+pub struct ServerMap {
+    /// All shares found, good or bad.
+    pub shares: Vec<FoundShare>,
+}
+
+impl ServerMap {
+    /// Verified shares by version `(seqnum, root hash)`, newest last.
+    pub fn versions(&self) -> BTreeMap<(u64, Hash), Vec<&FoundShare>> {
+        let mut out: BTreeMap<(u64, Hash), Vec<&FoundShare>> = BTreeMap::new();
+        for found in &self.shares {
+            if let Some(share) = &found.verified {
+                out.entry((share.prefix.seqnum, share.prefix.root_hash))
+                    .or_default()
+                    .push(found);
+            }
+        }
+        out
+    }
+
+    /// The newest version with at least k distinct verified shares.
+    pub fn newest_recoverable(&self) -> Option<(Prefix, Vec<&FoundShare>)> {
+        self.versions().into_iter().rev().find_map(|(_, shares)| {
+            let prefix = shares.first()?.verified.as_ref()?.prefix;
+            let mut distinct: BTreeMap<ShareNum, &FoundShare> = BTreeMap::new();
+            for found in shares {
+                distinct.entry(found.share).or_insert(found);
+            }
+            (distinct.len() >= prefix.needed as usize).then(|| (prefix, distinct.into_values().collect()))
+        })
+    }
+
+    /// The highest sequence number seen on any verified share.
+    pub fn highest_seqnum(&self) -> Option<u64> {
+        self.shares
+            .iter()
+            .filter_map(|f| f.verified.as_ref())
+            .map(|s| s.prefix.seqnum)
+            .max()
+    }
+}
+
+/// The readkey of a read or write cap.
+pub fn readkey_of(cap: &MutableCap) -> Option<[u8; 16]> {
+    match cap.access {
+        MutableAccess::Write(wk) => Some(readkey_from_writekey(&wk)),
+        MutableAccess::Read(rk) => Some(rk),
+        MutableAccess::Verify(_) => None,
+    }
+}
+
+impl Grid {
+    /// Reads every share of a mutable file from every server and verifies each against the cap.
+    pub async fn mutable_servermap(&self, cap: &MutableCap) -> ServerMap {
+        let si = cap.storage_index();
+        let servers = self.permuted_servers(si);
+        let reads = servers.iter().map(|server| async move {
+            let mut found = Vec::new();
+            let Ok(numbers) = server.list_mutable_shares(si).await else {
+                return found;
+            };
+            for share in numbers {
+                let Ok(image) = server.read_mutable_share(si, share, 0, u64::MAX).await else {
+                    continue;
+                };
+                let checkstring = image.get(..sdmf::CHECKSTRING_LEN).unwrap_or(&image).to_vec();
+                let verified = Share::parse(&image).ok().filter(|s| s.verify(share as usize, &cap.fingerprint).is_ok());
+                if verified.is_none() {
+                    tracing::warn!(storage_index = %si, share, server = %server.id().nickname, "mutable share does not verify");
+                }
+                found.push(FoundShare { server: server.clone(), share, verified, checkstring });
+            }
+            found
+        });
+        ServerMap {
+            shares: join_all(reads).await.into_iter().flatten().collect(),
+        }
+    }
+
+    /// Reads the newest recoverable version of a mutable file.
+    pub async fn read_mutable(&self, cap: &MutableCap) -> Result<Vec<u8>, Error> {
+        let readkey = readkey_of(cap).ok_or(Error::UnsupportedCap("verify"))?;
+        let map = self.mutable_servermap(cap).await;
+        let Some((prefix, shares)) = map.newest_recoverable() else {
+            let found = map.versions().values().map(Vec::len).max().unwrap_or(0);
+            return Err(Error::NotEnoughShares {
+                needed: self.params().needed,
+                found,
+            });
+        };
+        let blocks = shares
+            .iter()
+            .take(prefix.needed as usize)
+            .filter_map(|f| f.verified.as_ref().map(|s| (f.share as usize, s.block.clone())))
+            .collect();
+        sdmf::decode(&readkey, &prefix, blocks).map_err(Error::from)
+    }
+}
