@@ -8,6 +8,7 @@ pub mod base32;
 pub mod check;
 pub mod chk;
 pub mod crypto;
+pub mod directory;
 pub mod dirnode;
 pub mod download;
 pub mod erasure;
@@ -166,6 +167,12 @@ pub enum Error {
     /// A mutable share could not be encoded or decoded.
     #[error(transparent)]
     MutableFormat(#[from] mutable::sdmf::Error),
+    /// A directory change was refused.
+    #[error(transparent)]
+    Directory(#[from] directory::DirectoryError),
+    /// A directory's body cannot be unpacked.
+    #[error("directory contents are corrupt")]
+    CorruptDirectory,
     /// A background task died.
     #[error("internal error: {0}")]
     Internal(String),

@@ -291,6 +291,15 @@ impl Cap {
         Ok(Cap::Unknown(text.to_string()))
     }
 
+    /// The read-only form of this cap (itself when it is already read-only).
+    pub fn read_only(&self) -> Cap {
+        match self {
+            Cap::Mutable(m) => Cap::Mutable(m.read_only()),
+            Cap::Directory(inner) => Cap::Directory(Box::new(inner.read_only())),
+            other => other.clone(),
+        }
+    }
+
     /// Whether the cap grants no write access (unknown caps count as read-only: they cannot be used to write).
     pub fn is_read_only(&self) -> bool {
         match self {

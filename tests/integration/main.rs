@@ -4,6 +4,8 @@ mod common;
 
 /// The `lafs` binary as a user runs it.
 mod cli;
+/// Directories: link, unlink, read-only caps, concurrent writers.
+mod directory;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
 /// Mutable (SDMF) files: publish, retrieve, collisions.

@@ -12,6 +12,7 @@ use rsa::pkcs8::DecodePrivateKey;
 
 use crate::grid::crypto::{aes_ctr_at, random_bytes};
 use crate::grid::mutable::keys::MutableKeys;
+use crate::grid::mutable::retrieve::ServerMap;
 use crate::grid::mutable::sdmf::{self, Share};
 use crate::grid::selection;
 use crate::grid::storage::{ShareNum, StorageServer, TestAndWrite, TestVector};
@@ -64,10 +65,20 @@ impl Grid {
     /// Fails with [`Error::UncoordinatedWrite`] if another writer changed the file
     /// since it was read here; the caller may read again and retry.
     pub async fn update_mutable(&self, cap: &MutableCap, plaintext: &[u8]) -> Result<(), Error> {
+        if !matches!(cap.access, MutableAccess::Write(_)) {
+            return Err(Error::ReadOnly);
+        }
+        let map = self.mutable_servermap(cap).await;
+        self.update_mutable_from(cap, &map, plaintext).await
+    }
+
+    /// Publishes `plaintext` as the version after the ones in `map`, testing every
+    /// share against what `map` saw: any version published since then makes this
+    /// fail with [`Error::UncoordinatedWrite`] rather than be overwritten.
+    pub async fn update_mutable_from(&self, cap: &MutableCap, map: &ServerMap, plaintext: &[u8]) -> Result<(), Error> {
         let MutableAccess::Write(writekey) = cap.access else {
             return Err(Error::ReadOnly);
         };
-        let map = self.mutable_servermap(cap).await;
         let Some((_, current)) = map.newest_recoverable() else {
             return Err(Error::NotEnoughShares {
                 needed: self.params().needed,

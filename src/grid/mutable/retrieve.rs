@@ -106,8 +106,16 @@ impl Grid {
 
     /// Reads the newest recoverable version of a mutable file.
     pub async fn read_mutable(&self, cap: &MutableCap) -> Result<Vec<u8>, Error> {
-        let readkey = readkey_of(cap).ok_or(Error::UnsupportedCap("verify"))?;
         let map = self.mutable_servermap(cap).await;
+        self.read_mutable_from(cap, &map)
+    }
+
+    /// Decodes the newest recoverable version in an already-read server map.
+    ///
+    /// A writer that bases its next version on these contents must publish with
+    /// the same map, so that any version published since is detected.
+    pub fn read_mutable_from(&self, cap: &MutableCap, map: &ServerMap) -> Result<Vec<u8>, Error> {
+        let readkey = readkey_of(cap).ok_or(Error::UnsupportedCap("verify"))?;
         let Some((prefix, shares)) = map.newest_recoverable() else {
             let found = map.versions().values().map(Vec::len).max().unwrap_or(0);
             return Err(Error::NotEnoughShares {

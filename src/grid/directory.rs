@@ -1,0 +1,178 @@
+//! Directories on the grid: a dirnode body kept in an SDMF mutable file (or, read-only, in a CHK/LIT file).
+//!
+//! Every change is a read-modify-write of the whole body; when another writer
+//! got there first (an uncoordinated write) the change is re-applied to the
+//! fresh contents, so concurrent additions to one directory are never lost.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::grid::dirnode::{self, Child};
+use crate::grid::mutable::publish::generate_signing_key;
+use crate::grid::uri::{Cap, MutableAccess, MutableCap};
+use crate::grid::{Error, Grid};
+
+/// How often a change is re-applied after colliding with another writer.
+const MAX_ATTEMPTS: usize = 20;
+
+/// Why a directory change was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DirectoryError {
+    /// The name is already linked and overwriting was not asked for.
+    #[error("an entry of that name already exists")]
+    Exists,
+    /// The name is not linked.
+    #[error("no entry of that name")]
+    NotFound,
+}
+
+/// The caps and metadata to store for a child `cap`.
+pub fn child_for(cap: &Cap, metadata: Map<String, Value>) -> Child {
+    let read_only = cap.is_read_only();
+    Child {
+        write_cap: (!read_only).then(|| cap.to_string()),
+        read_cap: Some(cap.read_only().to_string()),
+        metadata,
+    }
+}
+
+/// The strongest cap a child offers (its write cap when the directory was read with one).
+pub fn child_cap(child: &Child) -> Option<Cap> {
+    child
+        .write_cap
+        .as_deref()
+        .or(child.read_cap.as_deref())
+        .and_then(|text| Cap::parse(text).ok())
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn writable_inner(dircap: &Cap) -> Result<&MutableCap, Error> {
+    match dircap {
+        Cap::Directory(inner) => match inner.as_ref() {
+            Cap::Mutable(m) if matches!(m.access, MutableAccess::Write(_)) => Ok(m),
+            Cap::Mutable(_) | Cap::Chk(_) | Cap::Literal(_) => Err(Error::ReadOnly),
+            _ => Err(Error::UnsupportedCap(dircap.kind())),
+        },
+        other => Err(Error::UnsupportedCap(other.kind())),
+    }
+}
+
+impl Grid {
+    /// Creates an empty writable directory; returns its `URI:DIR2:` cap.
+    pub async fn create_directory(&self) -> Result<Cap, Error> {
+        let key = tokio::task::spawn_blocking(generate_signing_key)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let empty = dirnode::pack(&BTreeMap::new(), None);
+        let cap = self.create_mutable(key, &empty).await?;
+        Ok(Cap::Directory(Box::new(Cap::Mutable(cap))))
+    }
+
+    /// Lists a directory (write caps of children are visible only through a write cap).
+    pub async fn list_directory(&self, dircap: &Cap) -> Result<BTreeMap<String, Child>, Error> {
+        let Cap::Directory(inner) = dircap else {
+            return Err(Error::UnsupportedCap(dircap.kind()));
+        };
+        let (body, writekey) = match inner.as_ref() {
+            Cap::Mutable(m) => {
+                let writekey = match m.access {
+                    MutableAccess::Write(wk) => Some(wk),
+                    _ => None,
+                };
+                (self.read_mutable(m).await?, writekey)
+            }
+            Cap::Chk(chk) => (self.open_file(chk).await?.read_range(0, u64::MAX).await?, None),
+            Cap::Literal(lit) => (lit.data.clone(), None),
+            _ => return Err(Error::UnsupportedCap(dircap.kind())),
+        };
+        let si = dircap.storage_index();
+        dirnode::unpack(&body, writekey.as_ref()).map_err(|e| {
+            tracing::warn!(storage_index = ?si, "directory body unreadable: {e}");
+            Error::CorruptDirectory
+        })
+    }
+
+    /// Applies `change` to a writable directory's children and stores the result,
+    /// re-reading and re-applying on collisions with other writers.
+    pub async fn modify_directory<T>(
+        &self,
+        dircap: &Cap,
+        mut change: impl FnMut(&mut BTreeMap<String, Child>) -> Result<T, DirectoryError>,
+    ) -> Result<T, Error> {
+        let inner = writable_inner(dircap)?;
+        let MutableAccess::Write(writekey) = inner.access else {
+            return Err(Error::ReadOnly);
+        };
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Random backoff, growing with each collision, so racing writers spread out.
+                let ceiling_ms = 4u64 << attempt.min(6);
+                let jitter = u64::from(u16::from_be_bytes(crate::grid::crypto::random_bytes::<2>()));
+                tokio::time::sleep(std::time::Duration::from_millis(jitter % ceiling_ms)).await;
+            }
+            // The new version is published against the very server map its contents came from.
+            let map = self.mutable_servermap(inner).await;
+            let current = self.read_mutable_from(inner, &map)?;
+            let mut children = dirnode::unpack(&current, Some(&writekey)).map_err(|_| Error::CorruptDirectory)?;
+            let outcome = change(&mut children).map_err(Error::Directory)?;
+            let body = dirnode::pack(&children, Some(&writekey));
+            match self.update_mutable_from(inner, &map, &body).await {
+                Ok(()) => return Ok(outcome),
+                Err(Error::UncoordinatedWrite { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::UncoordinatedWrite {
+            storage_index: inner.storage_index(),
+        })
+    }
+
+    /// Links `cap` under `name` (NFC-normalized); refuses to replace an entry unless `overwrite`.
+    pub async fn link(
+        &self,
+        dircap: &Cap,
+        name: &str,
+        cap: &Cap,
+        overwrite: bool,
+        mut metadata: Map<String, Value>,
+    ) -> Result<(), Error> {
+        let name = dirnode::normalize_name(name);
+        let wanted = child_for(cap, Map::new());
+        self.modify_directory(dircap, |children| {
+            let created = match children.get(&name) {
+                // Our own earlier attempt may have landed on some servers before colliding.
+                Some(old) if !overwrite && old.write_cap == wanted.write_cap && old.read_cap == wanted.read_cap => {
+                    return Ok(());
+                }
+                Some(_) if !overwrite => return Err(DirectoryError::Exists),
+                Some(old) => old.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned(),
+                None => None,
+            };
+            let stamp = now();
+            let mut tahoe = Map::new();
+            tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
+            tahoe.insert("linkmotime".into(), Value::from(stamp));
+            metadata.insert("tahoe".into(), Value::Object(tahoe));
+            children.insert(name.clone(), child_for(cap, metadata.clone()));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes the entry `name`; returns what it linked.
+    pub async fn unlink(&self, dircap: &Cap, name: &str) -> Result<Child, Error> {
+        let name = dirnode::normalize_name(name);
+        self.modify_directory(dircap, |children| {
+            children.remove(&name).ok_or(DirectoryError::NotFound)
+        })
+        .await
+    }
+}
