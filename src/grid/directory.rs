@@ -119,7 +119,7 @@ impl Grid {
                 tokio::time::sleep(std::time::Duration::from_millis(jitter % ceiling_ms)).await;
             }
             // The new version is published against the very server map its contents came from.
-            let map = self.mutable_servermap(inner).await;
+            let map = self.settled_servermap(inner).await;
             let current = self.read_mutable_from(inner, &map)?;
             let mut children = dirnode::unpack(&current, Some(&writekey)).map_err(|_| Error::CorruptDirectory)?;
             let outcome = change(&mut children).map_err(Error::Directory)?;

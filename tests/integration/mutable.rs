@@ -92,6 +92,20 @@ async fn racing_writers_never_lose_an_acknowledged_write() {
             assert!(matches!(r, Ok(()) | Err(Error::UncoordinatedWrite { .. })), "{r:?}");
         }
         let now = test.grid.read_mutable(&cap).await.unwrap();
+        let map = test.grid.mutable_servermap(&cap).await;
+        let versions: Vec<String> = map
+            .versions()
+            .iter()
+            .map(|((seq, root), shares)| {
+                format!("seq {seq} root {:02x}{:02x}: {} shares", root[0], root[1], shares.len())
+            })
+            .collect();
+        eprintln!(
+            "round {round}: A {:?} B {:?} versions {versions:?} now {:?}",
+            ra.is_ok(),
+            rb.is_ok(),
+            String::from_utf8_lossy(&now)
+        );
         match (ra.is_ok(), rb.is_ok()) {
             (true, false) => assert_eq!(now, a, "A's acknowledged write survives"),
             (false, true) => assert_eq!(now, b, "B's acknowledged write survives"),

@@ -68,7 +68,7 @@ impl Grid {
         if !matches!(cap.access, MutableAccess::Write(_)) {
             return Err(Error::ReadOnly);
         }
-        let map = self.mutable_servermap(cap).await;
+        let map = self.settled_servermap(cap).await;
         self.update_mutable_from(cap, &map, plaintext).await
     }
 

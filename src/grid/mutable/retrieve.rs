@@ -11,6 +11,11 @@ use crate::grid::storage::{ShareNum, StorageServer};
 use crate::grid::uri::{MutableAccess, MutableCap, readkey_from_writekey};
 use crate::grid::{Error, Grid};
 
+/// How long a writer waits between re-reads of a mixed server map.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// How many re-reads before publishing over a map that keeps changing anyway.
+const SETTLE_ROUNDS: usize = 40;
+
 /// One share found on one server.
 #[derive(Debug, Clone)]
 pub struct FoundShare {
@@ -55,6 +60,24 @@ impl ServerMap {
             }
             (distinct.len() >= prefix.needed as usize).then(|| (prefix, distinct.into_values().collect()))
         })
+    }
+
+    /// Whether the shares disagree: another writer may be half-way through a publish.
+    pub fn is_mixed(&self) -> bool {
+        let mut checkstrings = self.shares.iter().map(|f| &f.checkstring);
+        checkstrings
+            .next()
+            .is_some_and(|first| checkstrings.any(|c| c != first))
+    }
+
+    fn fingerprint(&self) -> Vec<(String, ShareNum, Vec<u8>)> {
+        let mut out: Vec<_> = self
+            .shares
+            .iter()
+            .map(|f| (f.server.id().nickname.clone(), f.share, f.checkstring.clone()))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The highest sequence number seen on any verified share.
@@ -102,6 +125,29 @@ impl Grid {
         ServerMap {
             shares: join_all(reads).await.into_iter().flatten().collect(),
         }
+    }
+
+    /// A server map a writer may publish against.
+    ///
+    /// When the shares disagree, another writer may be mid-publish: overwriting
+    /// its shares now could bury a version it is about to acknowledge. So a mixed
+    /// map is re-read until it stops changing (the other publish finished or was
+    /// abandoned) before it is returned.
+    pub async fn settled_servermap(&self, cap: &MutableCap) -> ServerMap {
+        let mut map = self.mutable_servermap(cap).await;
+        for _ in 0..SETTLE_ROUNDS {
+            if !map.is_mixed() {
+                break;
+            }
+            tokio::time::sleep(SETTLE_WAIT).await;
+            let again = self.mutable_servermap(cap).await;
+            let stable = again.fingerprint() == map.fingerprint();
+            map = again;
+            if stable {
+                break;
+            }
+        }
+        map
     }
 
     /// Reads the newest recoverable version of a mutable file.
