@@ -14,3 +14,4 @@ pub mod cli;
 pub mod frontends;
 pub mod grid;
 pub mod node;
+pub mod vfs;

@@ -12,3 +12,5 @@ mod grid;
 mod mutable;
 /// Tahoe's official CHK test vectors through the real upload path.
 mod vectors;
+/// The vfs semantics table.
+mod vfs;

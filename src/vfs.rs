@@ -1,0 +1,394 @@
+//! The path layer every frontend uses: paths under a root dircap, mapped onto directory and file operations.
+//!
+//! SFTP and FTP both go through here, so they behave the same, and each maps
+//! [`ErrorKind`] onto its protocol's codes in one place. Errors never carry
+//! caps: a path component may appear, a cap never does.
+
+use std::fmt;
+use std::io::{Read, Seek};
+
+use serde_json::{Map, Value};
+
+use crate::grid::directory::{DirectoryError, child_cap};
+use crate::grid::dirnode::{self, Child};
+use crate::grid::upload::KeyChoice;
+use crate::grid::uri::Cap;
+use crate::grid::{self, Grid};
+
+/// What went wrong, in the terms both protocols have codes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such file or directory.
+    NotFound,
+    /// The target name is taken.
+    AlreadyExists,
+    /// A path component is a file.
+    NotADirectory,
+    /// A file operation named a directory.
+    IsADirectory,
+    /// rmdir of a directory that still has entries.
+    DirectoryNotEmpty,
+    /// The cap in the way is read-only.
+    PermissionDenied,
+    /// A name with `/`, NUL, invalid UTF-8, or `.`/`..` where a name is needed.
+    InvalidName,
+    /// The grid could not be reached well enough (not enough servers or shares); retrying may work.
+    Transient,
+    /// Something this gateway does not do (symlinks, unknown cap kinds).
+    Unsupported,
+    /// A bug or corrupt data.
+    Internal,
+}
+
+/// A vfs error: its kind plus, for logs, the grid error behind it.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    source: Option<grid::Error>,
+}
+
+impl Error {
+    /// An error of `kind` with no further cause.
+    pub fn new(kind: ErrorKind) -> Self {
+        Error { kind, source: None }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ErrorKind::NotFound => "no such file or directory",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::NotADirectory => "not a directory",
+            ErrorKind::IsADirectory => "is a directory",
+            ErrorKind::DirectoryNotEmpty => "directory not empty",
+            ErrorKind::PermissionDenied => "permission denied (read-only)",
+            ErrorKind::InvalidName => "invalid name",
+            ErrorKind::Transient => "storage grid temporarily unavailable",
+            ErrorKind::Unsupported => "operation not supported",
+            ErrorKind::Internal => "internal error",
+        };
+        match &self.source {
+            // Grid errors name storage indexes and counts, never caps.
+            Some(source) => write!(f, "{what}: {source}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<grid::Error> for Error {
+    fn from(e: grid::Error) -> Self {
+        use grid::Error as G;
+        let kind = match &e {
+            G::NotEnoughShares { .. } | G::HappinessNotMet { .. } | G::UncoordinatedWrite { .. } | G::Storage(_) => {
+                ErrorKind::Transient
+            }
+            G::ReadOnly => ErrorKind::PermissionDenied,
+            G::Directory(DirectoryError::Exists) => ErrorKind::AlreadyExists,
+            G::Directory(DirectoryError::NotFound) => ErrorKind::NotFound,
+            G::UnsupportedCap(_) => ErrorKind::Unsupported,
+            G::IntegrityFailure { .. }
+            | G::CorruptDirectory
+            | G::MutableKey(_)
+            | G::MutableFormat(_)
+            | G::Erasure(_)
+            | G::Io { .. }
+            | G::Internal(_) => ErrorKind::Internal,
+        };
+        Error { kind, source: Some(e) }
+    }
+}
+
+/// File or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An immutable file.
+    File,
+    /// A directory.
+    Directory,
+}
+
+/// What `stat` reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    /// File or directory.
+    pub kind: Kind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time (Unix seconds): the user's `mtime`, else when it was linked.
+    pub mtime: Option<f64>,
+    /// Whether it cannot be changed through this path.
+    pub read_only: bool,
+}
+
+/// Checks one name: UTF-8, no `/`, no NUL, not empty, `.` or `..`; returns it NFC-normalized.
+pub fn check_name(name: &[u8]) -> Result<String, Error> {
+    let text = std::str::from_utf8(name).map_err(|_| Error::new(ErrorKind::InvalidName))?;
+    if text.is_empty() || text == "." || text == ".." || text.contains('/') || text.contains('\0') {
+        return Err(Error::new(ErrorKind::InvalidName));
+    }
+    Ok(dirnode::normalize_name(text))
+}
+
+/// Splits a path into names, resolving `.` and `..` lexically (never above the root).
+pub fn split_path(path: &[u8]) -> Result<Vec<String>, Error> {
+    let mut names: Vec<String> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                names.pop();
+            }
+            name => names.push(check_name(name)?),
+        }
+    }
+    Ok(names)
+}
+
+fn stat_of(cap: &Cap, metadata: Option<&Map<String, Value>>, parent_writable: bool) -> Result<Stat, Error> {
+    let mtime = metadata.and_then(|m| {
+        m.get("mtime")
+            .and_then(Value::as_f64)
+            .or_else(|| m.get("tahoe").and_then(|t| t.get("linkmotime")).and_then(Value::as_f64))
+    });
+    let (kind, size, read_only) = match cap {
+        Cap::Directory(_) => (Kind::Directory, 0, cap.is_read_only()),
+        Cap::Chk(chk) => (Kind::File, chk.size, !parent_writable),
+        Cap::Literal(lit) => (Kind::File, lit.data.len() as u64, !parent_writable),
+        _ => return Err(Error::new(ErrorKind::Unsupported)),
+    };
+    Ok(Stat {
+        kind,
+        size,
+        mtime,
+        read_only,
+    })
+}
+
+/// A user's view of the grid: paths below one root directory cap.
+#[derive(Debug, Clone)]
+pub struct Vfs {
+    grid: Grid,
+    root: Cap,
+}
+
+impl Vfs {
+    /// A view rooted at `root` (a directory cap; a read-only one makes every change fail).
+    pub fn new(grid: Grid, root: Cap) -> Self {
+        Vfs { grid, root }
+    }
+
+    /// Follows `names` from the root; returns the cap and, below the root, the entry's metadata and whether its parent is writable.
+    async fn resolve(&self, names: &[String]) -> Result<(Cap, Option<Map<String, Value>>, bool), Error> {
+        let mut cap = self.root.clone();
+        let mut metadata = None;
+        let mut parent_writable = !self.root.is_read_only();
+        for name in names {
+            if !matches!(cap, Cap::Directory(_)) {
+                return Err(Error::new(ErrorKind::NotADirectory));
+            }
+            parent_writable = !cap.is_read_only();
+            let mut children = self.grid.list_directory(&cap).await?;
+            let child = children.remove(name).ok_or(Error::new(ErrorKind::NotFound))?;
+            cap = child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?;
+            metadata = Some(child.metadata);
+        }
+        Ok((cap, metadata, parent_writable))
+    }
+
+    /// Resolves the parent of `path` (which must be a directory) and the last name.
+    async fn parent(&self, path: &[u8]) -> Result<(Cap, String), Error> {
+        let mut names = split_path(path)?;
+        let name = names.pop().ok_or(Error::new(ErrorKind::InvalidName))?;
+        let (dir, _, _) = self.resolve(&names).await?;
+        if !matches!(dir, Cap::Directory(_)) {
+            return Err(Error::new(ErrorKind::NotADirectory));
+        }
+        Ok((dir, name))
+    }
+
+    /// Kind, size, mtime and read-only state of `path`.
+    pub async fn stat(&self, path: &[u8]) -> Result<Stat, Error> {
+        let names = split_path(path)?;
+        let (cap, metadata, parent_writable) = self.resolve(&names).await?;
+        stat_of(&cap, metadata.as_ref(), parent_writable)
+    }
+
+    /// The entries of the directory at `path`, with their stats (unknown cap kinds are left out).
+    pub async fn list(&self, path: &[u8]) -> Result<Vec<(String, Stat)>, Error> {
+        let names = split_path(path)?;
+        let (dir, _, _) = self.resolve(&names).await?;
+        if !matches!(dir, Cap::Directory(_)) {
+            return Err(Error::new(ErrorKind::NotADirectory));
+        }
+        let writable = !dir.is_read_only();
+        let children = self.grid.list_directory(&dir).await?;
+        Ok(children
+            .into_iter()
+            .filter_map(|(name, child)| {
+                let cap = child_cap(&child)?;
+                stat_of(&cap, Some(&child.metadata), writable)
+                    .ok()
+                    .map(|stat| (name, stat))
+            })
+            .collect())
+    }
+
+    /// Reads up to `len` bytes of the file at `path` from `offset`.
+    pub async fn read(&self, path: &[u8], offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let (cap, _, _) = self.resolve(&split_path(path)?).await?;
+        match cap {
+            Cap::Directory(_) => Err(Error::new(ErrorKind::IsADirectory)),
+            Cap::Literal(lit) => {
+                let start = (offset as usize).min(lit.data.len());
+                let end = start.saturating_add(len as usize).min(lit.data.len());
+                Ok(lit.data[start..end].to_vec())
+            }
+            Cap::Chk(chk) => Ok(self.grid.open_file(&chk).await?.read_range(offset, len).await?),
+            _ => Err(Error::new(ErrorKind::Unsupported)),
+        }
+    }
+
+    /// Stores `size` bytes from `source` as the file at `path`; replaces an existing file only if `overwrite`.
+    pub async fn write_file<R: Read + Seek + Send + 'static>(
+        &self,
+        path: &[u8],
+        source: R,
+        size: u64,
+        overwrite: bool,
+    ) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        let existing = self.grid.list_directory(&dir).await?.remove(&name);
+        if let Some(child) = &existing {
+            if matches!(child_cap(child), Some(Cap::Directory(_))) {
+                return Err(Error::new(ErrorKind::IsADirectory));
+            }
+            if !overwrite {
+                return Err(Error::new(ErrorKind::AlreadyExists));
+            }
+        }
+        let cap = self.grid.upload(source, size, KeyChoice::Convergent, None).await?;
+        self.grid.link(&dir, &name, &cap, overwrite, Map::new()).await?;
+        Ok(())
+    }
+
+    /// Creates a directory; an existing name is `AlreadyExists` (unlike Tahoe, which replaced it).
+    pub async fn mkdir(&self, path: &[u8]) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        if self.grid.list_directory(&dir).await?.contains_key(&name) {
+            return Err(Error::new(ErrorKind::AlreadyExists));
+        }
+        let new_dir = self.grid.create_directory().await?;
+        self.grid.link(&dir, &name, &new_dir, false, Map::new()).await?;
+        Ok(())
+    }
+
+    /// Removes an empty directory; a non-empty one is `DirectoryNotEmpty` (Tahoe removed it anyway).
+    pub async fn rmdir(&self, path: &[u8]) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        let (cap, _, _) = self.resolve(&split_path(path)?).await?;
+        if !matches!(cap, Cap::Directory(_)) {
+            return Err(Error::new(ErrorKind::NotADirectory));
+        }
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        if !self.grid.list_directory(&cap).await?.is_empty() {
+            return Err(Error::new(ErrorKind::DirectoryNotEmpty));
+        }
+        let target = cap.to_string();
+        self.grid
+            .modify_directory(&dir, |children| match children.get(&name) {
+                // Only unlink what we checked was empty, not something linked in its place since.
+                Some(child)
+                    if child.write_cap.as_deref() == Some(target.as_str())
+                        || child.read_cap.as_deref() == Some(target.as_str()) =>
+                {
+                    children.remove(&name);
+                    Ok(())
+                }
+                Some(_) => Err(DirectoryError::Exists),
+                None => Err(DirectoryError::NotFound),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a file; directories are `IsADirectory` (use rmdir).
+    pub async fn remove(&self, path: &[u8]) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        let (cap, _, _) = self.resolve(&split_path(path)?).await?;
+        if matches!(cap, Cap::Directory(_)) {
+            return Err(Error::new(ErrorKind::IsADirectory));
+        }
+        self.grid.unlink(&dir, &name).await?;
+        Ok(())
+    }
+
+    /// Moves `from` to `to`; an existing target is replaced only with `overwrite`.
+    pub async fn rename(&self, from: &[u8], to: &[u8], overwrite: bool) -> Result<(), Error> {
+        let (from_dir, from_name) = self.parent(from).await?;
+        let (to_dir, to_name) = self.parent(to).await?;
+        if from_dir.is_read_only() || to_dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        if from_dir == to_dir {
+            // One read-modify-write: the move is atomic within a directory.
+            self.grid
+                .modify_directory(&from_dir, |children| {
+                    let moving: Child = children.remove(&from_name).ok_or(DirectoryError::NotFound)?;
+                    if from_name != to_name && children.contains_key(&to_name) && !overwrite {
+                        return Err(DirectoryError::Exists);
+                    }
+                    children.insert(to_name.clone(), moving);
+                    Ok(())
+                })
+                .await?;
+            return Ok(());
+        }
+        let mut source = self.grid.list_directory(&from_dir).await?;
+        let moving = source.remove(&from_name).ok_or(Error::new(ErrorKind::NotFound))?;
+        let cap = child_cap(&moving).ok_or(Error::new(ErrorKind::Unsupported))?;
+        self.grid
+            .link(&to_dir, &to_name, &cap, overwrite, moving.metadata.clone())
+            .await?;
+        self.grid.unlink(&from_dir, &from_name).await?;
+        Ok(())
+    }
+
+    /// Sets the user modification time of the entry at `path`.
+    pub async fn set_mtime(&self, path: &[u8], mtime: f64) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        self.grid
+            .modify_directory(&dir, |children| {
+                let child = children.get_mut(&name).ok_or(DirectoryError::NotFound)?;
+                child.metadata.insert("mtime".into(), Value::from(mtime));
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+}
