@@ -178,12 +178,18 @@ pub enum Error {
     Internal(String),
 }
 
+/// One lock per mutable file this process writes.
+type WriteLocks = std::sync::Mutex<std::collections::HashMap<StorageIndex, Arc<tokio::sync::Mutex<()>>>>;
+
 /// A set of storage servers with the parameters and secrets to use them.
 #[derive(Debug, Clone)]
 pub struct Grid {
     servers: Vec<Arc<dyn StorageServer>>,
     params: EncodingParams,
     secrets: Arc<ClientSecrets>,
+    /// Writers in this process take turns on each mutable file (as Tahoe's node does),
+    /// so collisions come only from other processes.
+    write_locks: Arc<WriteLocks>,
 }
 
 impl Grid {
@@ -193,6 +199,7 @@ impl Grid {
             servers,
             params,
             secrets: Arc::new(secrets),
+            write_locks: Arc::default(),
         }
     }
 
@@ -220,6 +227,17 @@ impl Grid {
     /// The node's secrets.
     pub fn secrets(&self) -> &ClientSecrets {
         &self.secrets
+    }
+
+    /// Waits for this process's turn to write the mutable file `si`.
+    pub async fn lock_for_writing(&self, si: StorageIndex) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.write_locks.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget locks nobody holds or waits for, so the map stays small.
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks.entry(si).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     /// The servers in Tahoe's permuted order for `si`.

@@ -111,6 +111,7 @@ impl Grid {
         let MutableAccess::Write(writekey) = inner.access else {
             return Err(Error::ReadOnly);
         };
+        let _turn = self.lock_for_writing(inner.storage_index()).await;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Random backoff, growing with each collision, so racing writers spread out.

@@ -68,6 +68,7 @@ impl Grid {
         if !matches!(cap.access, MutableAccess::Write(_)) {
             return Err(Error::ReadOnly);
         }
+        let _turn = self.lock_for_writing(cap.storage_index()).await;
         let map = self.settled_servermap(cap).await;
         self.update_mutable_from(cap, &map, plaintext).await
     }
