@@ -39,20 +39,53 @@ pub enum Command {
     },
     /// Start the node (creating it with defaults if it does not exist yet).
     Run,
-    /// Upload a file; prints its cap.
+    /// Upload a file; prints its cap, and links it at PATH (`alias:path`) when given.
     Put {
         /// The file to upload.
         file: PathBuf,
+        /// Where to link it (`alias:dir/name`); an existing file there is replaced.
+        path: Option<String>,
         /// Use a random key instead of the convergent one.
         #[arg(long)]
         random_key: bool,
     },
-    /// Download a file by cap, to OUT or standard output.
+    /// Download a file by cap or by path (`alias:dir/name`), to OUT or standard output.
     Get {
-        /// The file's cap.
+        /// The file's cap, or its path.
         cap: String,
         /// Where to write it (default: standard output).
         out: Option<PathBuf>,
+    },
+    /// Create a directory at PATH (`alias:dir/name`).
+    Mkdir {
+        /// The new directory's path.
+        path: String,
+    },
+    /// List a directory (default: the root of the default alias).
+    Ls {
+        /// Show kind, size and modification time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// The directory's path.
+        path: Option<String>,
+    },
+    /// Move (rename) an entry; an existing target is replaced.
+    Mv {
+        /// What to move.
+        from: String,
+        /// Where to (under the same alias).
+        to: String,
+    },
+    /// Remove a file, or an empty directory.
+    Rm {
+        /// What to remove.
+        path: String,
+    },
+    /// Name directory caps, Tahoe style (`private/aliases`), for `alias:path` arguments.
+    Alias {
+        /// Which alias command.
+        #[command(subcommand)]
+        command: AliasCommand,
     },
     /// Show each share of a file, its server and its health.
     Check {
@@ -68,6 +101,25 @@ pub enum Command {
         #[command(subcommand)]
         command: DebugCommand,
     },
+}
+
+/// Alias subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create a new empty directory and name it.
+    Create {
+        /// The alias name.
+        name: String,
+    },
+    /// Name an existing directory cap.
+    Add {
+        /// The alias name.
+        name: String,
+        /// The directory cap.
+        cap: String,
+    },
+    /// List the aliases (names only: the caps are secrets).
+    List,
 }
 
 /// Debugging subcommands.
@@ -95,8 +147,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run => run_node(&node_dir).await,
-        Command::Put { file, random_key } => put(&node_dir, &file, random_key).await,
+        Command::Put { file, path, random_key } => put(&node_dir, &file, path.as_deref(), random_key).await,
         Command::Get { cap, out } => get(&node_dir, &cap, out.as_deref()).await,
+        Command::Mkdir { path } => {
+            let (_, vfs, path) = open_path(&node_dir, &path)?;
+            vfs.mkdir(path.as_bytes())
+                .await
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))
+        }
+        Command::Ls { long, path } => ls(&node_dir, path.as_deref().unwrap_or(""), long).await,
+        Command::Mv { from, to } => mv(&node_dir, &from, &to).await,
+        Command::Rm { path } => rm(&node_dir, &path).await,
+        Command::Alias { command } => alias(&node_dir, command).await,
         Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
         Command::Debug {
             command: DebugCommand::DumpShare { path },
@@ -152,7 +214,7 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn put(dir: &Path, file: &Path, random_key: bool) -> anyhow::Result<()> {
+async fn put(dir: &Path, file: &Path, target: Option<&str>, random_key: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
     let source = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let meta = source
@@ -175,12 +237,133 @@ async fn put(dir: &Path, file: &Path, random_key: bool) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if let Some(target) = target {
+        let (_, vfs, path) = open_path(dir, target)?;
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((parent, name)) => (parent.to_string(), name.to_string()),
+            None => (String::new(), path.clone()),
+        };
+        let dircap = vfs
+            .cap_of(parent.as_bytes())
+            .await
+            .map_err(|e| anyhow::anyhow!("{parent}: {e}"))?;
+        let name = crate::vfs::check_name(name.as_bytes()).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        node.grid
+            .link(&dircap, &name, &cap, true, serde_json::Map::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("{path}: {}", crate::vfs::Error::from(e)))?;
+    }
     println!("{cap}");
     Ok(())
 }
 
+/// Splits `alias:path`, `URI:DIR2…/path` or a plain path (under the default alias) into a vfs and a path.
+fn open_path(dir: &Path, text: &str) -> anyhow::Result<(Node, crate::vfs::Vfs, String)> {
+    let node = Node::open(dir)?;
+    let (root, path) = if text.starts_with("URI:") {
+        let (cap, path) = text.split_once('/').unwrap_or((text, ""));
+        (parse_cap(cap)?, path.to_string())
+    } else {
+        let (alias, path) = text.split_once(':').unwrap_or((node::DEFAULT_ALIAS, text));
+        let aliases = node::read_aliases(dir)?;
+        let cap = aliases
+            .get(alias)
+            .with_context(|| format!("no alias {alias:?} (make one with `lafs alias create {alias}`)"))?;
+        (parse_cap(cap)?, path.to_string())
+    };
+    if !matches!(root, Cap::Directory(_)) {
+        bail!("{} is not a directory cap", root.kind());
+    }
+    let vfs = crate::vfs::Vfs::new(node.grid.clone(), root);
+    Ok((node, vfs, path))
+}
+
+async fn ls(dir: &Path, target: &str, long: bool) -> anyhow::Result<()> {
+    let (_, vfs, path) = open_path(dir, target)?;
+    let entries = vfs
+        .list(path.as_bytes())
+        .await
+        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+    for (name, stat) in entries {
+        if long {
+            let kind = if stat.kind == crate::vfs::Kind::Directory {
+                'd'
+            } else {
+                '-'
+            };
+            let mode = if stat.read_only { "r--" } else { "rw-" };
+            let mtime = stat.mtime.map_or_else(|| "-".to_string(), |t| format!("{t:.0}"));
+            println!("{kind}{mode} {:>12} {:>11} {name}", stat.size, mtime);
+        } else {
+            println!("{name}");
+        }
+    }
+    Ok(())
+}
+
+async fn mv(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
+    let alias_of = |t: &str| t.split_once(':').map(|(a, _)| a.to_string());
+    if alias_of(from) != alias_of(to) {
+        bail!("mv works within one alias; copy with get and put across aliases");
+    }
+    let (_, vfs, from_path) = open_path(dir, from)?;
+    let (_, _, to_path) = open_path(dir, to)?;
+    vfs.rename(from_path.as_bytes(), to_path.as_bytes(), true)
+        .await
+        .map_err(|e| anyhow::anyhow!("{from} -> {to}: {e}"))
+}
+
+async fn rm(dir: &Path, target: &str) -> anyhow::Result<()> {
+    let (_, vfs, path) = open_path(dir, target)?;
+    let stat = vfs
+        .stat(path.as_bytes())
+        .await
+        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
+    let result = if stat.kind == crate::vfs::Kind::Directory {
+        vfs.rmdir(path.as_bytes()).await
+    } else {
+        vfs.remove(path.as_bytes()).await
+    };
+    result.map_err(|e| anyhow::anyhow!("{target}: {e}"))
+}
+
+async fn alias(dir: &Path, command: AliasCommand) -> anyhow::Result<()> {
+    match command {
+        AliasCommand::Create { name } => {
+            let node = Node::open(dir)?;
+            if node::read_aliases(dir)?.contains_key(&name) {
+                bail!("alias {name:?} already exists");
+            }
+            let cap = node.grid.create_directory().await?;
+            node::add_alias(dir, &name, &cap.to_string())?;
+            println!("alias {name} created");
+        }
+        AliasCommand::Add { name, cap } => {
+            if !matches!(parse_cap(&cap)?, Cap::Directory(_)) {
+                bail!("an alias must name a directory cap");
+            }
+            node::add_alias(dir, &name, &cap)?;
+            println!("alias {name} added");
+        }
+        AliasCommand::List => {
+            for (name, cap) in node::read_aliases(dir)? {
+                let kind = Cap::parse(&cap).map(|c| c.kind()).unwrap_or("invalid");
+                println!("{name}: {kind}");
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<()> {
-    let cap = parse_cap(cap_text)?;
+    let cap = if cap_text.starts_with("URI:") && !cap_text.contains('/') {
+        parse_cap(cap_text)?
+    } else {
+        let (_, vfs, path) = open_path(dir, cap_text)?;
+        vfs.cap_of(path.as_bytes())
+            .await
+            .map_err(|e| anyhow::anyhow!("{cap_text}: {e}"))?
+    };
     let chk = match cap {
         Cap::Literal(lit) => {
             return write_output(out, &lit.data).await;

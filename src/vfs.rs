@@ -218,6 +218,11 @@ impl Vfs {
         Ok((dir, name))
     }
 
+    /// The cap linked at `path` (for streaming a file's contents, or sharing it).
+    pub async fn cap_of(&self, path: &[u8]) -> Result<Cap, Error> {
+        Ok(self.resolve(&split_path(path)?).await?.0)
+    }
+
     /// Kind, size, mtime and read-only state of `path`.
     pub async fn stat(&self, path: &[u8]) -> Result<Stat, Error> {
         let names = split_path(path)?;

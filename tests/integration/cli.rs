@@ -264,3 +264,51 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn directories_with_aliases_mkdir_put_ls_mv_rm_get() {
+    let tmp = scratch_dir();
+    let node = tmp.path().join("node");
+    stdout(&lafs(&node, &["init"]));
+    let err = stderr(&lafs(&node, &["ls"]));
+    assert!(err.contains("no alias \"tahoe\""), "{err}");
+    assert_eq!(
+        stdout(&lafs(&node, &["alias", "create", "tahoe"])).trim(),
+        "alias tahoe created"
+    );
+    assert_eq!(
+        stdout(&lafs(&node, &["alias", "list"])).trim(),
+        "tahoe: DIR2",
+        "caps stay hidden"
+    );
+    stdout(&lafs(&node, &["mkdir", "tahoe:docs"]));
+    let err = stderr(&lafs(&node, &["mkdir", "docs"]));
+    assert!(err.contains("docs: already exists"), "{err}");
+
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, b"some notes, longer than a literal cap can hold: 0123456789").unwrap();
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap(), "tahoe:docs/notes.txt"]))
+        .trim()
+        .to_string();
+    assert!(cap.starts_with("URI:CHK:"), "{cap}");
+    assert_eq!(stdout(&lafs(&node, &["ls", "tahoe:docs"])), "notes.txt\n");
+    let long = stdout(&lafs(&node, &["ls", "-l", "docs"]));
+    assert!(long.starts_with("-rw-           58 "), "{long}");
+    assert!(
+        stdout(&lafs(&node, &["ls", "-l"])).starts_with("drw-"),
+        "directories show as d"
+    );
+
+    stdout(&lafs(&node, &["mv", "tahoe:docs/notes.txt", "tahoe:docs/renamed.txt"]));
+    assert_eq!(
+        lafs(&node, &["get", "tahoe:docs/renamed.txt"]).stdout,
+        std::fs::read(&file).unwrap()
+    );
+    let err = stderr(&lafs(&node, &["rm", "tahoe:docs"]));
+    assert!(err.contains("directory not empty"), "{err}");
+    stdout(&lafs(&node, &["rm", "tahoe:docs/renamed.txt"]));
+    stdout(&lafs(&node, &["rm", "tahoe:docs"]));
+    assert_eq!(stdout(&lafs(&node, &["ls"])), "");
+    let err = stderr(&lafs(&node, &["get", "tahoe:docs/renamed.txt"]));
+    assert!(err.contains("no such file or directory"), "{err}");
+}
