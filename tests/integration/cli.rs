@@ -163,7 +163,11 @@ fn bad_input_gives_one_clear_line_and_a_failure_exit() {
     stdout(&lafs(&node, &["init"]));
     let secret_cap = "URI:CHK:yzxcoagbetwet65ltjpbqyli3m:6b7inuiha2xdtgqzd55i6aeggutnxzr6qfwpv2ep5xlln6pgef7a:1:1";
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["get", "not-a-cap"], "bad cap: not a capability"),
+        (vec!["get", "not-a-cap"], "no alias \"tahoe\""),
+        (
+            vec!["get", "URI:NEWKIND:xyz"],
+            "unknown caps cannot be downloaded as files",
+        ),
         (vec!["get", secret_cap], "bad cap: malformed capability"),
         (vec!["put", "/no/such/file"], "cannot open /no/such/file"),
         (
