@@ -5,6 +5,7 @@
 //! `upload`, `download` and `check` orchestrate them over `storage` servers.
 
 pub mod base32;
+pub mod blocklist;
 pub mod check;
 pub mod chk;
 pub mod crypto;
@@ -173,6 +174,12 @@ pub enum Error {
     /// A directory's body cannot be unpacked.
     #[error("directory contents are corrupt")]
     CorruptDirectory,
+    /// The file is on the node's access blocklist.
+    #[error("access to this file is blocked: {reason}")]
+    Prohibited {
+        /// the reason given in the blocklist
+        reason: String,
+    },
     /// A background task died.
     #[error("internal error: {0}")]
     Internal(String),
@@ -190,6 +197,7 @@ pub struct Grid {
     /// Writers in this process take turns on each mutable file (as Tahoe's node does),
     /// so collisions come only from other processes.
     write_locks: Arc<WriteLocks>,
+    blocklist: Option<Arc<blocklist::Blocklist>>,
 }
 
 impl Grid {
@@ -200,6 +208,7 @@ impl Grid {
             params,
             secrets: Arc::new(secrets),
             write_locks: Arc::default(),
+            blocklist: None,
         }
     }
 
@@ -227,6 +236,20 @@ impl Grid {
     /// The node's secrets.
     pub fn secrets(&self) -> &ClientSecrets {
         &self.secrets
+    }
+
+    /// Refuses reads of files listed in `blocklist`.
+    pub fn with_blocklist(mut self, blocklist: blocklist::Blocklist) -> Self {
+        self.blocklist = Some(Arc::new(blocklist));
+        self
+    }
+
+    /// Fails if `si` is on the blocklist.
+    pub fn check_allowed(&self, si: StorageIndex) -> Result<(), Error> {
+        match self.blocklist.as_ref().and_then(|b| b.reason(si)) {
+            Some(reason) => Err(Error::Prohibited { reason }),
+            None => Ok(()),
+        }
     }
 
     /// Waits for this process's turn to write the mutable file `si`.

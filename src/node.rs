@@ -331,7 +331,8 @@ impl Node {
             convergence: read_secret(dir, "convergence")?,
             lease: read_secret(dir, "secret")?,
         };
-        let grid = Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?;
+        let grid = Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?
+            .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")));
         Ok(Node { config, grid })
     }
 }

@@ -94,7 +94,7 @@ impl From<grid::Error> for Error {
             G::NotEnoughShares { .. } | G::HappinessNotMet { .. } | G::UncoordinatedWrite { .. } | G::Storage(_) => {
                 ErrorKind::Transient
             }
-            G::ReadOnly => ErrorKind::PermissionDenied,
+            G::ReadOnly | G::Prohibited { .. } => ErrorKind::PermissionDenied,
             G::Directory(DirectoryError::Exists) => ErrorKind::AlreadyExists,
             G::Directory(DirectoryError::NotFound) => ErrorKind::NotFound,
             G::UnsupportedCap(_) => ErrorKind::Unsupported,

@@ -114,6 +114,7 @@ impl Grid {
     /// Opens a CHK file for reading.
     pub async fn open_file(&self, cap: &ChkCap) -> Result<FileReader, Error> {
         let si = cap.storage_index();
+        self.check_allowed(si)?;
         let needed = cap.needed as usize;
         let mut spare = locate_shares(self, si).await;
         // Primary shares (< k) need no erasure decoding, so try them first.

@@ -316,3 +316,30 @@ fn directories_with_aliases_mkdir_put_ls_mv_rm_get() {
     let err = stderr(&lafs(&node, &["get", "tahoe:docs/renamed.txt"]));
     assert!(err.contains("no such file or directory"), "{err}");
 }
+
+#[test]
+fn blocklisted_files_cannot_be_read_until_unlisted() {
+    let tmp = scratch_dir();
+    let node = tmp.path().join("node");
+    stdout(&lafs(&node, &["init"]));
+    let file = tmp.path().join("f");
+    std::fs::write(&file, pseudo_random(5000, 8)).unwrap();
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
+    let si = si_of(&node, &cap);
+    std::fs::write(
+        node.join("access.blacklist"),
+        format!("# blocked files\n{si} taken down by request\n"),
+    )
+    .unwrap();
+    let out = lafs(&node, &["get", &cap]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("access to this file is blocked: taken down by request"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(node.join("access.blacklist"), "").unwrap();
+    assert_eq!(lafs(&node, &["get", &cap]).stdout, std::fs::read(&file).unwrap());
+}

@@ -162,6 +162,7 @@ impl Grid {
     /// the same map, so that any version published since is detected.
     pub fn read_mutable_from(&self, cap: &MutableCap, map: &ServerMap) -> Result<Vec<u8>, Error> {
         let readkey = readkey_of(cap).ok_or(Error::UnsupportedCap("verify"))?;
+        self.check_allowed(cap.storage_index())?;
         let Some((prefix, shares)) = map.newest_recoverable() else {
             let found = map.versions().values().map(Vec::len).max().unwrap_or(0);
             return Err(Error::NotEnoughShares {
