@@ -198,6 +198,7 @@ pub struct Grid {
     /// so collisions come only from other processes.
     write_locks: Arc<WriteLocks>,
     blocklist: Option<Arc<blocklist::Blocklist>>,
+    key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
 }
 
 impl Grid {
@@ -209,6 +210,7 @@ impl Grid {
             secrets: Arc::new(secrets),
             write_locks: Arc::default(),
             blocklist: None,
+            key_pool: None,
         }
     }
 
@@ -242,6 +244,22 @@ impl Grid {
     pub fn with_blocklist(mut self, blocklist: blocklist::Blocklist) -> Self {
         self.blocklist = Some(Arc::new(blocklist));
         self
+    }
+
+    /// Keeps `size` RSA keys pre-generated for new directories and mutable files.
+    pub fn with_key_pool(mut self, size: usize) -> Result<Self, Error> {
+        self.key_pool = Some(Arc::new(mutable::key_pool::KeyPool::start(size)?));
+        Ok(self)
+    }
+
+    /// A signing key for a new mutable file: from the pool when one is ready, else made now (off the runtime).
+    pub async fn new_signing_key(&self) -> Result<rsa::RsaPrivateKey, Error> {
+        if let Some(key) = self.key_pool.as_ref().and_then(|p| p.try_take()) {
+            return Ok(key);
+        }
+        tokio::task::spawn_blocking(mutable::publish::generate_signing_key)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
     }
 
     /// Fails if `si` is on the blocklist.

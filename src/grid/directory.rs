@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::grid::dirnode::{self, Child};
-use crate::grid::mutable::publish::generate_signing_key;
 use crate::grid::uri::{Cap, MutableAccess, MutableCap};
 use crate::grid::{Error, Grid};
 
@@ -68,9 +67,7 @@ fn writable_inner(dircap: &Cap) -> Result<&MutableCap, Error> {
 impl Grid {
     /// Creates an empty writable directory; returns its `URI:DIR2:` cap.
     pub async fn create_directory(&self) -> Result<Cap, Error> {
-        let key = tokio::task::spawn_blocking(generate_signing_key)
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        let key = self.new_signing_key().await?;
         let empty = dirnode::pack(&BTreeMap::new(), None);
         let cap = self.create_mutable(key, &empty).await?;
         Ok(Cap::Directory(Box::new(Cap::Mutable(cap))))

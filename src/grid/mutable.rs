@@ -2,6 +2,7 @@
 //!
 //! MDMF (multi-segment) is not written yet; its caps parse and its keys derive.
 
+pub mod key_pool;
 pub mod keys;
 pub mod publish;
 pub mod retrieve;
