@@ -187,7 +187,9 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
         node::init(dir)?;
         eprintln!("created a new node at {} with the default config", dir.display());
     }
-    let node = Node::open(dir)?;
+    let mut node = Node::open(dir)?;
+    // A long-running node keeps RSA keys ready so new directories are quick.
+    node.grid = node.grid.with_key_pool(4)?;
     let p = node.config.params;
     eprintln!(
         "lafs node at {}: {} local storage servers under {}, encoding {}-of-{} (happy {}), max segment {} bytes",

@@ -352,6 +352,11 @@ impl Vfs {
 
     /// Moves `from` to `to`; an existing target is replaced only with `overwrite`.
     pub async fn rename(&self, from: &[u8], to: &[u8], overwrite: bool) -> Result<(), Error> {
+        let (from_names, to_names) = (split_path(from)?, split_path(to)?);
+        if from_names.is_empty() || (to_names.len() > from_names.len() && to_names.starts_with(&from_names)) {
+            // Moving a directory into itself would detach it from the tree (POSIX: EINVAL).
+            return Err(Error::new(ErrorKind::InvalidName));
+        }
         let (from_dir, from_name) = self.parent(from).await?;
         let (to_dir, to_name) = self.parent(to).await?;
         if from_dir.is_read_only() || to_dir.is_read_only() {

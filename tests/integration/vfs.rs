@@ -70,6 +70,15 @@ async fn semantics_on_writable_and_read_only_roots() {
         ErrorKind::NotFound
     );
 
+    // A directory cannot move into itself.
+    vfs.mkdir(b"/other/inner").await.unwrap();
+    assert_eq!(
+        kind_of(vfs.rename(b"/other", b"/other/inner/other", false).await),
+        ErrorKind::InvalidName
+    );
+    assert_eq!(kind_of(vfs.rename(b"/", b"/x", false).await), ErrorKind::InvalidName);
+    vfs.rmdir(b"/other/inner").await.unwrap();
+
     // set-mtime then stat returns it.
     vfs.set_mtime(b"/other/moved.txt", 1_234_567_890.5).await.unwrap();
     assert_eq!(
