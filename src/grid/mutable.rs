@@ -4,6 +4,7 @@
 
 pub mod key_pool;
 pub mod keys;
+pub mod mdmf;
 pub mod publish;
 pub mod retrieve;
 pub mod sdmf;

@@ -336,12 +336,15 @@ pub fn decode(readkey: &[u8; 16], prefix: &Prefix, shares: Vec<(usize, Vec<u8>)>
     Ok(data)
 }
 
+/// Test helpers shared by the mutable-format tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests_support {
+    use rsa::RsaPrivateKey;
+
+    use crate::grid::mutable::keys::MutableKeys;
 
     /// The first RSA key of Tahoe's test vectors (../shared/vectors), so no key is kept in the tree.
-    fn keys() -> (MutableKeys, RsaPrivateKey) {
+    pub(crate) fn vector_key() -> (MutableKeys, RsaPrivateKey) {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/tahoe-test-vectors.yaml");
         let vectors: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -353,6 +356,15 @@ mod tests {
             .unwrap();
         let key = RsaPrivateKey::from_pkcs1_pem(pem).unwrap();
         (MutableKeys::from_signing_key(&key).unwrap(), key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (MutableKeys, RsaPrivateKey) {
+        super::tests_support::vector_key()
     }
 
     #[test]
