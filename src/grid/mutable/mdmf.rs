@@ -176,7 +176,7 @@ impl Share {
         }
         let chain = &bytes[o[1]..o[2]];
         let tree = &bytes[o[6]..o[7]];
-        if chain.len() % 34 != 0 || tree.len() % 32 != 0 || header.needed == 0 {
+        if !chain.len().is_multiple_of(34) || !tree.len().is_multiple_of(32) || header.needed == 0 {
             return Err(Error::Malformed);
         }
         let mut segments = Vec::new();
