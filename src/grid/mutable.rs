@@ -1,6 +1,4 @@
-//! Mutable files: keys and caps from an RSA signing key, the SDMF share format, publish and retrieve.
-//!
-//! MDMF (multi-segment) is not written yet; its caps parse and its keys derive.
+//! Mutable files: keys and caps from an RSA signing key, the SDMF and MDMF share formats, publish and retrieve.
 
 pub mod key_pool;
 pub mod keys;
@@ -8,3 +6,4 @@ pub mod mdmf;
 pub mod publish;
 pub mod retrieve;
 pub mod sdmf;
+pub mod share;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use lafs_gateway::grid::mutable::publish::generate_signing_key;
-use lafs_gateway::grid::uri::{Cap, MutableCap};
+use lafs_gateway::grid::uri::{Cap, MutableCap, MutableFormat};
 use lafs_gateway::grid::{Error, Grid};
 
 use crate::common::{TestGrid, params, pseudo_random};
@@ -15,29 +15,41 @@ async fn new_key() -> rsa::RsaPrivateKey {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_read_update_and_read_only_access() {
-    let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
-    let cap = test.grid.create_mutable(new_key().await, b"version one").await.unwrap();
-    let text = Cap::Mutable(cap.clone()).to_string();
-    assert!(text.starts_with("URI:SSK:"), "{text}");
-    assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), b"version one");
+async fn create_read_update_and_read_only_access_in_both_formats() {
+    for (format, prefix) in [(MutableFormat::Sdmf, "URI:SSK:"), (MutableFormat::Mdmf, "URI:MDMF:")] {
+        let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
+        let cap = test
+            .grid
+            .create_mutable_as(new_key().await, b"version one", format)
+            .await
+            .unwrap();
+        let text = Cap::Mutable(cap.clone()).to_string();
+        assert!(text.starts_with(prefix), "{text}");
+        assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), b"version one");
 
-    let big = pseudo_random(200_000, 3);
-    test.grid.update_mutable(&cap, &big).await.unwrap();
-    assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), big);
-    test.grid.update_mutable(&cap, b"").await.unwrap();
-    assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), b"");
-    test.grid.update_mutable(&cap, b"short again").await.unwrap();
+        // 400 KB: four MDMF segments (the last one short), one SDMF segment.
+        let big = pseudo_random(400_000, 3);
+        test.grid.update_mutable(&cap, &big).await.unwrap();
+        assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), big, "{format:?}");
+        test.grid.update_mutable(&cap, b"").await.unwrap();
+        assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), b"");
+        test.grid.update_mutable(&cap, b"short again").await.unwrap();
 
-    let read_only = cap.read_only();
-    assert_eq!(test.grid.read_mutable(&read_only).await.unwrap(), b"short again");
-    assert!(matches!(
-        test.grid.update_mutable(&read_only, b"nope").await,
-        Err(Error::ReadOnly)
-    ));
-    let map = test.grid.mutable_servermap(&cap).await;
-    assert_eq!(map.shares.len(), 10);
-    assert_eq!(map.highest_seqnum(), Some(4));
+        let read_only = cap.read_only();
+        assert_eq!(test.grid.read_mutable(&read_only).await.unwrap(), b"short again");
+        assert!(matches!(
+            test.grid.update_mutable(&read_only, b"nope").await,
+            Err(Error::ReadOnly)
+        ));
+        let map = test.grid.mutable_servermap(&cap).await;
+        assert_eq!(map.shares.len(), 10);
+        assert_eq!(map.highest_seqnum(), Some(4));
+        assert!(
+            map.shares
+                .iter()
+                .all(|f| f.verified.as_ref().is_some_and(|s| s.format() == format))
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,8 @@ use rsa::pkcs8::DecodePrivateKey;
 use crate::grid::crypto::{aes_ctr_at, random_bytes};
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::retrieve::ServerMap;
-use crate::grid::mutable::sdmf::{self, Share};
+use crate::grid::mutable::share::AnyShare;
+use crate::grid::mutable::{mdmf, sdmf};
 use crate::grid::selection;
 use crate::grid::storage::{ShareNum, StorageServer, TestAndWrite, TestVector};
 use crate::grid::uri::{MutableAccess, MutableCap, MutableFormat};
@@ -38,6 +39,17 @@ struct Slot {
 impl Grid {
     /// Creates an SDMF file holding `plaintext` with the given signing key; returns its write cap.
     pub async fn create_mutable(&self, signing_key: RsaPrivateKey, plaintext: &[u8]) -> Result<MutableCap, Error> {
+        self.create_mutable_as(signing_key, plaintext, MutableFormat::Sdmf)
+            .await
+    }
+
+    /// Creates a mutable file of the given format (SDMF, Tahoe's default, or MDMF); returns its write cap.
+    pub async fn create_mutable_as(
+        &self,
+        signing_key: RsaPrivateKey,
+        plaintext: &[u8],
+        format: MutableFormat,
+    ) -> Result<MutableCap, Error> {
         let keys = MutableKeys::from_signing_key(&signing_key)?;
         let si = keys.storage_index;
         let servers = self.permuted_servers(si);
@@ -56,8 +68,8 @@ impl Grid {
                 })
             })
             .collect();
-        self.publish(&keys, &signing_key, plaintext, 1, slots).await?;
-        Ok(keys.write_cap(MutableFormat::Sdmf))
+        self.publish(&keys, &signing_key, plaintext, 1, format, slots).await?;
+        Ok(keys.write_cap(format))
     }
 
     /// Publishes `plaintext` as the next version of a mutable file.
@@ -86,12 +98,12 @@ impl Grid {
                 found: 0,
             });
         };
-        let encrypted = &current[0]
+        let mut der = current[0]
             .verified
             .as_ref()
             .ok_or(Error::Internal("unverified share".into()))?
-            .encrypted_private_key;
-        let mut der = encrypted.clone();
+            .encrypted_private_key()
+            .to_vec();
         aes_ctr_at(&writekey, 0, &mut der);
         let signing_key = RsaPrivateKey::from_pkcs8_der(&der).map_err(|_| Error::IntegrityFailure {
             storage_index: cap.storage_index(),
@@ -137,7 +149,8 @@ impl Grid {
                 }
             }
         }
-        self.publish(&keys, &signing_key, plaintext, seqnum, slots).await
+        self.publish(&keys, &signing_key, plaintext, seqnum, cap.format, slots)
+            .await
     }
 
     async fn publish(
@@ -146,14 +159,18 @@ impl Grid {
         signing_key: &RsaPrivateKey,
         plaintext: &[u8],
         seqnum: u64,
+        format: MutableFormat,
         slots: Vec<Slot>,
     ) -> Result<(), Error> {
         let params = *self.params();
         let (needed, total) = (params.needed as u8, params.total.min(255) as u8);
         let salt = random_bytes::<16>();
         let (keys_copy, key_copy, data) = (keys.clone(), signing_key.clone(), plaintext.to_vec());
-        let shares: Vec<Share> = tokio::task::spawn_blocking(move || {
-            sdmf::encode(&keys_copy, &key_copy, &data, seqnum, needed, total, salt)
+        let shares: Vec<AnyShare> = tokio::task::spawn_blocking(move || match format {
+            MutableFormat::Sdmf => sdmf::encode(&keys_copy, &key_copy, &data, seqnum, needed, total, salt)
+                .map(|shares| shares.into_iter().map(AnyShare::Sdmf).collect()),
+            MutableFormat::Mdmf => mdmf::encode(&keys_copy, &key_copy, &data, seqnum, needed, total)
+                .map(|shares| shares.into_iter().map(AnyShare::Mdmf).collect()),
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;

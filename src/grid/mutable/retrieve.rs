@@ -6,7 +6,8 @@ use std::sync::Arc;
 use futures::future::join_all;
 
 use crate::grid::hashutil::Hash;
-use crate::grid::mutable::sdmf::{self, Prefix, Share};
+use crate::grid::mutable::share::{AnyShare, checkstring_len};
+use crate::grid::mutable::{mdmf, sdmf};
 use crate::grid::storage::{ShareNum, StorageServer};
 use crate::grid::uri::{MutableAccess, MutableCap, readkey_from_writekey};
 use crate::grid::{Error, Grid};
@@ -24,7 +25,7 @@ pub struct FoundShare {
     /// Its number.
     pub share: ShareNum,
     /// The parsed share, if it verified against the cap.
-    pub verified: Option<Share>,
+    pub verified: Option<AnyShare>,
     /// The checkstring read from the server (what a writer must test to replace it).
     pub checkstring: Vec<u8>,
 }
@@ -42,23 +43,21 @@ impl ServerMap {
         let mut out: BTreeMap<(u64, Hash), Vec<&FoundShare>> = BTreeMap::new();
         for found in &self.shares {
             if let Some(share) = &found.verified {
-                out.entry((share.prefix.seqnum, share.prefix.root_hash))
-                    .or_default()
-                    .push(found);
+                out.entry(share.version()).or_default().push(found);
             }
         }
         out
     }
 
     /// The newest version with at least k distinct verified shares.
-    pub fn newest_recoverable(&self) -> Option<(Prefix, Vec<&FoundShare>)> {
+    pub fn newest_recoverable(&self) -> Option<(&AnyShare, Vec<&FoundShare>)> {
         self.versions().into_iter().rev().find_map(|(_, shares)| {
-            let prefix = shares.first()?.verified.as_ref()?.prefix;
+            let first = shares.first()?.verified.as_ref()?;
             let mut distinct: BTreeMap<ShareNum, &FoundShare> = BTreeMap::new();
             for found in shares {
                 distinct.entry(found.share).or_insert(found);
             }
-            (distinct.len() >= prefix.needed as usize).then(|| (prefix, distinct.into_values().collect()))
+            (distinct.len() >= first.needed()).then(|| (first, distinct.into_values().collect()))
         })
     }
 
@@ -85,7 +84,7 @@ impl ServerMap {
         self.shares
             .iter()
             .filter_map(|f| f.verified.as_ref())
-            .map(|s| s.prefix.seqnum)
+            .map(|s| s.version().0)
             .max()
     }
 }
@@ -113,8 +112,8 @@ impl Grid {
                 let Ok(image) = server.read_mutable_share(si, share, 0, u64::MAX).await else {
                     continue;
                 };
-                let checkstring = image.get(..sdmf::CHECKSTRING_LEN).unwrap_or(&image).to_vec();
-                let verified = Share::parse(&image).ok().filter(|s| s.verify(share as usize, &cap.fingerprint).is_ok());
+                let checkstring = image.get(..checkstring_len(&image)).unwrap_or(&image).to_vec();
+                let verified = AnyShare::parse(&image).ok().filter(|s| s.verify(share as usize, &cap.fingerprint).is_ok());
                 if verified.is_none() {
                     tracing::warn!(storage_index = %si, share, server = %server.id().nickname, "mutable share does not verify");
                 }
@@ -163,18 +162,36 @@ impl Grid {
     pub fn read_mutable_from(&self, cap: &MutableCap, map: &ServerMap) -> Result<Vec<u8>, Error> {
         let readkey = readkey_of(cap).ok_or(Error::UnsupportedCap("verify"))?;
         self.check_allowed(cap.storage_index())?;
-        let Some((prefix, shares)) = map.newest_recoverable() else {
+        let Some((first, shares)) = map.newest_recoverable() else {
             let found = map.versions().values().map(Vec::len).max().unwrap_or(0);
             return Err(Error::NotEnoughShares {
                 needed: self.params().needed,
                 found,
             });
         };
-        let blocks = shares
+        let chosen = shares
             .iter()
-            .take(prefix.needed as usize)
-            .filter_map(|f| f.verified.as_ref().map(|s| (f.share as usize, s.block.clone())))
-            .collect();
-        sdmf::decode(&readkey, &prefix, blocks).map_err(Error::from)
+            .take(first.needed())
+            .filter_map(|f| f.verified.as_ref().map(|s| (f.share as usize, s)));
+        match first {
+            AnyShare::Sdmf(s) => {
+                let blocks = chosen
+                    .filter_map(|(n, share)| match share {
+                        AnyShare::Sdmf(sh) => Some((n, sh.block.clone())),
+                        AnyShare::Mdmf(_) => None,
+                    })
+                    .collect();
+                sdmf::decode(&readkey, &s.prefix, blocks).map_err(Error::from)
+            }
+            AnyShare::Mdmf(_) => {
+                let picked: Vec<(usize, &mdmf::Share)> = chosen
+                    .filter_map(|(n, share)| match share {
+                        AnyShare::Mdmf(sh) => Some((n, sh)),
+                        AnyShare::Sdmf(_) => None,
+                    })
+                    .collect();
+                mdmf::decode(&readkey, &picked).map_err(Error::from)
+            }
+        }
     }
 }
