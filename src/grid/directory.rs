@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use crate::grid::dirnode::{self, Child};
-use crate::grid::uri::{Cap, MutableAccess, MutableCap};
+use crate::grid::uri::{Cap, MutableAccess, MutableCap, MutableFormat};
 use crate::grid::{Error, Grid};
 
 /// How often a change is re-applied after colliding with another writer.
@@ -65,11 +65,16 @@ fn writable_inner(dircap: &Cap) -> Result<&MutableCap, Error> {
 }
 
 impl Grid {
-    /// Creates an empty writable directory; returns its `URI:DIR2:` cap.
+    /// Creates an empty writable directory (SDMF, Tahoe's default); returns its `URI:DIR2:` cap.
     pub async fn create_directory(&self) -> Result<Cap, Error> {
+        self.create_directory_as(MutableFormat::Sdmf).await
+    }
+
+    /// Creates an empty writable directory stored as SDMF (`URI:DIR2:`) or MDMF (`URI:DIR2-MDMF:`).
+    pub async fn create_directory_as(&self, format: MutableFormat) -> Result<Cap, Error> {
         let key = self.new_signing_key().await?;
         let empty = dirnode::pack(&BTreeMap::new(), None);
-        let cap = self.create_mutable(key, &empty).await?;
+        let cap = self.create_mutable_as(key, &empty, format).await?;
         Ok(Cap::Directory(Box::new(Cap::Mutable(cap))))
     }
 

@@ -103,3 +103,40 @@ async fn eight_writers_adding_fifty_entries_each_lose_nothing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immutable_directories_list_from_chk_and_lit() {
+    use lafs_gateway::grid::dirnode::{self, Child};
+    let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
+    let file = test.grid.upload_bytes(pseudo_random(3000, 4)).await.unwrap();
+    let mut children = std::collections::BTreeMap::new();
+    for i in 0..20 {
+        children.insert(
+            format!("f{i}"),
+            Child {
+                write_cap: None,
+                read_cap: Some(file.to_string()),
+                metadata: Map::new(),
+            },
+        );
+    }
+    // Immutable directories are packed without write caps and stored as CHK (or LIT when tiny).
+    let Cap::Chk(chk) = test.grid.upload_bytes(dirnode::pack(&children, None)).await.unwrap() else {
+        panic!("expected CHK")
+    };
+    let dir = Cap::parse(&format!(
+        "URI:DIR2-CHK:{}",
+        Cap::Chk(chk).to_string().trim_start_matches("URI:CHK:")
+    ))
+    .unwrap();
+    assert_eq!(dir.kind(), "DIR2-CHK");
+    let listing = test.grid.list_directory(&dir).await.unwrap();
+    assert_eq!(listing.len(), 20);
+    assert_eq!(child_cap(&listing["f7"]), Some(file.clone()));
+    assert!(matches!(
+        test.grid.link(&dir, "x", &file, false, Map::new()).await,
+        Err(Error::ReadOnly)
+    ));
+    let empty = Cap::parse("URI:DIR2-LIT:").unwrap();
+    assert!(test.grid.list_directory(&empty).await.unwrap().is_empty());
+}

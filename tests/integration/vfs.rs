@@ -2,6 +2,7 @@
 
 use std::io::Cursor;
 
+use lafs_gateway::grid::uri::MutableFormat;
 use lafs_gateway::vfs::{ErrorKind, Kind, Vfs, check_name};
 
 use crate::common::{TestGrid, params};
@@ -21,9 +22,19 @@ async fn put(vfs: &Vfs, path: &str, data: &[u8], overwrite: bool) -> Result<(), 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn semantics_on_writable_and_read_only_roots() {
+async fn semantics_on_writable_and_read_only_sdmf_roots() {
+    semantics(MutableFormat::Sdmf, "URI:DIR2:").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantics_on_writable_and_read_only_mdmf_roots() {
+    semantics(MutableFormat::Mdmf, "URI:DIR2-MDMF:").await;
+}
+
+async fn semantics(format: MutableFormat, prefix: &str) {
     let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
-    let root = test.grid.create_directory().await.unwrap();
+    let root = test.grid.create_directory_as(format).await.unwrap();
+    assert!(root.to_string().starts_with(prefix), "{root}");
     let vfs = Vfs::new(test.grid.clone(), root.clone());
 
     vfs.mkdir(b"/docs").await.unwrap();
