@@ -7,3 +7,4 @@ pub mod publish;
 pub mod retrieve;
 pub mod sdmf;
 pub mod share;
+pub mod signing;

@@ -77,6 +77,13 @@ impl MutableKeys {
         Self::from_signing_key(&key)
     }
 
+    /// The private key encrypted under the writekey, as every share stores it.
+    pub fn encrypted_private_key(&self) -> Vec<u8> {
+        let mut out = self.private_key_der.clone();
+        crate::grid::crypto::aes_ctr_at(&self.writekey, 0, &mut out);
+        out
+    }
+
     /// The write cap of this file in `format`.
     pub fn write_cap(&self, format: MutableFormat) -> MutableCap {
         MutableCap {

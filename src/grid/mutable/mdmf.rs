@@ -9,17 +9,15 @@
 use std::collections::BTreeMap;
 
 use rsa::RsaPrivateKey;
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
-use sha2::Sha256;
 
 use crate::grid::crypto::{aes_ctr_at, random_bytes};
 use crate::grid::erasure::Codec;
 use crate::grid::hashtree;
-use crate::grid::hashutil::{Hash, block_hash, tag, tagged_hash};
+use crate::grid::hashutil::{Hash, block_hash};
 use crate::grid::layout::next_multiple;
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::sdmf::{Error, data_key};
+use crate::grid::mutable::signing;
 
 /// Bytes of the signed header (`>BQ32sBBQQ`).
 pub const SIGNED_HEADER_LEN: usize = 59;
@@ -32,7 +30,6 @@ pub const SHARE_DATA_OFFSET: usize = 123 + 1220 + 260 + 292 + 272;
 pub const CHECKSTRING_LEN: usize = 41;
 /// MDMF's segment size before rounding up to a multiple of k.
 pub const MAX_SEGMENT_SIZE: u64 = 128 * 1024;
-const PSS_SALT_LEN: usize = 32;
 
 /// The signed fields of one MDMF version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,10 +144,7 @@ impl Share {
             out.extend_from_slice(&(offset as u64).to_be_bytes());
         }
         out.extend_from_slice(&self.encrypted_private_key);
-        for (index, hash) in &self.share_hash_chain {
-            out.extend_from_slice(&(*index as u16).to_be_bytes());
-            out.extend_from_slice(hash);
-        }
+        signing::encode_chain(&self.share_hash_chain, &mut out);
         out.extend_from_slice(&self.signature);
         out.extend_from_slice(&self.verification_key);
         out.resize(data_at, 0);
@@ -194,15 +188,7 @@ impl Share {
         Ok(Share {
             header,
             encrypted_private_key: bytes[o[0]..o[1]].to_vec(),
-            share_hash_chain: chain
-                .chunks_exact(34)
-                .map(|c| {
-                    (
-                        u16::from_be_bytes([c[0], c[1]]) as usize,
-                        c[2..].try_into().unwrap_or([0; 32]),
-                    )
-                })
-                .collect(),
+            share_hash_chain: signing::parse_chain(chain).ok_or(Error::Malformed)?,
             signature: bytes[o[2]..o[3]].to_vec(),
             verification_key: bytes[o[3]..o[4]].to_vec(),
             segments,
@@ -212,15 +198,12 @@ impl Share {
 
     /// Checks key, signature, block hash tree and hash chain of share `shnum` against the cap's fingerprint.
     pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), Error> {
-        if tagged_hash(tag::MUTABLE_PUBKEY, &self.verification_key) != *fingerprint {
-            return Err(Error::WrongKey);
-        }
-        let public = rsa::RsaPublicKey::from_public_key_der(&self.verification_key).map_err(|_| Error::WrongKey)?;
-        let verifier = rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(public, PSS_SALT_LEN);
-        let signature = rsa::pss::Signature::try_from(self.signature.as_slice()).map_err(|_| Error::BadSignature)?;
-        verifier
-            .verify(&self.header.encode(), &signature)
-            .map_err(|_| Error::BadSignature)?;
+        signing::verify(
+            &self.verification_key,
+            fingerprint,
+            &self.header.encode(),
+            &self.signature,
+        )?;
         let tree = hashtree::build(&segment_leaves(&self.segments));
         if tree != self.block_hash_tree {
             return Err(Error::HashMismatch);
@@ -281,14 +264,8 @@ pub fn encode(
         segment_size,
         data_length: plaintext.len() as u64,
     };
-    let signer = rsa::pss::SigningKey::<Sha256>::new_with_salt_len(signing_key.clone(), PSS_SALT_LEN);
-    let mut rng = rsa::rand_core::UnwrapErr(getrandom::SysRng);
-    let signature = signer
-        .try_sign_with_rng(&mut rng, &header.encode())
-        .map_err(|_| Error::Signing)?
-        .to_vec();
-    let mut encrypted_private_key = keys.private_key_der.clone();
-    aes_ctr_at(&keys.writekey, 0, &mut encrypted_private_key);
+    let signature = signing::sign(signing_key, &header.encode())?;
+    let encrypted_private_key = keys.encrypted_private_key();
     Ok(per_share
         .into_iter()
         .zip(block_trees)

@@ -5,17 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha2::Sha256;
+use rsa::RsaPrivateKey;
 
 use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::{self, Codec};
 use crate::grid::hashtree;
-use crate::grid::hashutil::{Hash, block_hash, tag, tagged_hash, tagged_pair_hash};
+use crate::grid::hashutil::{Hash, block_hash, tag, tagged_pair_hash};
 use crate::grid::layout::next_multiple;
 use crate::grid::mutable::keys::MutableKeys;
+use crate::grid::mutable::signing;
 
 /// Bytes of the fixed header (`>BQ32s16sBBQQLLLLQQ`).
 pub const HEADER_LEN: usize = 107;
@@ -23,8 +21,6 @@ pub const HEADER_LEN: usize = 107;
 pub const SIGNED_PREFIX_LEN: usize = 75;
 /// Bytes of the checkstring a writer tests (`>BQ32s16s`).
 pub const CHECKSTRING_LEN: usize = 57;
-/// Tahoe's RSA-PSS salt length (fixed for pycryptopp compatibility).
-const PSS_SALT_LEN: usize = 32;
 
 /// The signed fields of one version of an SDMF file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +150,7 @@ impl Share {
         }
         out.extend_from_slice(&self.verification_key);
         out.extend_from_slice(&self.signature);
-        for (index, hash) in &self.share_hash_chain {
-            out.extend_from_slice(&(*index as u16).to_be_bytes());
-            out.extend_from_slice(hash);
-        }
+        signing::encode_chain(&self.share_hash_chain, &mut out);
         self.block_hash_tree.iter().for_each(|h| out.extend_from_slice(h));
         out.extend_from_slice(&self.block);
         out.extend_from_slice(&self.encrypted_private_key);
@@ -197,15 +190,7 @@ impl Share {
             prefix,
             verification_key: region(0).to_vec(),
             signature: region(1).to_vec(),
-            share_hash_chain: chain_bytes
-                .chunks_exact(34)
-                .map(|c| {
-                    (
-                        u16::from_be_bytes([c[0], c[1]]) as usize,
-                        c[2..].try_into().unwrap_or([0; 32]),
-                    )
-                })
-                .collect(),
+            share_hash_chain: signing::parse_chain(chain_bytes).ok_or(Error::Malformed)?,
             block_hash_tree: tree_bytes
                 .chunks_exact(32)
                 .map(|c| c.try_into().unwrap_or([0; 32]))
@@ -217,15 +202,12 @@ impl Share {
 
     /// Checks the key, the signature and the hash chain of share `shnum` against the cap's fingerprint.
     pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), Error> {
-        if tagged_hash(tag::MUTABLE_PUBKEY, &self.verification_key) != *fingerprint {
-            return Err(Error::WrongKey);
-        }
-        let public = RsaPublicKey::from_public_key_der(&self.verification_key).map_err(|_| Error::WrongKey)?;
-        let verifier = rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(public, PSS_SALT_LEN);
-        let signature = rsa::pss::Signature::try_from(self.signature.as_slice()).map_err(|_| Error::BadSignature)?;
-        verifier
-            .verify(&self.prefix.encode(), &signature)
-            .map_err(|_| Error::BadSignature)?;
+        signing::verify(
+            &self.verification_key,
+            fingerprint,
+            &self.prefix.encode(),
+            &self.signature,
+        )?;
         let leaves: Vec<Hash> = if self.prefix.data_length == 0 {
             Vec::new()
         } else {
@@ -296,14 +278,8 @@ pub fn encode(
         segment_size,
         data_length: plaintext.len() as u64,
     };
-    let signer = rsa::pss::SigningKey::<Sha256>::new_with_salt_len(signing_key.clone(), PSS_SALT_LEN);
-    let mut rng = rsa::rand_core::UnwrapErr(getrandom::SysRng);
-    let signature = signer
-        .try_sign_with_rng(&mut rng, &prefix.encode())
-        .map_err(|_| Error::Signing)?
-        .to_vec();
-    let mut encrypted_private_key = keys.private_key_der.clone();
-    aes_ctr_at(&keys.writekey, 0, &mut encrypted_private_key);
+    let signature = signing::sign(signing_key, &prefix.encode())?;
+    let encrypted_private_key = keys.encrypted_private_key();
     Ok(blocks
         .into_iter()
         .zip(block_trees)

@@ -1,0 +1,54 @@
+//! What SDMF and MDMF shares share: RSA-PSS signatures over the header and the share-hash-chain codec.
+
+use std::collections::BTreeMap;
+
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use sha2::Sha256;
+
+use crate::grid::hashutil::{Hash, tag, tagged_hash};
+use crate::grid::mutable::sdmf::Error;
+
+/// Tahoe's RSA-PSS salt length (fixed for pycryptopp compatibility).
+const PSS_SALT_LEN: usize = 32;
+
+/// Signs a share header with RSA-PSS (SHA-256, MGF1-SHA-256, salt 32).
+pub fn sign(signing_key: &RsaPrivateKey, signed: &[u8]) -> Result<Vec<u8>, Error> {
+    let signer = rsa::pss::SigningKey::<Sha256>::new_with_salt_len(signing_key.clone(), PSS_SALT_LEN);
+    let mut rng = rsa::rand_core::UnwrapErr(getrandom::SysRng);
+    Ok(signer
+        .try_sign_with_rng(&mut rng, signed)
+        .map_err(|_| Error::Signing)?
+        .to_vec())
+}
+
+/// Checks that `verification_key` is the one the cap's fingerprint names and that it signed `signed`.
+pub fn verify(verification_key: &[u8], fingerprint: &Hash, signed: &[u8], signature: &[u8]) -> Result<(), Error> {
+    if tagged_hash(tag::MUTABLE_PUBKEY, verification_key) != *fingerprint {
+        return Err(Error::WrongKey);
+    }
+    let public = RsaPublicKey::from_public_key_der(verification_key).map_err(|_| Error::WrongKey)?;
+    let verifier = rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(public, PSS_SALT_LEN);
+    let signature = rsa::pss::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
+    verifier.verify(signed, &signature).map_err(|_| Error::BadSignature)
+}
+
+/// Appends a share hash chain as `>H32s` pairs in index order.
+pub fn encode_chain(chain: &BTreeMap<usize, Hash>, out: &mut Vec<u8>) {
+    for (index, hash) in chain {
+        out.extend_from_slice(&(*index as u16).to_be_bytes());
+        out.extend_from_slice(hash);
+    }
+}
+
+/// Parses `>H32s` pairs; `None` unless the length is a whole number of pairs.
+pub fn parse_chain(bytes: &[u8]) -> Option<BTreeMap<usize, Hash>> {
+    if !bytes.len().is_multiple_of(34) {
+        return None;
+    }
+    bytes
+        .chunks_exact(34)
+        .map(|c| Some((u16::from_be_bytes([c[0], c[1]]) as usize, c[2..].try_into().ok()?)))
+        .collect()
+}
