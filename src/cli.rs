@@ -520,7 +520,7 @@ fn dump_share(path: &Path) -> anyhow::Result<()> {
     let len_bytes = data
         .get(at..at + field)
         .context("share is truncated before its URI extension block")?;
-    let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let len = crate::grid::layout::be_uint(len_bytes) as usize;
     let packed = data
         .get(at + field..at + field + len)
         .context("URI extension block is truncated")?;

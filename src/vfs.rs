@@ -223,6 +223,16 @@ impl Vfs {
         Ok(self.resolve(&split_path(path)?).await?.0)
     }
 
+    /// The parent directory of `path`, the last name, and the cap that name links (if any), from one listing.
+    async fn entry(&self, path: &[u8]) -> Result<(Cap, String, Option<Cap>), Error> {
+        let (dir, name) = self.parent(path).await?;
+        let linked = match self.grid.list_directory(&dir).await?.remove(&name) {
+            Some(child) => Some(child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?),
+            None => None,
+        };
+        Ok((dir, name, linked))
+    }
+
     /// Kind, size, mtime and read-only state of `path`.
     pub async fn stat(&self, path: &[u8]) -> Result<Stat, Error> {
         let names = split_path(path)?;
@@ -273,18 +283,14 @@ impl Vfs {
         size: u64,
         overwrite: bool,
     ) -> Result<(), Error> {
-        let (dir, name) = self.parent(path).await?;
+        let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
-        let existing = self.grid.list_directory(&dir).await?.remove(&name);
-        if let Some(child) = &existing {
-            if matches!(child_cap(child), Some(Cap::Directory(_))) {
-                return Err(Error::new(ErrorKind::IsADirectory));
-            }
-            if !overwrite {
-                return Err(Error::new(ErrorKind::AlreadyExists));
-            }
+        match existing {
+            Some(Cap::Directory(_)) => return Err(Error::new(ErrorKind::IsADirectory)),
+            Some(_) if !overwrite => return Err(Error::new(ErrorKind::AlreadyExists)),
+            _ => {}
         }
         let cap = self.grid.upload(source, size, KeyChoice::Convergent, None).await?;
         self.grid.link(&dir, &name, &cap, overwrite, Map::new()).await?;
@@ -293,11 +299,11 @@ impl Vfs {
 
     /// Creates a directory; an existing name is `AlreadyExists` (unlike Tahoe, which replaced it).
     pub async fn mkdir(&self, path: &[u8]) -> Result<(), Error> {
-        let (dir, name) = self.parent(path).await?;
+        let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
-        if self.grid.list_directory(&dir).await?.contains_key(&name) {
+        if existing.is_some() {
             return Err(Error::new(ErrorKind::AlreadyExists));
         }
         let new_dir = self.grid.create_directory().await?;
@@ -307,8 +313,8 @@ impl Vfs {
 
     /// Removes an empty directory; a non-empty one is `DirectoryNotEmpty` (Tahoe removed it anyway).
     pub async fn rmdir(&self, path: &[u8]) -> Result<(), Error> {
-        let (dir, name) = self.parent(path).await?;
-        let (cap, _, _) = self.resolve(&split_path(path)?).await?;
+        let (dir, name, linked) = self.entry(path).await?;
+        let cap = linked.ok_or(Error::new(ErrorKind::NotFound))?;
         if !matches!(cap, Cap::Directory(_)) {
             return Err(Error::new(ErrorKind::NotADirectory));
         }
@@ -338,12 +344,11 @@ impl Vfs {
 
     /// Removes a file; directories are `IsADirectory` (use rmdir).
     pub async fn remove(&self, path: &[u8]) -> Result<(), Error> {
-        let (dir, name) = self.parent(path).await?;
+        let (dir, name, linked) = self.entry(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
-        let (cap, _, _) = self.resolve(&split_path(path)?).await?;
-        if matches!(cap, Cap::Directory(_)) {
+        if matches!(linked.ok_or(Error::new(ErrorKind::NotFound))?, Cap::Directory(_)) {
             return Err(Error::new(ErrorKind::IsADirectory));
         }
         self.grid.unlink(&dir, &name).await?;

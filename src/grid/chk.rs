@@ -3,8 +3,6 @@
 //! Pure: everything here takes bytes and returns bytes; the uploader and
 //! downloader decide where those bytes come from and go to.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use rayon::prelude::*;
 
@@ -155,10 +153,7 @@ impl ChkHashes {
                 let mut out = vec![0u8; (layout.crypttext_hash_tree - layout.plaintext_hash_tree) as usize];
                 crypttext_tree.iter().for_each(|h| out.extend_from_slice(h));
                 block_tree.iter().for_each(|h| out.extend_from_slice(h));
-                for index in hashtree::needed_hashes(shnum, shape.total, true) {
-                    out.extend_from_slice(&(index as u16).to_be_bytes());
-                    out.extend_from_slice(&share_tree[index]);
-                }
+                hashtree::encode_chain(&hashtree::chain(&share_tree, shnum, shape.total, true), &mut out);
                 if layout.version == 1 {
                     out.extend_from_slice(&(packed.len() as u32).to_be_bytes());
                 } else {
@@ -259,21 +254,9 @@ pub fn verify_share_hashes(
         .get(at(layout.share_hashes)..at(layout.uri_extension))
         .ok_or(ShareError::Malformed)?;
     let (block_leaves, block_root) = checked_tree(block_tree, num_segments)?;
-    if chain.len() % 34 != 0 {
-        return Err(ShareError::Malformed);
-    }
-    let nodes: BTreeMap<usize, Hash> = chain
-        .chunks_exact(34)
-        .map(|c| {
-            (
-                u16::from_be_bytes([c[0], c[1]]) as usize,
-                c[2..].try_into().unwrap_or([0; 32]),
-            )
-        })
-        .collect();
+    let nodes = hashtree::parse_chain(chain).ok_or(ShareError::Malformed)?;
     let total = ueb.total_shares as usize;
-    let expected: Vec<usize> = hashtree::needed_hashes(shnum, total, true);
-    if nodes.len() != chain.len() / 34 || !nodes.keys().copied().eq(expected.iter().copied()) {
+    if !nodes.keys().copied().eq(hashtree::needed_hashes(shnum, total, true)) {
         return Err(ShareError::HashMismatch);
     }
     let leaf_index = hashtree::leaf_slots(total) - 1 + shnum;

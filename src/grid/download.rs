@@ -95,7 +95,7 @@ pub async fn read_share_ueb(
     if len_bytes.len() as u64 != field {
         return None;
     }
-    let len = len_bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let len = crate::grid::layout::be_uint(&len_bytes);
     if len > 1 << 20 {
         return None;
     }

@@ -116,6 +116,25 @@ impl Codec {
         rs.encode_sep(data, check).map_err(|_| Error::BadShape)
     }
 
+    /// Zero-pads `data` to k equal pieces and returns all N blocks (the pieces, then the check blocks).
+    pub fn encode_padded(&self, data: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+        let piece = data.len().div_ceil(self.needed);
+        let mut padded = data.to_vec();
+        padded.resize(piece * self.needed, 0);
+        let mut blocks: Vec<Vec<u8>> = if piece == 0 {
+            vec![Vec::new(); self.needed]
+        } else {
+            padded.chunks(piece).map(<[u8]>::to_vec).collect()
+        };
+        let mut check = vec![vec![0u8; piece]; self.total - self.needed];
+        if piece > 0 {
+            let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+            self.encode_check_blocks(&refs, &mut check)?;
+        }
+        blocks.extend(check);
+        Ok(blocks)
+    }
+
     /// Recovers the k input chunks from any k blocks, given as `(block number, bytes)`.
     pub fn decode(&self, blocks: Vec<(usize, Vec<u8>)>) -> Result<Vec<Vec<u8>>, Error> {
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; self.total];

@@ -58,6 +58,34 @@ pub fn needed_hashes(leaf: usize, num_leaves: usize, include_leaf: bool) -> Vec<
     needed
 }
 
+/// The nodes of `tree` that a holder of leaf `leaf` stores (see [`needed_hashes`]).
+pub fn chain(tree: &[Hash], leaf: usize, num_leaves: usize, include_leaf: bool) -> BTreeMap<usize, Hash> {
+    needed_hashes(leaf, num_leaves, include_leaf)
+        .into_iter()
+        .map(|i| (i, tree[i]))
+        .collect()
+}
+
+/// Appends a hash chain as `>H32s` pairs (2-byte index, hash) in index order.
+pub fn encode_chain(chain: &BTreeMap<usize, Hash>, out: &mut Vec<u8>) {
+    for (index, hash) in chain {
+        out.extend_from_slice(&(*index as u16).to_be_bytes());
+        out.extend_from_slice(hash);
+    }
+}
+
+/// Parses `>H32s` pairs; `None` unless the bytes are whole pairs with no index repeated.
+pub fn parse_chain(bytes: &[u8]) -> Option<BTreeMap<usize, Hash>> {
+    if !bytes.len().is_multiple_of(34) {
+        return None;
+    }
+    let nodes: BTreeMap<usize, Hash> = bytes
+        .chunks_exact(34)
+        .map(|c| Some((u16::from_be_bytes([c[0], c[1]]) as usize, c[2..].try_into().ok()?)))
+        .collect::<Option<_>>()?;
+    (nodes.len() == bytes.len() / 34).then_some(nodes)
+}
+
 /// Checks that `leaf_hash` at position `leaf` hashes up to `root` through `nodes`.
 pub fn verify_leaf(
     leaf: usize,

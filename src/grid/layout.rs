@@ -91,6 +91,11 @@ impl FileShape {
     }
 }
 
+/// Reads a big-endian unsigned integer of up to 8 bytes.
+pub fn be_uint(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+}
+
 /// Rounds `value` up to a multiple of `k`.
 pub fn next_multiple(value: u64, k: u64) -> u64 {
     value.div_ceil(k) * k
@@ -218,7 +223,7 @@ impl ShareLayout {
         for (i, field) in fields.iter_mut().enumerate() {
             let at = 4 + i * width;
             let raw = bytes.get(at..at + width).ok_or(Error::BadHeader)?;
-            *field = raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            *field = be_uint(raw);
         }
         let [
             block_size,

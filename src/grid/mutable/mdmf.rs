@@ -14,7 +14,7 @@ use crate::grid::crypto::{aes_ctr_at, random_bytes};
 use crate::grid::erasure::Codec;
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash};
-use crate::grid::layout::next_multiple;
+use crate::grid::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::sdmf::{Error, data_key};
 use crate::grid::mutable::signing;
@@ -144,7 +144,7 @@ impl Share {
             out.extend_from_slice(&(offset as u64).to_be_bytes());
         }
         out.extend_from_slice(&self.encrypted_private_key);
-        signing::encode_chain(&self.share_hash_chain, &mut out);
+        hashtree::encode_chain(&self.share_hash_chain, &mut out);
         out.extend_from_slice(&self.signature);
         out.extend_from_slice(&self.verification_key);
         out.resize(data_at, 0);
@@ -162,7 +162,7 @@ impl Share {
         let raw = bytes.get(..HEADER_LEN).ok_or(Error::Malformed)?;
         let offset = |i: usize| {
             let at = SIGNED_HEADER_LEN + 8 * i;
-            raw[at..at + 8].iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)) as usize
+            be_uint(&raw[at..at + 8]) as usize
         };
         let o: Vec<usize> = (0..8).map(offset).collect();
         if o[0] != HEADER_LEN || o.windows(2).any(|w| w[0] > w[1]) || o[7] > bytes.len() {
@@ -188,7 +188,7 @@ impl Share {
         Ok(Share {
             header,
             encrypted_private_key: bytes[o[0]..o[1]].to_vec(),
-            share_hash_chain: signing::parse_chain(chain).ok_or(Error::Malformed)?,
+            share_hash_chain: hashtree::parse_chain(chain).ok_or(Error::Malformed)?,
             signature: bytes[o[2]..o[3]].to_vec(),
             verification_key: bytes[o[3]..o[4]].to_vec(),
             segments,
@@ -235,19 +235,14 @@ pub fn encode(
     total: u8,
 ) -> Result<Vec<Share>, Error> {
     let codec = Codec::new(needed as usize, total as usize)?;
-    let k = needed as usize;
     let segment_size = next_multiple(MAX_SEGMENT_SIZE, u64::from(needed));
     let mut per_share: Vec<Vec<([u8; 16], Vec<u8>)>> = vec![Vec::new(); total as usize];
     for chunk in plaintext.chunks(segment_size as usize) {
         let salt = random_bytes::<16>();
         let mut data = chunk.to_vec();
         aes_ctr_at(&data_key(&salt, &keys.readkey), 0, &mut data);
-        let piece = chunk.len().div_ceil(k);
-        data.resize(piece * k, 0);
-        let pieces: Vec<&[u8]> = data.chunks(piece).collect();
-        let mut check = vec![vec![0u8; piece]; (total - needed) as usize];
-        codec.encode_check_blocks(&pieces, &mut check)?;
-        for (share, block) in per_share.iter_mut().zip(pieces.iter().map(|p| p.to_vec()).chain(check)) {
+        let blocks = codec.encode_padded(&data)?;
+        for (share, block) in per_share.iter_mut().zip(blocks) {
             share.push((salt, block));
         }
     }
@@ -273,10 +268,7 @@ pub fn encode(
         .map(|(shnum, (segments, block_hash_tree))| Share {
             header,
             encrypted_private_key: encrypted_private_key.clone(),
-            share_hash_chain: hashtree::needed_hashes(shnum, total as usize, false)
-                .into_iter()
-                .map(|i| (i, share_tree[i]))
-                .collect(),
+            share_hash_chain: hashtree::chain(&share_tree, shnum, total as usize, false),
             signature: signature.clone(),
             verification_key: keys.public_key_der.clone(),
             segments,

@@ -11,7 +11,7 @@ use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::{self, Codec};
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash, tag, tagged_pair_hash};
-use crate::grid::layout::next_multiple;
+use crate::grid::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::signing;
 
@@ -150,7 +150,7 @@ impl Share {
         }
         out.extend_from_slice(&self.verification_key);
         out.extend_from_slice(&self.signature);
-        signing::encode_chain(&self.share_hash_chain, &mut out);
+        hashtree::encode_chain(&self.share_hash_chain, &mut out);
         self.block_hash_tree.iter().for_each(|h| out.extend_from_slice(h));
         out.extend_from_slice(&self.block);
         out.extend_from_slice(&self.encrypted_private_key);
@@ -163,11 +163,7 @@ impl Share {
         let header = bytes.get(..HEADER_LEN).ok_or(Error::Malformed)?;
         let u32_at =
             |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]) as usize;
-        let u64_at = |at: usize| {
-            header[at..at + 8]
-                .iter()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)) as usize
-        };
+        let u64_at = |at: usize| be_uint(&header[at..at + 8]) as usize;
         let offsets = [
             HEADER_LEN,
             u32_at(75),
@@ -183,14 +179,14 @@ impl Share {
         let region = |i: usize| &bytes[offsets[i]..offsets[i + 1]];
         let chain_bytes = region(2);
         let tree_bytes = region(3);
-        if chain_bytes.len() % 34 != 0 || tree_bytes.len() % 32 != 0 {
+        if !tree_bytes.len().is_multiple_of(32) {
             return Err(Error::Malformed);
         }
         Ok(Share {
             prefix,
             verification_key: region(0).to_vec(),
             signature: region(1).to_vec(),
-            share_hash_chain: signing::parse_chain(chain_bytes).ok_or(Error::Malformed)?,
+            share_hash_chain: hashtree::parse_chain(chain_bytes).ok_or(Error::Malformed)?,
             block_hash_tree: tree_bytes
                 .chunks_exact(32)
                 .map(|c| c.try_into().unwrap_or([0; 32]))
@@ -246,18 +242,11 @@ pub fn encode(
     salt: [u8; 16],
 ) -> Result<Vec<Share>, Error> {
     let codec = Codec::new(needed as usize, total as usize)?;
-    let k = needed as usize;
     let segment_size = next_multiple(plaintext.len() as u64, needed as u64);
     let mut data = plaintext.to_vec();
     aes_ctr_at(&data_key(&salt, &keys.readkey), 0, &mut data);
     data.resize(segment_size as usize, 0);
-    let piece = segment_size as usize / k;
-    let pieces: Vec<&[u8]> = (0..k).map(|i| &data[i * piece..(i + 1) * piece]).collect();
-    let mut check = vec![vec![0u8; piece]; (total - needed) as usize];
-    if piece > 0 {
-        codec.encode_check_blocks(&pieces, &mut check)?;
-    }
-    let blocks: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).chain(check).collect();
+    let blocks = codec.encode_padded(&data)?;
     let block_trees: Vec<Vec<Hash>> = blocks
         .iter()
         .map(|b| {
@@ -288,10 +277,7 @@ pub fn encode(
             prefix,
             verification_key: keys.public_key_der.clone(),
             signature: signature.clone(),
-            share_hash_chain: hashtree::needed_hashes(shnum, total as usize, false)
-                .into_iter()
-                .map(|i| (i, share_tree[i]))
-                .collect(),
+            share_hash_chain: hashtree::chain(&share_tree, shnum, total as usize, false),
             block_hash_tree,
             block,
             encrypted_private_key: encrypted_private_key.clone(),

@@ -1,6 +1,4 @@
-//! What SDMF and MDMF shares share: RSA-PSS signatures over the header and the share-hash-chain codec.
-
-use std::collections::BTreeMap;
+//! RSA-PSS signatures over SDMF and MDMF share headers.
 
 use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
@@ -32,23 +30,4 @@ pub fn verify(verification_key: &[u8], fingerprint: &Hash, signed: &[u8], signat
     let verifier = rsa::pss::VerifyingKey::<Sha256>::new_with_salt_len(public, PSS_SALT_LEN);
     let signature = rsa::pss::Signature::try_from(signature).map_err(|_| Error::BadSignature)?;
     verifier.verify(signed, &signature).map_err(|_| Error::BadSignature)
-}
-
-/// Appends a share hash chain as `>H32s` pairs in index order.
-pub fn encode_chain(chain: &BTreeMap<usize, Hash>, out: &mut Vec<u8>) {
-    for (index, hash) in chain {
-        out.extend_from_slice(&(*index as u16).to_be_bytes());
-        out.extend_from_slice(hash);
-    }
-}
-
-/// Parses `>H32s` pairs; `None` unless the length is a whole number of pairs.
-pub fn parse_chain(bytes: &[u8]) -> Option<BTreeMap<usize, Hash>> {
-    if !bytes.len().is_multiple_of(34) {
-        return None;
-    }
-    bytes
-        .chunks_exact(34)
-        .map(|c| Some((u16::from_be_bytes([c[0], c[1]]) as usize, c[2..].try_into().ok()?)))
-        .collect()
 }
