@@ -17,6 +17,9 @@ use crate::grid::uri::Cap;
 use crate::grid::{base32, check::ShareHealth};
 use crate::node::{self, Node};
 
+mod account;
+use account::AccountCommand;
+
 /// Store files on a Tahoe-LAFS grid.
 #[derive(Debug, Parser)]
 #[command(name = "lafs", version)]
@@ -95,6 +98,12 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Manage the logins SFTP and FTP accept (the accounts file).
+    Account {
+        /// Which account command.
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Tools for looking inside the grid.
     Debug {
         /// Which tool.
@@ -160,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rm { path } => rm(&node_dir, &path).await,
         Command::Alias { command } => alias(&node_dir, command).await,
         Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
+        Command::Account { command } => account::account(&node_dir, command).await,
         Command::Debug {
             command: DebugCommand::DumpShare { path },
         } => dump_share(&path),
@@ -183,11 +193,21 @@ fn progress_bar(len: u64) -> Option<ProgressBar> {
 }
 
 async fn run_node(dir: &Path) -> anyhow::Result<()> {
-    if !dir.join(node::CONFIG_FILE).exists() {
+    let fresh = !dir.join(node::CONFIG_FILE).exists();
+    if fresh {
         node::init(dir)?;
         eprintln!("created a new node at {} with the default config", dir.display());
     }
     let mut node = Node::open(dir)?;
+    if fresh && !node.config.accounts_file.exists() {
+        account::create_demo_account(&node).await?;
+        eprintln!(
+            "created the demo account (user {}, password {}) in {}; remove its line before serving anyone else",
+            account::DEMO_USER,
+            account::DEMO_PASSWORD,
+            node.config.accounts_file.display()
+        );
+    }
     // A long-running node keeps RSA keys ready so new directories are quick.
     node.grid = node.grid.with_key_pool(4)?;
     let p = node.config.params;
@@ -210,10 +230,55 @@ async fn run_node(dir: &Path) -> anyhow::Result<()> {
             space >> 20
         );
     }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut services = tokio::task::JoinSet::new();
+    if node.config.sftp {
+        let listener = tokio::net::TcpListener::bind(node.config.sftp_listen)
+            .await
+            .with_context(|| format!("cannot listen for SFTP on {}", node.config.sftp_listen))?;
+        let settings = crate::frontends::sftp::SftpSettings {
+            host_key: node::read_host_key(&node.config.ssh_host_key)?,
+            accounts: Arc::new(crate::frontends::accounts::AccountsFile::new(
+                &node.config.accounts_file,
+            )),
+            throttle: Arc::new(crate::frontends::throttle::LoginThrottle::default()),
+            spool_dir: node.config.spool_dir.clone(),
+            auth_rejection_time: std::time::Duration::from_secs(1),
+        };
+        eprintln!("sftp listening on {}", listener.local_addr()?);
+        let grid = node.grid.clone();
+        let mut stopped = stopped.clone();
+        services.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            crate::frontends::sftp::serve(listener, grid, settings, shutdown)
+                .await
+                .context("sftp server")
+        });
+    }
     eprintln!("serving until Ctrl-C; `lafs put FILE` and `lafs get CAP` with this node directory use this grid");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::select! {
+        signal = wait_for_stop_signal() => signal?,
+        Some(result) = services.join_next() => {
+            result.context("a service panicked")??;
+        }
+    }
     eprintln!("stopping");
+    let _ = stop.send(true);
+    while let Some(result) = services.join_next().await {
+        result.context("a service panicked")??;
+    }
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
 }
 
 async fn put(dir: &Path, file: &Path, target: Option<&str>, random_key: bool) -> anyhow::Result<()> {

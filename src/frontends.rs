@@ -1,4 +1,13 @@
-//! Protocol frontends (SFTP, FTP, drop-upload) that translate user operations into grid calls.
+//! Protocol frontends that translate user operations into vfs calls, and the parts they share.
 //!
-//! None is built yet: the directory layer they share comes first. Until then
-//! `lafs run` serves only the storage servers.
+//! - [`accounts`]: the accounts file (users, keys, password hashes, root dircaps).
+//! - [`throttle`]: failed-login limits per source address.
+//! - [`file_reader`] / [`file_writer`] / [`spool`]: reading and writing files at client offsets.
+//! - [`sftp`]: the SSH/SFTP server.
+
+pub mod accounts;
+pub mod file_reader;
+pub mod file_writer;
+pub mod sftp;
+pub mod spool;
+pub mod throttle;

@@ -35,9 +35,19 @@ path = "storage"
 servers = 10
 
 [frontends]
-# Where the SFTP and FTP frontends listen once they are enabled.
+# Serve SFTP (OpenSSH sftp, sshfs, rclone, WinSCP, FileZilla...) on sftp_listen.
+sftp = true
 sftp_listen = "127.0.0.1:8022"
+# The SSH host key (OpenSSH format; made by `lafs init` if missing).
+ssh_host_key = "private/ssh_host_ed25519_key"
+# Serve FTP on ftp_listen.
+ftp = false
 ftp_listen = "127.0.0.1:8021"
+# Who may log in: `USER ssh-ed25519 AAAA... [comment] ROOTCAP` or
+# `USER $argon2id$... ROOTCAP` per line (see accounts.example). Re-read when it changes.
+accounts_file = "private/accounts"
+# Where uploads that cannot stream straight into the grid are spooled, encrypted.
+spool_dir = "spool"
 "#;
 
 /// Why the node directory could not be used.
@@ -126,15 +136,25 @@ impl Default for StorageSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct FrontendsSection {
+    sftp: bool,
     sftp_listen: String,
+    ssh_host_key: PathBuf,
+    ftp: bool,
     ftp_listen: String,
+    accounts_file: PathBuf,
+    spool_dir: PathBuf,
 }
 
 impl Default for FrontendsSection {
     fn default() -> Self {
         FrontendsSection {
+            sftp: true,
             sftp_listen: "127.0.0.1:8022".into(),
+            ssh_host_key: PathBuf::from("private/ssh_host_ed25519_key"),
+            ftp: false,
             ftp_listen: "127.0.0.1:8021".into(),
+            accounts_file: PathBuf::from("private/accounts"),
+            spool_dir: PathBuf::from("spool"),
         }
     }
 }
@@ -150,10 +170,20 @@ pub struct NodeConfig {
     pub storage_path: PathBuf,
     /// Number of local servers.
     pub storage_servers: usize,
+    /// Whether `lafs run` serves SFTP.
+    pub sftp: bool,
     /// SFTP listen address.
     pub sftp_listen: SocketAddr,
+    /// The SSH host key file.
+    pub ssh_host_key: PathBuf,
+    /// Whether `lafs run` serves FTP.
+    pub ftp: bool,
     /// FTP listen address.
     pub ftp_listen: SocketAddr,
+    /// The accounts file.
+    pub accounts_file: PathBuf,
+    /// Where uploads are spooled when they cannot stream.
+    pub spool_dir: PathBuf,
 }
 
 /// Parses and validates config text; `file` names it in errors.
@@ -197,18 +227,20 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
             ))
         })
     };
-    let storage_path = if raw.storage.path.is_absolute() {
-        raw.storage.path
-    } else {
-        dir.join(raw.storage.path)
-    };
+    let in_node = |path: PathBuf| if path.is_absolute() { path } else { dir.join(path) };
+    let frontends = raw.frontends;
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
-        storage_path,
+        storage_path: in_node(raw.storage.path),
         storage_servers: raw.storage.servers,
-        sftp_listen: addr("sftp_listen", &raw.frontends.sftp_listen)?,
-        ftp_listen: addr("ftp_listen", &raw.frontends.ftp_listen)?,
+        sftp: frontends.sftp,
+        sftp_listen: addr("sftp_listen", &frontends.sftp_listen)?,
+        ssh_host_key: in_node(frontends.ssh_host_key),
+        ftp: frontends.ftp,
+        ftp_listen: addr("ftp_listen", &frontends.ftp_listen)?,
+        accounts_file: in_node(frontends.accounts_file),
+        spool_dir: in_node(frontends.spool_dir),
     })
 }
 
@@ -234,7 +266,41 @@ pub fn init(dir: &Path) -> Result<(), Error> {
             restrict_permissions(&path, 0o600)?;
         }
     }
+    let config = load_config(dir)?;
+    if !config.ssh_host_key.exists() {
+        write_host_key(&config.ssh_host_key)?;
+    }
     Ok(())
+}
+
+/// Writes a fresh ed25519 SSH host key (OpenSSH format, mode 0600) and its `.pub`.
+pub fn write_host_key(path: &Path) -> Result<(), Error> {
+    use russh::keys::ssh_key::{LineEnding, PrivateKey, private::Ed25519Keypair};
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&random_bytes::<32>()));
+    let text = key.to_openssh(LineEnding::LF).map_err(|e| Error::BadSecret {
+        file: path.display().to_string(),
+        message: format!("cannot encode the host key: {e}"),
+    })?;
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+    }
+    fs::write(path, text.as_bytes()).map_err(io(format!("write {}", path.display())))?;
+    restrict_permissions(path, 0o600)?;
+    let public = key.public_key().to_openssh().map_err(|e| Error::BadSecret {
+        file: path.display().to_string(),
+        message: format!("cannot encode the host public key: {e}"),
+    })?;
+    let pub_path = path.with_extension("pub");
+    fs::write(&pub_path, public + "\n").map_err(io(format!("write {}", pub_path.display())))?;
+    Ok(())
+}
+
+/// Reads the SSH host key.
+pub fn read_host_key(path: &Path) -> Result<russh::keys::PrivateKey, Error> {
+    russh::keys::PrivateKey::read_openssh_file(path).map_err(|e| Error::BadSecret {
+        file: path.display().to_string(),
+        message: format!("not a readable unencrypted OpenSSH private key ({e})"),
+    })
 }
 
 fn restrict_permissions(path: &Path, mode: u32) -> Result<(), Error> {

@@ -189,6 +189,44 @@ impl Vfs {
         Vfs { grid, root }
     }
 
+    /// The grid underneath.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// Whether every change through this view is refused (a read-only root).
+    pub fn is_read_only(&self) -> bool {
+        self.root.is_read_only()
+    }
+
+    /// The cap linked at `path` and its stat, from one walk.
+    pub async fn lookup(&self, path: &[u8]) -> Result<(Cap, Stat), Error> {
+        let (cap, metadata, parent_writable) = self.resolve(&split_path(path)?).await?;
+        let stat = stat_of(&cap, metadata.as_ref(), parent_writable)?;
+        Ok((cap, stat))
+    }
+
+    /// Checks that a file may be written at `path` (writable parent directory, not a directory
+    /// there) and returns what is linked there now, if anything.
+    pub async fn prepare_write(&self, path: &[u8]) -> Result<Option<Cap>, Error> {
+        let (dir, _, existing) = self.entry(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        if matches!(existing, Some(Cap::Directory(_))) {
+            return Err(Error::new(ErrorKind::IsADirectory));
+        }
+        Ok(existing)
+    }
+
+    /// Free space for new files across the grid's servers, in bytes of file data (share overhead taken off).
+    pub async fn available_space(&self) -> u64 {
+        let versions = futures::future::join_all(self.grid.servers().iter().map(|s| s.version())).await;
+        let raw: u64 = versions.into_iter().flatten().map(|v| v.available_space).sum();
+        let params = self.grid.params();
+        raw / params.total as u64 * params.needed as u64
+    }
+
     /// Follows `names` from the root; returns the cap and, below the root, the entry's metadata and whether its parent is writable.
     async fn resolve(&self, names: &[String]) -> Result<(Cap, Option<Map<String, Value>>, bool), Error> {
         let mut cap = self.root.clone();
@@ -275,13 +313,15 @@ impl Vfs {
         }
     }
 
-    /// Stores `size` bytes from `source` as the file at `path`; replaces an existing file only if `overwrite`.
+    /// Stores `size` bytes from `source` as the file at `path`; replaces an existing file only if
+    /// `overwrite`. `mtime` (Unix seconds) is kept as the entry's modification time.
     pub async fn write_file<R: Read + Seek + Send + 'static>(
         &self,
         path: &[u8],
         source: R,
         size: u64,
         overwrite: bool,
+        mtime: Option<f64>,
     ) -> Result<(), Error> {
         let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
@@ -293,7 +333,11 @@ impl Vfs {
             _ => {}
         }
         let cap = self.grid.upload(source, size, KeyChoice::Convergent, None).await?;
-        self.grid.link(&dir, &name, &cap, overwrite, Map::new()).await?;
+        let mut metadata = Map::new();
+        if let Some(mtime) = mtime {
+            metadata.insert("mtime".into(), Value::from(mtime));
+        }
+        self.grid.link(&dir, &name, &cap, overwrite, metadata).await?;
         Ok(())
     }
 

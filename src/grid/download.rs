@@ -38,7 +38,8 @@ struct GoodShare {
     hashes: VerifiedShareHashes,
 }
 
-/// An open immutable file: verified UEB plus k verified shares.
+/// An open immutable file: verified UEB plus k verified shares (cloning it is cheap and opens nothing).
+#[derive(Clone)]
 pub struct FileReader {
     cap: ChkCap,
     si: StorageIndex,

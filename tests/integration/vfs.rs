@@ -17,6 +17,7 @@ async fn put(vfs: &Vfs, path: &str, data: &[u8], overwrite: bool) -> Result<(), 
         Cursor::new(data.to_vec()),
         data.len() as u64,
         overwrite,
+        None,
     )
     .await
 }
