@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         std::io::Cursor::new(data),
         10_000,
         false,
+        None,
     )
     .await?;
     let target = format!("{path}/file");
