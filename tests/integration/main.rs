@@ -10,6 +10,8 @@ mod directory;
 mod grid;
 /// Mutable (SDMF) files: publish, retrieve, collisions.
 mod mutable;
+/// The SFTP frontend with real clients.
+mod sftp;
 /// Tahoe's official CHK test vectors through the real upload path.
 mod vectors;
 /// The vfs semantics table.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::path::{Path, PathBuf};
 
 use lafs_gateway::grid::{ClientSecrets, EncodingParams, Grid};
