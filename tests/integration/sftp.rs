@@ -262,3 +262,294 @@ async fn shell_and_exec_are_refused_and_sftp_closes_cleanly_without_ssh_config()
     );
     assert!(run.stdout.contains('x'));
 }
+
+/// paramiko: the semantics clients rely on, each checked against what the server answered.
+const PARAMIKO_SEMANTICS: &str = r#"
+import errno, os, paramiko, stat, time
+port = int(os.environ["PORT"])
+def connect(user="alice", password=None, key=None):
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    c.connect("127.0.0.1", port=port, username=user, password=password, pkey=key,
+              look_for_keys=False, allow_agent=False)
+    return c
+key = paramiko.Ed25519Key.from_private_key_file(os.environ["KEY"])
+c = connect(key=key)
+s = c.open_sftp()
+
+# put/get/listdir_attr/stat/posix_rename/remove/mkdir/rmdir
+with s.open("a.txt", "wb") as f:
+    f.write(b"version one")
+assert s.stat("a.txt").st_size == 11
+assert stat.S_ISREG(s.stat("a.txt").st_mode)
+s.mkdir("d")
+assert stat.S_ISDIR(s.stat("d").st_mode)
+s.posix_rename("a.txt", "d/a.txt")
+assert sorted(a.filename for a in s.listdir_attr("d")) == ["a.txt"]
+try:
+    s.mkdir("d"); raise SystemExit("mkdir of an existing directory succeeded")
+except IOError: pass
+try:
+    s.rmdir("d"); raise SystemExit("rmdir of a non-empty directory succeeded")
+except IOError: pass
+try:
+    s.stat("nothing"); raise SystemExit("stat of a missing file succeeded")
+except IOError as e:
+    assert e.errno == errno.ENOENT, e
+
+# stat of a file open for writing answers its current size; setstat of the mtime right after close works
+f = s.open("w.bin", "wb")
+f.write(b"x" * 1000); f.flush()
+assert s.stat("w.bin").st_size == 1000, s.stat("w.bin")
+f.write(b"y" * 500); f.flush()
+assert s.stat("w.bin").st_size == 1500
+f.close()
+s.utime("w.bin", (1000000000, 1000000000))
+assert s.stat("w.bin").st_mtime == 1000000000
+
+# readers keep the version they opened; of two writers the last close wins
+r = s.open("d/a.txt", "rb")
+w1 = s.open("d/a.txt", "wb"); w2 = s.open("d/a.txt", "wb")
+w1.write(b"from writer one"); w2.write(b"from writer two")
+w2.close(); w1.close()
+assert r.read() == b"version one"
+r.close()
+assert s.open("d/a.txt", "rb").read() == b"from writer one"
+
+# WinSCP-style resume: open without APPEND or TRUNC, write from an offset
+with s.open("d/a.txt", "r+") as f:
+    f.seek(15); f.write(b" and more")
+assert s.open("d/a.txt", "rb").read() == b"from writer one and more"
+with s.open("d/a.txt", "ab") as f:
+    f.write(b"!")
+assert s.open("d/a.txt", "rb").read() == b"from writer one and more!"
+
+# exclusive create
+f = s.open("x.txt", "x"); f.close()
+try:
+    s.open("x.txt", "x"); raise SystemExit("O_EXCL on an existing file succeeded")
+except IOError: pass
+
+# a session that drops with files open for writing commits nothing
+c2 = connect(password=os.environ["PASSWORD"])
+s2 = c2.open_sftp()
+f = s2.open("d/a.txt", "wb"); f.write(b"half of a new version"); f.flush()
+g = s2.open("new.txt", "wb"); g.write(b"never closed"); g.flush()
+c2.close()
+time.sleep(0.5)
+assert s.open("d/a.txt", "rb").read() == b"from writer one and more!"
+assert "new.txt" not in s.listdir("."), s.listdir(".")
+
+# truncate through setstat, statvfs, symlinks unsupported
+s.truncate("d/a.txt", 4)
+assert s.open("d/a.txt", "rb").read() == b"from"
+v = c.exec_command  # keep a reference: exec must be refused below
+try:
+    s.symlink("d/a.txt", "link"); raise SystemExit("symlink succeeded")
+except IOError: pass
+stdin, stdout, stderr = c.exec_command("ls")
+assert stdout.channel.recv_exit_status() == 1
+assert b"only the SFTP protocol" in stderr.read()
+
+# wrong password and wrong user are refused
+for user, password in [("alice", "wrong"), ("nobody", "secret")]:
+    try:
+        connect(user=user, password=password); raise SystemExit("bad login accepted")
+    except paramiko.AuthenticationException: pass
+
+# the read-only account: every write is PERMISSION_DENIED
+ro = connect(user="reader", password=os.environ["PASSWORD"]).open_sftp()
+assert ro.open("hello.txt").read() == b"hello, read-only world\n"
+def denied(what, *args):
+    try:
+        what(*args)
+    except PermissionError: return
+    except IOError as e:
+        assert e.errno == errno.EACCES, (what, e)
+        return
+    raise SystemExit("%s succeeded on a read-only account" % what.__name__)
+denied(lambda: ro.open("new.txt", "wb").write(b"x"))
+denied(lambda: ro.open("hello.txt", "r+"))
+denied(ro.mkdir, "d"); denied(ro.rmdir, "sub"); denied(ro.remove, "hello.txt")
+denied(ro.rename, "hello.txt", "h"); denied(ro.posix_rename, "hello.txt", "h")
+denied(ro.utime, "hello.txt", (1, 1)); denied(ro.chmod, "hello.txt", 0o600)
+denied(ro.truncate, "hello.txt", 1)
+print("paramiko semantics ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paramiko_semantics_concurrent_opens_dropped_sessions_resume_and_read_only() {
+    let gw = Gateway::start().await;
+    let run = gw.python(PARAMIKO_SEMANTICS).await;
+    run.ok();
+    assert!(run.stdout.contains("paramiko semantics ok"), "{run:?}");
+    // What paramiko saw is what the grid holds.
+    let stat = gw.alice().stat(b"w.bin").await.unwrap();
+    assert_eq!((stat.size, stat.mtime), (1500, Some(1_000_000_000.0)));
+    let a = gw.alice().read(b"d/a.txt", 0, 100).await.unwrap();
+    assert_eq!(a, b"from");
+}
+
+/// The Rust client: russh for SSH, russh-sftp's client for SFTP.
+mod rust_client {
+    use std::sync::Arc;
+
+    use russh::client;
+    use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
+    use russh_sftp::client::SftpSession;
+
+    pub struct AcceptAnyHostKey;
+
+    impl client::Handler for AcceptAnyHostKey {
+        type Error = russh::Error;
+
+        async fn check_server_key(&mut self, _key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+    }
+
+    pub enum Login<'a> {
+        Password(&'a str),
+        Key(&'a PrivateKey),
+    }
+
+    /// Logs in; `Ok(None)` if the server refused the credentials.
+    pub async fn connect(port: u16, user: &str, login: Login<'_>) -> anyhow::Result<Option<SftpSession>> {
+        let config = Arc::new(client::Config::default());
+        let mut session = client::connect(config, ("127.0.0.1", port), AcceptAnyHostKey).await?;
+        let result = match login {
+            Login::Password(password) => session.authenticate_password(user, password).await?,
+            Login::Key(key) => {
+                let key = PrivateKeyWithHashAlg::new(Arc::new(key.clone()), None);
+                session.authenticate_publickey(user, key).await?
+            }
+        };
+        if !result.success() {
+            return Ok(None);
+        }
+        let channel = session.channel_open_session().await?;
+        channel.request_subsystem(true, "sftp").await?;
+        let sftp = SftpSession::new(channel.into_stream()).await?;
+        // The SSH session lives as long as its channel; keep the handle alive with it.
+        std::mem::forget(session);
+        Ok(Some(sftp))
+    }
+
+    /// Creates (or truncates) `path` and writes `data` to it (`SftpSession::write` does not create).
+    pub async fn put(sftp: &SftpSession, path: String, data: &[u8]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut file = sftp.create(path).await?;
+        file.write_all(data).await?;
+        file.shutdown().await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rust_client_key_and_password_logins_and_accounts_file_reload() {
+    use rust_client::{Login, connect};
+    let gw = Gateway::start().await;
+    let key = russh::keys::PrivateKey::read_openssh_file(gw.key()).unwrap();
+    let sftp = connect(gw.port, "alice", Login::Key(&key))
+        .await
+        .unwrap()
+        .expect("key login");
+    let data = pseudo_random(200_000, 5);
+    rust_client::put(&sftp, "r.bin".into(), &data).await.unwrap();
+    assert!(sftp.read("r.bin").await.unwrap() == data);
+    sftp.create_dir("dir").await.unwrap();
+    sftp.rename("r.bin", "dir/s.bin").await.unwrap();
+    let names: Vec<String> = sftp.read_dir("dir").await.unwrap().map(|e| e.file_name()).collect();
+    assert_eq!(names, vec!["s.bin".to_string()]);
+    assert_eq!(sftp.metadata("dir/s.bin").await.unwrap().size, Some(200_000));
+    let info = sftp.fs_info("/").await.unwrap().expect("statvfs@openssh.com");
+    assert!(info.blocks_avail > 0);
+    sftp.remove_file("dir/s.bin").await.unwrap();
+    sftp.remove_dir("dir").await.unwrap();
+
+    let password = connect(gw.port, "alice", Login::Password(PASSWORD)).await.unwrap();
+    assert!(password.is_some(), "password login");
+    for (user, pw) in [("alice", "Secret"), ("alice", ""), ("bob", PASSWORD)] {
+        let refused = connect(gw.port, user, Login::Password(pw)).await.unwrap();
+        assert!(refused.is_none(), "{user}/{pw:?} must be refused");
+    }
+    let other = russh::keys::PrivateKey::from(russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&[9; 32]));
+    assert!(
+        connect(gw.port, "alice", Login::Key(&other)).await.unwrap().is_none(),
+        "unknown key accepted"
+    );
+
+    // Edit the accounts file while the gateway runs: add bob, take alice's password away.
+    let text = std::fs::read_to_string(&gw.accounts_path).unwrap();
+    let hash = lafs_gateway::frontends::accounts::hash_password("bobs password").unwrap();
+    let mut edited: String = text
+        .lines()
+        .filter(|l| !(l.starts_with("alice $argon2")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    edited.push_str(&format!("bob {hash} {}\n", gw.alice_root));
+    edited.push_str("broken line that is skipped\n");
+    let temp = gw.path("accounts.new");
+    std::fs::write(&temp, edited).unwrap();
+    std::fs::rename(&temp, &gw.accounts_path).unwrap();
+    let bob = connect(gw.port, "bob", Login::Password("bobs password")).await.unwrap();
+    assert!(
+        bob.expect("bob can log in without a restart")
+            .try_exists("/")
+            .await
+            .unwrap()
+    );
+    assert!(
+        connect(gw.port, "alice", Login::Password(PASSWORD))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        connect(gw.port, "alice", Login::Key(&key)).await.unwrap().is_some(),
+        "alice's key still works"
+    );
+    drop(sftp);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_sessions_each_write_and_reread_twenty_files() {
+    use rust_client::{Login, connect};
+    let gw = Gateway::start().await;
+    let key = russh::keys::PrivateKey::read_openssh_file(gw.key()).unwrap();
+    let mut sessions = tokio::task::JoinSet::new();
+    for session in 0..50u64 {
+        let key = key.clone();
+        let port = gw.port;
+        sessions.spawn(async move {
+            let sftp = connect(port, "alice", Login::Key(&key)).await.unwrap().expect("login");
+            let dir = format!("s{session:02}");
+            sftp.create_dir(dir.clone()).await.unwrap();
+            for n in 0..20u64 {
+                let data = pseudo_random(64 << 10, session * 100 + n);
+                rust_client::put(&sftp, format!("{dir}/f{n:02}"), &data).await.unwrap();
+            }
+            let mut correct = 0;
+            for n in 0..20u64 {
+                let data = pseudo_random(64 << 10, session * 100 + n);
+                if sftp.read(format!("{dir}/f{n:02}")).await.unwrap() == data {
+                    correct += 1;
+                }
+            }
+            correct
+        });
+    }
+    let mut correct = 0;
+    while let Some(result) = sessions.join_next().await {
+        correct += result.unwrap();
+    }
+    assert_eq!(correct, 1000);
+    // The grid holds all 1,000, each in its session's directory.
+    let vfs = gw.alice();
+    let mut stored = 0;
+    for session in 0..50 {
+        stored += vfs.list(format!("s{session:02}").as_bytes()).await.unwrap().len();
+    }
+    assert_eq!(stored, 1000);
+}
