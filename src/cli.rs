@@ -40,8 +40,12 @@ pub enum Command {
         /// Where (default: the node directory).
         dir: Option<PathBuf>,
     },
-    /// Start the node (creating it with defaults if it does not exist yet).
-    Run,
+    /// Start the node (creating it with defaults and a demo account if it does not exist yet).
+    Run {
+        /// Listen for SFTP here instead of the config's `sftp_listen` (port 0: any free port).
+        #[arg(long)]
+        sftp_listen: Option<std::net::SocketAddr>,
+    },
     /// Upload a file; prints its cap, and links it at PATH (`alias:path`) when given.
     Put {
         /// The file to upload.
@@ -155,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("node initialized at {}", dir.display());
             Ok(())
         }
-        Command::Run => run_node(&node_dir).await,
+        Command::Run { sftp_listen } => run_node(&node_dir, sftp_listen).await,
         Command::Put { file, path, random_key } => put(&node_dir, &file, path.as_deref(), random_key).await,
         Command::Get { cap, out } => get(&node_dir, &cap, out.as_deref()).await,
         Command::Mkdir { path } => {
@@ -192,13 +196,16 @@ fn progress_bar(len: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
-async fn run_node(dir: &Path) -> anyhow::Result<()> {
+async fn run_node(dir: &Path, sftp_listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let fresh = !dir.join(node::CONFIG_FILE).exists();
     if fresh {
         node::init(dir)?;
         eprintln!("created a new node at {} with the default config", dir.display());
     }
     let mut node = Node::open(dir)?;
+    if let Some(addr) = sftp_listen {
+        node.config.sftp_listen = addr;
+    }
     if fresh && !node.config.accounts_file.exists() {
         account::create_demo_account(&node).await?;
         eprintln!(

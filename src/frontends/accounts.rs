@@ -370,6 +370,16 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_file_parses_cleanly() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/accounts.example")).unwrap();
+        let (accounts, errors) = Accounts::parse(&text);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(accounts.len(), 2);
+        assert!(accounts.get("guest").unwrap().root.is_read_only());
+        assert!(!accounts.get("alice").unwrap().root.is_read_only());
+    }
+
+    #[test]
     fn public_key_lines_are_checked() {
         assert!(check_public_key_line(&format!("{KEY} me@host")).is_ok());
         assert!(check_public_key_line("ssh-ed25519 garbage").is_err());

@@ -225,13 +225,21 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     let node = tmp.path().join("fresh");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lafs"))
         .env("LAFS_NODE_DIR", &node)
-        .arg("run")
+        .args(["run", "--sftp-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A failing assertion must not leave the node running.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.to_string()).status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
-    while !seen.contains("serving") {
+    while !seen.contains("serving until") {
         let mut line = String::new();
         if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
             break;
@@ -240,6 +248,68 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     }
     assert!(seen.contains("10 local storage servers"), "{seen}");
     assert!(seen.contains("encoding 3-of-10 (happy 7)"), "{seen}");
+    assert!(seen.contains("demo account (user demo, password demo)"), "{seen}");
+    let port = seen
+        .split("sftp listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the SFTP address is printed")
+        .to_string();
+    // The demo account works with a real client.
+    let upload = tmp.path().join("demo.txt");
+    std::fs::write(&upload, b"hello from the demo account\n").unwrap();
+    let sftp = |user: &str, password: &str, batch: &str| {
+        let mut child = Command::new("sshpass")
+            .args([
+                "-p",
+                password,
+                "sftp",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "PubkeyAuthentication=no",
+                "-P",
+                &port,
+            ])
+            .args(["-b", "-", &format!("{user}@127.0.0.1")])
+            .current_dir(tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), batch.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let demo = sftp("demo", "demo", "put demo.txt\nget demo.txt back.txt\nls -l\n");
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    assert_eq!(
+        std::fs::read(tmp.path().join("back.txt")).unwrap(),
+        b"hello from the demo account\n"
+    );
+    // `lafs account add` while the node runs: the new login works at once.
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .env("LAFS_NODE_DIR", &node)
+        .args(["account", "add", "bob", "--password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"bobs password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let accounts = std::fs::read_to_string(node.join("private/accounts")).unwrap();
+    assert!(!accounts.contains("bobs password") && accounts.contains("bob $argon2id$"));
+    let bob = sftp("bob", "bobs password", "ls\n");
+    assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
+    assert!(!sftp("bob", "wrong", "ls\n").status.success());
     // While it runs, the CLI uses the same grid.
     let file = tmp.path().join("f");
     std::fs::write(&file, vec![7u8; 1000]).unwrap();
