@@ -333,11 +333,35 @@ impl Vfs {
             _ => {}
         }
         let cap = self.grid.upload(source, size, KeyChoice::Convergent, None).await?;
+        self.link_into(&dir, &name, &cap, overwrite, mtime).await
+    }
+
+    /// Links an already stored file `cap` at `path` (replacing a file there only if `overwrite`).
+    pub async fn link_file(&self, path: &[u8], cap: &Cap, overwrite: bool, mtime: Option<f64>) -> Result<(), Error> {
+        let (dir, name, existing) = self.entry(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        match existing {
+            Some(Cap::Directory(_)) => Err(Error::new(ErrorKind::IsADirectory)),
+            Some(_) if !overwrite => Err(Error::new(ErrorKind::AlreadyExists)),
+            _ => self.link_into(&dir, &name, cap, overwrite, mtime).await,
+        }
+    }
+
+    async fn link_into(
+        &self,
+        dir: &Cap,
+        name: &str,
+        cap: &Cap,
+        overwrite: bool,
+        mtime: Option<f64>,
+    ) -> Result<(), Error> {
         let mut metadata = Map::new();
         if let Some(mtime) = mtime {
             metadata.insert("mtime".into(), Value::from(mtime));
         }
-        self.grid.link(&dir, &name, &cap, overwrite, metadata).await?;
+        self.grid.link(dir, name, cap, overwrite, metadata).await?;
         Ok(())
     }
 

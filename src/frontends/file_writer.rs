@@ -1,30 +1,160 @@
 //! A file being written by a client: its bytes, whether they changed, and committing them to the grid on close.
 //!
+//! A new or truncated file starts in memory. While the client writes in order
+//! (as sftp, scp, curl, rclone and FTP do), once it outgrows one segment it is
+//! streamed straight into a grid upload, so a big file is encoded while it
+//! arrives and close only finishes the last segment. The first write out of
+//! order (or a read, truncate or fsync of a streamed file) moves everything to
+//! an encrypted spool file instead.
+//!
 //! Nothing reaches the directory until [`FileWriter::commit`]: a client that
 //! disconnects with the file open leaves the old file (if any) exactly as it was,
 //! and no partial file ever appears under the real name. Dropping a writer
-//! discards its spool.
+//! discards its spool and aborts its streamed upload.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::spool::Spool;
 use crate::grid::uri::Cap;
+use crate::grid::{self, Grid};
 use crate::vfs::{self, Vfs};
 
-/// Existing contents are copied into a resumed writer in pieces of this size.
+/// Existing contents are copied into a spool in pieces of this size.
 const COPY_CHUNK: u64 = 1 << 20;
+/// Writes queued for a streamed upload before the client is made to wait.
+const STREAM_QUEUE: usize = 64;
 
 /// The pending contents of one open-for-writing file.
-#[derive(Debug)]
 pub struct FileWriter {
-    spool: Spool,
+    body: Body,
+    spool_dir: PathBuf,
     changed: bool,
     mtime: Option<f64>,
 }
 
+enum Body {
+    /// Everything so far, written in order, at most one segment and a bit.
+    Memory(Vec<u8>),
+    /// Flowing into a grid upload.
+    Stream(Stream),
+    /// Out of order: an encrypted spool file.
+    Spool(Spool),
+}
+
+struct Stream {
+    sender: Option<mpsc::Sender<Bytes>>,
+    aborted: Arc<AtomicBool>,
+    upload: Option<JoinHandle<Result<Cap, grid::Error>>>,
+    len: u64,
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // The upload sees the end of its input as an error, so it aborts its shares.
+        self.aborted.store(true, Ordering::SeqCst);
+        self.sender.take();
+    }
+}
+
+impl Stream {
+    fn start(grid: &Grid, first: Vec<u8>) -> Stream {
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        let aborted = Arc::new(AtomicBool::new(false));
+        let len = first.len() as u64;
+        let source = ChannelSource {
+            receiver,
+            current: Bytes::from(first),
+            aborted: aborted.clone(),
+        };
+        let grid = grid.clone();
+        let upload = tokio::spawn(async move { grid.upload_stream(source).await });
+        Stream {
+            sender: Some(sender),
+            aborted,
+            upload: Some(upload),
+            len,
+        }
+    }
+
+    async fn push(&mut self, data: &[u8]) -> Result<(), vfs::Error> {
+        let sent = match &self.sender {
+            Some(sender) => sender.send(Bytes::copy_from_slice(data)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The upload stopped early: its own error says why.
+            return Err(self
+                .finish()
+                .await
+                .err()
+                .unwrap_or_else(|| vfs::Error::new(vfs::ErrorKind::Internal)));
+        }
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the input and waits for the file to be stored.
+    async fn finish(&mut self) -> Result<Cap, vfs::Error> {
+        self.sender.take();
+        let upload = self
+            .upload
+            .take()
+            .ok_or_else(|| vfs::Error::new(vfs::ErrorKind::Internal))?;
+        match upload.await {
+            Ok(result) => Ok(result?),
+            Err(e) => Err(grid::Error::Internal(e.to_string()).into()),
+        }
+    }
+}
+
+/// The blocking side of a streamed upload: reads what the client wrote, in order.
+struct ChannelSource {
+    receiver: mpsc::Receiver<Bytes>,
+    current: Bytes,
+    aborted: Arc<AtomicBool>,
+}
+
+impl Read for ChannelSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(next) => self.current = next,
+                None if self.aborted.load(Ordering::SeqCst) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the client went away before closing the file",
+                    ));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.body {
+            Body::Memory(_) => "memory",
+            Body::Stream(_) => "stream",
+            Body::Spool(_) => "spool",
+        };
+        write!(f, "FileWriter({mode}, len={})", self.len())
+    }
+}
+
 fn spool_error(e: std::io::Error) -> vfs::Error {
-    crate::grid::Error::Io {
+    grid::Error::Io {
         context: "spool an upload".into(),
         source: e,
     }
@@ -33,58 +163,76 @@ fn spool_error(e: std::io::Error) -> vfs::Error {
 
 impl FileWriter {
     /// A new, empty file (committed even if nothing is written: `touch`, `open(O_CREAT|O_TRUNC)`).
-    pub fn create(spool_dir: &Path) -> Result<FileWriter, vfs::Error> {
-        Ok(FileWriter {
-            spool: Spool::new(spool_dir).map_err(spool_error)?,
+    pub fn create(spool_dir: &Path) -> FileWriter {
+        FileWriter {
+            body: Body::Memory(Vec::new()),
+            spool_dir: spool_dir.to_path_buf(),
             changed: true,
             mtime: None,
-        })
+        }
     }
 
     /// A writer that starts from the contents of `existing` (open without truncation: resume, in-place edits).
     /// It commits only if something changes.
     pub async fn resume(vfs: &Vfs, existing: &Cap, spool_dir: &Path) -> Result<FileWriter, vfs::Error> {
-        let mut writer = FileWriter::create(spool_dir)?;
-        let mut contents = FileContents::open(vfs.grid(), existing).await?;
-        let mut offset = 0;
-        while offset < contents.size() {
-            let piece = contents.read(offset, COPY_CHUNK).await?;
-            writer.spool.write_at(offset, &piece).map_err(spool_error)?;
-            offset += piece.len() as u64;
-        }
-        writer.changed = false;
-        Ok(writer)
+        let spool = spool_from(vfs.grid(), existing, spool_dir).await?;
+        Ok(FileWriter {
+            body: Body::Spool(spool),
+            spool_dir: spool_dir.to_path_buf(),
+            changed: false,
+            mtime: None,
+        })
     }
 
     /// The current length.
     pub fn len(&self) -> u64 {
-        self.spool.len()
+        match &self.body {
+            Body::Memory(data) => data.len() as u64,
+            Body::Stream(stream) => stream.len,
+            Body::Spool(spool) => spool.len(),
+        }
     }
 
     /// Whether it is empty.
     pub fn is_empty(&self) -> bool {
-        self.spool.is_empty()
+        self.len() == 0
     }
 
     /// Writes `data` at `offset` (a gap before it reads as zeros).
-    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), vfs::Error> {
-        self.spool.write_at(offset, data).map_err(spool_error)?;
+    pub async fn write_at(&mut self, vfs: &Vfs, offset: u64, data: &[u8]) -> Result<(), vfs::Error> {
         self.changed = true;
-        Ok(())
+        let in_order = offset == self.len();
+        match &mut self.body {
+            Body::Memory(buffer) if in_order => {
+                buffer.extend_from_slice(data);
+                if buffer.len() as u64 > vfs.grid().params().max_segment_size {
+                    let first = std::mem::take(buffer);
+                    self.body = Body::Stream(Stream::start(vfs.grid(), first));
+                }
+                Ok(())
+            }
+            Body::Stream(stream) if in_order => stream.push(data).await,
+            _ => {
+                let spool = self.spool(vfs).await?;
+                spool.write_at(offset, data).map_err(spool_error)
+            }
+        }
     }
 
     /// Truncates or extends to `len`.
-    pub fn set_len(&mut self, len: u64) -> Result<(), vfs::Error> {
-        self.spool.set_len(len).map_err(spool_error)?;
+    pub async fn set_len(&mut self, vfs: &Vfs, len: u64) -> Result<(), vfs::Error> {
         self.changed = true;
-        Ok(())
+        self.spool(vfs).await?.set_len(len).map_err(spool_error)
     }
 
     /// Reads back what has been written so far.
-    pub fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, vfs::Error> {
-        self.spool
-            .read_at(offset, len.min(u32::MAX as u64) as usize)
-            .map_err(spool_error)
+    pub async fn read_at(&mut self, vfs: &Vfs, offset: u64, len: u64) -> Result<Vec<u8>, vfs::Error> {
+        let len = len.min(u32::MAX as u64) as usize;
+        if let Body::Memory(data) = &self.body {
+            let start = (offset as usize).min(data.len());
+            return Ok(data[start..(start.saturating_add(len)).min(data.len())].to_vec());
+        }
+        self.spool(vfs).await?.read_at(offset, len).map_err(spool_error)
     }
 
     /// The modification time to record when committing (Unix seconds).
@@ -97,16 +245,81 @@ impl FileWriter {
         self.mtime
     }
 
-    /// Stores the contents at `path` (replacing what is there) if they changed, else only a new mtime.
-    /// Returns once the file is durably on the grid and linked; the writer stays usable (`fsync`).
-    pub async fn commit(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        if self.changed {
-            vfs.write_file(path, self.spool.reader(), self.spool.len(), true, self.mtime)
-                .await?;
-            self.changed = false;
-        } else if let Some(mtime) = self.mtime {
-            vfs.set_mtime(path, mtime).await?;
+    /// The spool, moving the contents there first if they are in memory or streaming.
+    async fn spool(&mut self, vfs: &Vfs) -> Result<&mut Spool, vfs::Error> {
+        let moved = match &mut self.body {
+            Body::Spool(_) => None,
+            Body::Memory(data) => {
+                let mut spool = Spool::new(&self.spool_dir).map_err(spool_error)?;
+                spool.write_at(0, data).map_err(spool_error)?;
+                Some(spool)
+            }
+            // What was streamed is read back from the grid (the stored prefix is then unused).
+            Body::Stream(stream) => {
+                let cap = stream.finish().await?;
+                Some(spool_from(vfs.grid(), &cap, &self.spool_dir).await?)
+            }
+        };
+        if let Some(spool) = moved {
+            self.body = Body::Spool(spool);
         }
+        match &mut self.body {
+            Body::Spool(spool) => Ok(spool),
+            _ => Err(vfs::Error::new(vfs::ErrorKind::Internal)),
+        }
+    }
+
+    /// Stores the contents at `path` (replacing what is there) if they changed, else only a new
+    /// mtime; returns once the file is durably on the grid and linked (the close of a handle).
+    pub async fn commit(mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
+        self.store(vfs, path).await
+    }
+
+    /// Commits what was written so far and stays open for more (`fsync`).
+    pub async fn sync(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
+        if matches!(self.body, Body::Stream(_)) {
+            // A finished stream cannot take more writes: go on from a spool of what it stored.
+            self.spool(vfs).await?;
+        }
+        self.store(vfs, path).await
+    }
+
+    async fn store(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
+        if !self.changed {
+            if let Some(mtime) = self.mtime {
+                vfs.set_mtime(path, mtime).await?;
+            }
+            return Ok(());
+        }
+        match &mut self.body {
+            Body::Memory(data) => {
+                let size = data.len() as u64;
+                vfs.write_file(path, std::io::Cursor::new(data.clone()), size, true, self.mtime)
+                    .await?;
+            }
+            Body::Stream(stream) => {
+                let cap = stream.finish().await?;
+                vfs.link_file(path, &cap, true, self.mtime).await?;
+            }
+            Body::Spool(spool) => {
+                vfs.write_file(path, spool.reader(), spool.len(), true, self.mtime)
+                    .await?;
+            }
+        }
+        self.changed = false;
         Ok(())
     }
+}
+
+/// A spool holding the contents of the file `cap`.
+async fn spool_from(grid: &Grid, cap: &Cap, spool_dir: &Path) -> Result<Spool, vfs::Error> {
+    let mut spool = Spool::new(spool_dir).map_err(spool_error)?;
+    let mut contents = FileContents::open(grid, cap).await?;
+    let mut offset = 0;
+    while offset < contents.size() {
+        let piece = contents.read(offset, COPY_CHUNK).await?;
+        spool.write_at(offset, &piece).map_err(spool_error)?;
+        offset += piece.len() as u64;
+    }
+    Ok(spool)
 }

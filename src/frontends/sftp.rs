@@ -63,6 +63,9 @@ pub async fn serve(
         inactivity_timeout: Some(Duration::from_secs(3600)),
         nodelay: true,
         window_size: 8 << 20,
+        // Room for a whole 32 KiB SFTP write plus its header in one channel packet: split in two,
+        // the small second half waits on Nagle and delayed ACKs (40 ms per write with paramiko).
+        maximum_packet_size: 65535,
         ..Default::default()
     };
     let mut server = SshServer {
@@ -241,8 +244,9 @@ impl russh::server::Handler for Connection {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // No terminals here; answered only if the client asked for an answer.
-        session.channel_failure(id)
+        // No terminal is ever attached, but refusing makes `ssh -t`/`RequestTTY=force` clients hang
+        // up; a lenient yes lets the sftp subsystem that follows run as usual.
+        session.channel_success(id)
     }
 
     async fn env_request(
@@ -252,7 +256,8 @@ impl russh::server::Handler for Connection {
         _variable_value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(id)
+        // Accepted and ignored: nothing here reads environment variables (SendEnv LANG LC_*).
+        session.channel_success(id)
     }
 
     async fn channel_eof(&mut self, id: ChannelId, session: &mut Session) -> Result<(), Self::Error> {

@@ -84,6 +84,8 @@ pub fn encode_segment(
 /// Collects the hashes that the trailers and the UEB are built from, segment by segment.
 pub struct ChkHashes {
     shape: FileShape,
+    /// Set for streamed uploads, whose header had to be chosen before the size was known.
+    layout_version: Option<u32>,
     crypttext: TaggedHasher,
     segment_hashes: Vec<Hash>,
     block_hashes: Vec<Vec<Hash>>,
@@ -102,12 +104,23 @@ pub struct FinishedEncoding {
 impl ChkHashes {
     /// Starts collecting for a file of `shape`.
     pub fn new(shape: FileShape) -> Self {
+        // A streamed upload's provisional shape is huge; the vectors grow as needed.
+        let expected = shape.num_segments.min(4096) as usize;
         ChkHashes {
             shape,
+            layout_version: None,
             crypttext: TaggedHasher::new(tag::CIPHERTEXT),
-            segment_hashes: Vec::with_capacity(shape.num_segments as usize),
-            block_hashes: vec![Vec::with_capacity(shape.num_segments as usize); shape.total],
+            segment_hashes: Vec::with_capacity(expected),
+            block_hashes: vec![Vec::with_capacity(expected); shape.total],
         }
+    }
+
+    /// The file turned out to be `shape` (a streamed upload learns its size at the end), written
+    /// with share layout `version`.
+    pub fn reshape(mut self, shape: FileShape, version: u32) -> ChkHashes {
+        self.shape = shape;
+        self.layout_version = Some(version);
+        self
     }
 
     /// Feeds one ciphertext segment (unpadded), in order.
@@ -145,7 +158,10 @@ impl ChkHashes {
         let share_tree = hashtree::build(&share_leaves);
         let ueb = ueb_for(&shape, self.crypttext.finalize(), crypttext_tree[0], share_tree[0]);
         let packed = ueb.pack();
-        let layout = ShareLayout::for_upload(&shape, packed.len() as u64);
+        let layout = match self.layout_version {
+            Some(version) => ShareLayout::with_version(&shape, version),
+            None => ShareLayout::for_upload(&shape, packed.len() as u64),
+        };
         let trailers = block_trees
             .iter()
             .enumerate()

@@ -150,7 +150,8 @@ impl ShareLayout {
         if fits_v1 { v1 } else { Self::with_version(shape, 2) }
     }
 
-    fn with_version(shape: &FileShape, version: u32) -> Self {
+    /// The layout with header `version` (1: 32-bit offsets, 2: 64-bit).
+    pub fn with_version(shape: &FileShape, version: u32) -> Self {
         let tree = hashtree::node_count(shape.num_segments as usize) as u64 * 32;
         let share_hashes_len = share_hash_count(shape.total) as u64 * 34;
         let data = if version == 1 { V1_HEADER } else { V2_HEADER };

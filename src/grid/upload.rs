@@ -27,6 +27,10 @@ use crate::grid::{Error, Grid};
 /// Files up to this size are stored in the cap itself (`URI:LIT:`).
 pub const LITERAL_THRESHOLD: u64 = 55;
 
+/// The provisional size of a streamed upload (the largest a share's offsets can describe);
+/// its real size replaces it when the stream ends.
+const STREAM_BOUND_SIZE: u64 = 1 << 50;
+
 /// How the file's AES key is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyChoice {
@@ -165,6 +169,42 @@ impl Grid {
         }
     }
 
+    /// Stores a file whose size is learned only when `source` ends, encoding and sending its
+    /// segments as they arrive (for protocol uploads that stream). It must be longer than one
+    /// segment (shorter files are known whole: use [`Grid::upload`]).
+    ///
+    /// The key is random (a convergent key would need the whole file first). Shares are
+    /// allocated at the servers' free space, the most a share could grow to, and written with
+    /// the 64-bit (v2) share layout; servers give back what was not written when a share closes.
+    pub async fn upload_stream<R: Read + Send + 'static>(&self, source: R) -> Result<Cap, Error> {
+        let params = *self.params();
+        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
+        let codec = Codec::new(params.needed, params.total)?;
+        let key = random_bytes::<16>();
+        let si = StorageIndex(storage_index_hash(&key));
+        let layout = ShareLayout::with_version(&shape, 2);
+        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
+        let versions = join_all(self.servers().iter().map(|s| s.version())).await;
+        let rooms: Vec<u64> = versions
+            .into_iter()
+            .flatten()
+            .map(|v| v.available_space.min(v.maximum_immutable_share_size))
+            .collect();
+        // Each share may grow to its server's share of the free space (a server holds
+        // ceil(N / servers) shares when there are fewer servers than shares).
+        let per_server = params.total.div_ceil(rooms.len().max(1)) as u64;
+        let room = rooms.iter().copied().max().unwrap_or(0) / per_server;
+        let allocated = layout.share_size(ueb_len).min(room.saturating_sub(1 << 20));
+        let mut placement = self.place_shares(si, allocated).await?;
+        let result = self
+            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, None)
+            .await;
+        if result.is_err() {
+            placement.abort_all(si).await;
+        }
+        result
+    }
+
     /// Finds servers for all N shares, allocating them; fails if happiness cannot be met.
     async fn place_shares(&self, si: StorageIndex, allocated_size: u64) -> Result<Placement, Error> {
         let params = *self.params();
@@ -279,34 +319,59 @@ impl Grid {
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
         let happy = self.params().happy;
-        let header = Bytes::from(layout.encode_header());
-        self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
-            .await?;
+        // A streamed upload's shape is provisional (its size is a bound): its header is written last.
+        let streamed = shape.size == STREAM_BOUND_SIZE;
+        if !streamed {
+            let header = Bytes::from(layout.encode_header());
+            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
+                .await?;
+        }
 
-        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes)>(2);
+        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes, FileShape)>(2);
         let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>)>(2);
-        let reader = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
+        let max_segment_size = self.params().max_segment_size;
+        let reader = tokio::task::spawn_blocking(move || -> Result<(ChkHashes, u64), Error> {
             let mut hashes = ChkHashes::new(shape);
             let mut done = 0u64;
             for segnum in 0..shape.num_segments {
-                let mut segment = vec![0u8; shape.segment_len(segnum) as usize];
-                source.read_exact(&mut segment).map_err(read_error)?;
+                let want = shape.segment_len(segnum) as usize;
+                let mut segment = vec![0u8; want];
+                let got = read_full(&mut source, &mut segment)?;
+                if got < want && !streamed {
+                    return Err(source_changed());
+                }
+                if got == 0 {
+                    break; // a streamed file that ended on a segment boundary
+                }
+                segment.truncate(got);
+                // The segment that ends a stream is its tail: encode it with the real shape.
+                let segment_shape = if got < want {
+                    FileShape::new(done + got as u64, shape.needed, shape.total, max_segment_size)
+                } else {
+                    shape
+                };
                 chk::encrypt_segment(&key, &shape, segnum, &mut segment);
                 hashes.add_ciphertext(&segment);
                 done += segment.len() as u64;
-                if cipher_tx.blocking_send((segnum, Bytes::from(segment))).is_err() {
+                if cipher_tx
+                    .blocking_send((segnum, Bytes::from(segment), segment_shape))
+                    .is_err()
+                {
                     break; // the writer gave up; its error is the one reported
                 }
                 if let Some(progress) = &progress {
                     progress(done);
                 }
+                if got < want {
+                    break;
+                }
             }
-            Ok(hashes)
+            Ok((hashes, done))
         });
         let encoder = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
             let mut hashes = ChkHashes::new(shape);
-            while let Some((segnum, ciphertext)) = cipher_rx.blocking_recv() {
-                let encoded = chk::encode_segment(&codec, &shape, segnum, ciphertext)?;
+            while let Some((segnum, ciphertext, segment_shape)) = cipher_rx.blocking_recv() {
+                let encoded = chk::encode_segment(&codec, &segment_shape, segnum, ciphertext)?;
                 hashes.add_block_hashes(&encoded.hashes);
                 if block_tx.blocking_send((segnum, encoded.blocks)).is_err() {
                     break;
@@ -350,7 +415,24 @@ impl Grid {
         if let Some(e) = write_error {
             return Err(e);
         }
-        let hashes = cipher_hashes?.merge_block_hashes(block_hashes?);
+        let (cipher_hashes, size) = cipher_hashes?;
+        let mut hashes = cipher_hashes.merge_block_hashes(block_hashes?);
+        let (shape, layout) = if streamed {
+            let real = FileShape::new(size, shape.needed, shape.total, max_segment_size);
+            if real.segment_size != shape.segment_size {
+                return Err(Error::Internal(
+                    "a streamed upload must be longer than one segment".into(),
+                ));
+            }
+            hashes = hashes.reshape(real, layout.version);
+            let real_layout = ShareLayout::with_version(&real, layout.version);
+            let header = Bytes::from(real_layout.encode_header());
+            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
+                .await?;
+            (real, real_layout)
+        } else {
+            (shape, layout)
+        };
         if written != shape.num_segments {
             return Err(source_changed());
         }
@@ -504,6 +586,20 @@ fn convergent_key<R: Read + Seek + Send>(
             .map_err(|_| Error::Internal("convergent key reader panicked".into()))?
     })?;
     Ok(hasher.finalize())
+}
+
+/// Reads until `buf` is full or the source ends; returns how much was read.
+fn read_full<R: Read>(source: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
+    }
+    Ok(filled)
 }
 
 fn read_error(e: std::io::Error) -> Error {

@@ -499,3 +499,65 @@ async fn too_many_servers_dying_mid_upload_fails_and_leaves_nothing() {
     let left: Vec<_> = files_under(dir.path(), "/shares/");
     assert!(left.is_empty(), "a failed put leaves no share behind: {left:?}");
 }
+
+/// Feeds a streamed upload in uneven pieces, like protocol writes arrive.
+struct Pieces {
+    data: Vec<u8>,
+    at: usize,
+    fail_after: Option<usize>,
+}
+
+impl std::io::Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.fail_after.is_some_and(|limit| self.at >= limit) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "client went away",
+            ));
+        }
+        let n = buf.len().min(self.data.len() - self.at).min(32_768 + self.at % 7);
+        buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_uploads_of_unknown_size_read_back_and_their_shares_are_trimmed() {
+    let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
+    let segment = 1_048_578; // 1 MiB rounded up to a multiple of k
+    for size in [segment + 1, 3 * segment, 5 * segment + segment / 2] {
+        let data = pseudo_random(size, size as u64);
+        let source = Pieces {
+            data: data.clone(),
+            at: 0,
+            fail_after: None,
+        };
+        let cap = chk(&test.grid.upload_stream(source).await.unwrap());
+        assert_eq!(cap.size, size as u64);
+        let mut reader = test.grid.open_file(&cap).await.unwrap();
+        assert!(reader.read_range(0, size as u64).await.unwrap() == data, "size {size}");
+        assert!(reader.verify_all().await.iter().all(|(_, health)| health.is_ok()));
+        // Each share was allocated for the servers' free space and trimmed back on close:
+        // container header + the v2 share + one lease, nothing more.
+        let shape = lafs_gateway::grid::layout::FileShape::new(size as u64, 3, 10, 1 << 20);
+        let layout = ShareLayout::with_version(&shape, 2);
+        let ueb_len = reader.ueb().pack().len() as u64;
+        let files = test.share_files(&cap.storage_index().to_string());
+        assert_eq!(files.len(), 10);
+        for (_, path) in files {
+            let len = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(len, 12 + layout.share_size(ueb_len) + 72, "{}", path.display());
+        }
+    }
+    // A stream that fails part-way stores nothing and leaves nothing in incoming/.
+    let broken = Pieces {
+        data: pseudo_random(4 * segment, 1),
+        at: 0,
+        fail_after: Some(2 * segment + 5),
+    };
+    let before = walk(test.dir.path()).iter().filter(|p| p.is_file()).count();
+    assert!(test.grid.upload_stream(broken).await.is_err());
+    assert!(files_under(test.dir.path(), "incoming").is_empty());
+    assert_eq!(walk(test.dir.path()).iter().filter(|p| p.is_file()).count(), before);
+}

@@ -7,6 +7,18 @@ use lafs_gateway::vfs::Kind;
 use crate::common::gateway::{Gateway, PASSWORD};
 use crate::common::pseudo_random;
 
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
 fn write(gw: &Gateway, name: &str, data: &[u8]) {
     std::fs::write(gw.path(name), data).unwrap();
 }
@@ -335,10 +347,24 @@ c2 = connect(password=os.environ["PASSWORD"])
 s2 = c2.open_sftp()
 f = s2.open("d/a.txt", "wb"); f.write(b"half of a new version"); f.flush()
 g = s2.open("new.txt", "wb"); g.write(b"never closed"); g.flush()
+h = s2.open("big-never-closed.bin", "wb"); h.write(os.urandom(3 << 20)); h.flush()
 c2.close()
 time.sleep(0.5)
 assert s.open("d/a.txt", "rb").read() == b"from writer one and more!"
 assert "new.txt" not in s.listdir("."), s.listdir(".")
+assert "big-never-closed.bin" not in s.listdir(".")
+
+# a write out of order after a file began streaming to the grid moves it to the spool, losing nothing
+blob = os.urandom((2 << 20) + 12345)
+with s.open("ooo.bin", "wb") as f:
+    f.write(blob)
+    f.seek(100); f.write(b"XYZ")
+    f.seek(len(blob)); f.write(b"tail")
+assert s.open("ooo.bin", "rb").read() == blob[:100] + b"XYZ" + blob[103:] + b"tail"
+with s.open("seq.bin", "wb") as f:
+    f.write(blob)
+assert s.stat("seq.bin").st_size == len(blob)
+assert s.open("seq.bin", "rb").read() == blob
 
 # truncate through setstat, statvfs, symlinks unsupported
 s.truncate("d/a.txt", 4)
@@ -388,6 +414,12 @@ async fn paramiko_semantics_concurrent_opens_dropped_sessions_resume_and_read_on
     assert_eq!((stat.size, stat.mtime), (1500, Some(1_000_000_000.0)));
     let a = gw.alice().read(b"d/a.txt", 0, 100).await.unwrap();
     assert_eq!(a, b"from");
+    // The dropped session's streamed upload was aborted: no share is left half-written.
+    let incoming: Vec<_> = walk(gw.grid.dir.path())
+        .into_iter()
+        .filter(|p| p.is_file() && p.to_string_lossy().contains("incoming"))
+        .collect();
+    assert!(incoming.is_empty(), "{incoming:?}");
 }
 
 /// The Rust client: russh for SSH, russh-sftp's client for SFTP.

@@ -173,7 +173,7 @@ impl SftpSession {
             Some(cap) if !flags.contains(OpenFlags::TRUNCATE) => {
                 FileWriter::resume(&self.vfs, &cap, &self.spool_dir).await?
             }
-            _ => FileWriter::create(&self.spool_dir)?,
+            _ => FileWriter::create(&self.spool_dir),
         };
         let registration = self.open_writes.register(&self.user, &path);
         registration.state.size.store(writer.len(), Ordering::Relaxed);
@@ -225,11 +225,11 @@ impl SftpSession {
             }
             if size != stat.size {
                 let mut writer = if size == 0 {
-                    FileWriter::create(&self.spool_dir)?
+                    FileWriter::create(&self.spool_dir)
                 } else {
                     FileWriter::resume(&self.vfs, &cap, &self.spool_dir).await?
                 };
-                writer.set_len(size)?;
+                writer.set_len(&self.vfs, size).await?;
                 if let Some(mtime) = attrs.mtime {
                     writer.set_mtime(f64::from(mtime));
                 }
@@ -350,24 +350,26 @@ impl russh_sftp::server::Handler for SftpSession {
             if let Some(mtime) = registration.state.mtime() {
                 writer.set_mtime(mtime);
             }
+            let bytes = writer.len();
             let result = writer.commit(&self.vfs, path.as_bytes()).await;
             drop(registration);
             result.map_err(|e| {
                 tracing::warn!(user = %self.user, "upload of {path} failed: {e}");
                 vfs_err(e)
             })?;
-            tracing::info!(user = %self.user, bytes = writer.len(), "stored {path}");
+            tracing::info!(user = %self.user, bytes, "stored {path}");
         }
         Ok(ok(id))
     }
 
     async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
         let len = u64::from(len.min(MAX_READ));
+        let vfs = self.vfs.clone();
         let data = match self.handle(&handle)? {
             OpenHandle::Read { contents, .. } => contents.read(offset, len).await.map_err(vfs_err)?,
             OpenHandle::Write {
                 writer, readable: true, ..
-            } => writer.read_at(offset, len).map_err(vfs_err)?,
+            } => writer.read_at(&vfs, offset, len).await.map_err(vfs_err)?,
             OpenHandle::Write { .. } => {
                 return Err(StatusCode::PermissionDenied.with_message("handle not opened for reading"));
             }
@@ -380,6 +382,7 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn write(&mut self, id: u32, handle: String, offset: u64, data: Vec<u8>) -> Result<Status, Self::Error> {
+        let vfs = self.vfs.clone();
         match self.handle(&handle)? {
             OpenHandle::Write {
                 writer,
@@ -388,7 +391,7 @@ impl russh_sftp::server::Handler for SftpSession {
                 ..
             } => {
                 let at = if *append { writer.len() } else { offset };
-                writer.write_at(at, &data).map_err(vfs_err)?;
+                writer.write_at(&vfs, at, &data).await.map_err(vfs_err)?;
                 registration.state.size.store(writer.len(), Ordering::Relaxed);
                 Ok(ok(id))
             }
@@ -430,12 +433,13 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn fsetstat(&mut self, id: u32, handle: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
         let read_only = self.vfs.is_read_only();
+        let vfs = self.vfs.clone();
         match self.handle(&handle)? {
             OpenHandle::Write {
                 writer, registration, ..
             } => {
                 if let Some(size) = attrs.size {
-                    writer.set_len(size).map_err(vfs_err)?;
+                    writer.set_len(&vfs, size).await.map_err(vfs_err)?;
                     registration.state.size.store(size, Ordering::Relaxed);
                 }
                 if let Some(mtime) = attrs.mtime {
@@ -566,7 +570,7 @@ impl russh_sftp::server::Handler for SftpSession {
                     if let Some(mtime) = registration.state.mtime() {
                         writer.set_mtime(mtime);
                     }
-                    writer.commit(&vfs, path.as_bytes()).await.map_err(vfs_err)?;
+                    writer.sync(&vfs, path.as_bytes()).await.map_err(vfs_err)?;
                 }
                 Ok(Packet::Status(ok(id)))
             }

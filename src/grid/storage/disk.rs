@@ -51,6 +51,8 @@ struct Upload {
     file: File,
     incoming: PathBuf,
     max_size: u64,
+    /// The end of the furthest write: a share allocated larger than it turned out is trimmed to it.
+    written_end: std::sync::atomic::AtomicU64,
 }
 
 fn now_plus_lease() -> u32 {
@@ -187,6 +189,22 @@ fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
     })
 }
 
+/// Shrinks an immutable container allocated for `allocated` data bytes to the `written` it holds:
+/// the lease records move up behind the data (readers find them from the file size, as Tahoe's do).
+fn trim_container(file: &File, written: u64, allocated: u64) -> Result<(), Error> {
+    let len = file.metadata().map_err(|e| Error::io("stat share", e))?.len();
+    let leases = len.saturating_sub(IMMUTABLE_HEADER + allocated);
+    let mut records = vec![0u8; leases as usize];
+    file.read_exact_at(&mut records, IMMUTABLE_HEADER + allocated)
+        .map_err(|e| Error::io("read leases", e))?;
+    file.write_all_at(&records, IMMUTABLE_HEADER + written)
+        .map_err(|e| Error::io("move leases", e))?;
+    file.set_len(IMMUTABLE_HEADER + written + leases)
+        .map_err(|e| Error::io("trim share", e))?;
+    file.write_all_at(&u32::try_from(written).unwrap_or(u32::MAX).to_be_bytes(), 4)
+        .map_err(|e| Error::io("write share header", e))
+}
+
 fn immutable_lease_bytes(version: u32, owner: u32, lease: &LeaseSecrets) -> [u8; 72] {
     let (renew, cancel) = if version == 1 {
         (lease.renew, lease.cancel)
@@ -308,6 +326,7 @@ impl StorageServer for DiskServer {
                         file,
                         incoming: path,
                         max_size: allocated_size,
+                        written_end: std::sync::atomic::AtomicU64::new(0),
                     },
                 ));
             }
@@ -341,6 +360,9 @@ impl StorageServer for DiskServer {
                 .file
                 .write_all_at(&data, at)
                 .map_err(|e| Error::io("write share", e))?;
+            upload
+                .written_end
+                .fetch_max(offset + len, std::sync::atomic::Ordering::Relaxed);
             // Start writeback now (asynchronously) rather than leaving gigabytes of
             // dirty pages for the fsync at close; durability still comes from that fsync.
             let _ = nix::fcntl::posix_fadvise(
@@ -358,6 +380,10 @@ impl StorageServer for DiskServer {
         let upload = self.uploads().remove(&(si, share_num)).ok_or(Error::NoSuchUpload)?;
         let final_dir = self.share_dir(si);
         blocking(move || {
+            let written = upload.written_end.load(std::sync::atomic::Ordering::Relaxed);
+            if written < upload.max_size {
+                trim_container(&upload.file, written, upload.max_size)?;
+            }
             upload.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
             let parent_existed = final_dir.parent().is_some_and(Path::exists);
             fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# SFTP benchmark: the same OpenSSH `sftp -b` workloads against the gateway (release build, default
+# local grid 3-of-10 on disk) and, in the same run, against OpenSSH's own sftp-server (a private
+# sshd on a loopback port serving a temporary directory on the same disk). Prints both and the ratio.
+#
+#   bench/sftp.sh              # RUNS=3 by default; BENCH_DIR=/var/tmp by default (a real disk)
+#
+# Workloads: 256 MiB up and down; 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
+# directory (connection set-up, measured with an empty batch, taken off); gateway peak RSS while a
+# 1 GiB file goes up (a fresh gateway process, VmHWM); then the 200-file batch again with
+# `-F /dev/null` and a pty request, which must end when the client sends EOF.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+BIG_MB=${BIG_MB:-256}
+ROOT=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lafs-sftp-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$ROOT"
+}
+trap cleanup EXIT
+
+cargo build --release -q
+LAFS=$PWD/target/release/lafs
+SSHD=$(command -v sshd || echo /usr/sbin/sshd)
+[ -x "$SSHD" ] || { echo "needs openssh-server (apt-get install -y openssh-server)" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+now() { date +%s.%N; }
+
+ssh-keygen -q -t ed25519 -N '' -f "$ROOT/key"
+O=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes -i "$ROOT/key")
+
+# --- the gateway ---
+start_gateway() { # $1 = node dir; prints the port
+  local node=$1 port
+  port=$(free_port)
+  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" >"$node.log" 2>&1 &
+  PIDS+=($!)
+  echo "$!" >"$node.pid"
+  for _ in $(seq 100); do grep -q "serving until" "$node.log" 2>/dev/null && break; sleep 0.1; done
+  echo "$port"
+}
+"$LAFS" --node-dir "$ROOT/node" init >/dev/null
+"$LAFS" --node-dir "$ROOT/node" account add bench --key "$ROOT/key.pub" >/dev/null
+GW_PORT=$(start_gateway "$ROOT/node")
+GW=(-P "$GW_PORT" bench@127.0.0.1)
+GW_DIR=.
+
+# --- OpenSSH's sftp-server behind a private sshd ---
+mkdir -p /run/sshd "$ROOT/openssh"
+ssh-keygen -q -t ed25519 -N '' -f "$ROOT/host_key"
+cp "$ROOT/key.pub" "$ROOT/authorized_keys"
+chmod 600 "$ROOT/authorized_keys"
+SSH_PORT=$(free_port)
+cat >"$ROOT/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $ROOT/host_key
+PidFile $ROOT/sshd.pid
+AuthorizedKeysFile $ROOT/authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+UsePAM no
+Subsystem sftp internal-sftp -d $ROOT/openssh
+EOF
+"$SSHD" -D -f "$ROOT/sshd_config" -E "$ROOT/sshd.log" &
+PIDS+=($!)
+sleep 0.5
+SSH=(-P "$SSH_PORT" "$(id -un)@127.0.0.1")
+
+sftp_batch() { # $1 = batch file; rest = target; runs from $ROOT
+  (cd "$ROOT" && sftp "${O[@]}" -b "$1" "${@:2}" >/dev/null)
+}
+timed() { local t0 t1; t0=$(now); sftp_batch "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
+
+# --- inputs ---
+head -c $((BIG_MB << 20)) /dev/urandom >"$ROOT/big.bin"
+mkdir -p "$ROOT/small"
+for i in $(seq -w 1 200); do head -c 4096 /dev/urandom >"$ROOT/small/f$i"; done
+echo "pwd" >"$ROOT/empty.batch"
+
+report() { # name unit gateway openssh higher_is_better
+  local ratio
+  ratio=$(echo "$3 / $4" | bc -l)
+  printf "%-34s gateway %10.2f %-6s openssh %10.2f %-6s ratio %.2f\n" "$1" "$3" "$2" "$4" "$2" "$ratio"
+}
+
+run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
+  local label=$1 dir=$2; shift 2
+  local up=() down=() files=() ls=() setup=()
+  for run in $(seq "$RUNS"); do
+    setup+=("$(timed empty.batch "$@")")
+    echo "put big.bin $dir/big$run.bin" >"$ROOT/up.batch"
+    up+=("$(timed up.batch "$@")")
+    echo "get $dir/big$run.bin got.bin" >"$ROOT/down.batch"
+    down+=("$(timed down.batch "$@")")
+    cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download differs" >&2; exit 1; }
+    rm -f "$ROOT/got.bin"
+    { echo "mkdir $dir/s$run"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") $dir/s$run/$(basename "$f")"; done; } >"$ROOT/files.batch"
+    files+=("$(timed files.batch "$@")")
+    echo "ls -l $dir/s$run" >"$ROOT/ls.batch"
+    ls+=("$(timed ls.batch "$@")")
+  done
+  local s u d f l
+  s=$(printf '%s\n' "${setup[@]}" | median)
+  u=$(printf '%s\n' "${up[@]}" | median)
+  d=$(printf '%s\n' "${down[@]}" | median)
+  f=$(printf '%s\n' "${files[@]}" | median)
+  l=$(printf '%s\n' "${ls[@]}" | median)
+  # Connection set-up is in every timing; take it off.
+  echo "$label $(echo "$BIG_MB * 1.048576 / ($u - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($d - $s)" | bc -l) $(echo "200 / ($f - $s)" | bc -l) $(echo "($l - $s) * 1000" | bc -l) $(echo "$s * 1000" | bc -l)"
+}
+
+read -r _ GU GD GF GL GS < <(run_suite gateway "$GW_DIR" "${GW[@]}")
+read -r _ OU OD OF OL OS < <(run_suite openssh "$ROOT/openssh" "${SSH[@]}")
+
+echo "SFTP benchmark: $RUNS runs each, medians; $(nproc) cores; OpenSSH $(ssh -V 2>&1 | cut -d, -f1)"
+report "put ${BIG_MB} MiB (MB/s)" MB/s "$GU" "$OU"
+report "get ${BIG_MB} MiB (MB/s)" MB/s "$GD" "$OD"
+report "put 200 x 4 KiB (files/s)" files/s "$GF" "$OF"
+report "ls -l 200 entries (ms, no setup)" ms "$GL" "$OL"
+printf "%-34s gateway %10.2f ms     openssh %10.2f ms\n" "connection set-up" "$GS" "$OS"
+
+# --- peak RSS of a fresh gateway while 1 GiB goes up ---
+"$LAFS" --node-dir "$ROOT/node2" init >/dev/null
+"$LAFS" --node-dir "$ROOT/node2" account add bench --key "$ROOT/key.pub" >/dev/null
+rm -f "$ROOT"/small/*
+head -c $((1024 << 20)) /dev/urandom >"$ROOT/big.bin"
+P2=$(start_gateway "$ROOT/node2")
+echo "put big.bin g.bin" >"$ROOT/gib.batch"
+t=$(timed gib.batch -P "$P2" bench@127.0.0.1)
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$ROOT/node2.pid")/status")
+printf "put 1 GiB: %.2f s (%.1f MB/s), gateway peak RSS %d MiB\n" "$t" "$(echo "1073.741824 / $t" | bc -l)" $((rss / 1024))
+
+# --- -F /dev/null (no SendEnv) with a pty request: the session must end at the client's EOF ---
+for f in $(seq -w 1 20); do head -c 4096 /dev/urandom >"$ROOT/small/f$f"; done
+{ echo "mkdir nullcfg"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") nullcfg/"; done; echo "ls -l nullcfg"; } >"$ROOT/null.batch"
+t0=$(now)
+(cd "$ROOT" && timeout 60 sftp -F /dev/null "${O[@]}" -o RequestTTY=force -o SendEnv=LANG -b null.batch -P "$P2" bench@127.0.0.1 >/dev/null)
+printf "sftp -F /dev/null: 20 puts + ls, exited cleanly after EOF in %.2f s\n" "$(echo "$(now) - $t0" | bc -l)"
