@@ -215,10 +215,21 @@ pub fn encode_in_memory(
     max_segment_size: u64,
 ) -> Result<(FinishedEncoding, Vec<Vec<u8>>), erasure::Error> {
     let shape = FileShape::new(plaintext.len() as u64, needed, total, max_segment_size);
-    let codec = Codec::new(needed, total)?;
     let mut hasher = ConvergentKeyHasher::new(secret, &shape);
     hasher.update(plaintext);
-    let key = hasher.finalize();
+    encode_in_memory_with_key(plaintext, hasher.finalize(), needed, total, max_segment_size)
+}
+
+/// Encodes a whole in-memory file under `key`; returns the encoding and each share's block data.
+pub fn encode_in_memory_with_key(
+    plaintext: &[u8],
+    key: [u8; 16],
+    needed: usize,
+    total: usize,
+    max_segment_size: u64,
+) -> Result<(FinishedEncoding, Vec<Vec<u8>>), erasure::Error> {
+    let shape = FileShape::new(plaintext.len() as u64, needed, total, max_segment_size);
+    let codec = Codec::new(needed, total)?;
     let mut hashes = ChkHashes::new(shape);
     let mut data = vec![Vec::new(); total];
     for segnum in 0..shape.num_segments {

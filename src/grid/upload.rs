@@ -136,6 +136,9 @@ impl Grid {
             return Ok(Cap::Literal(LiteralCap { data }));
         }
         let params = *self.params();
+        if size <= params.max_segment_size {
+            return self.upload_one_segment(source, size, key_choice, progress).await;
+        }
         let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
         let codec = Codec::new(params.needed, params.total)?;
         let started = std::time::Instant::now();
@@ -162,6 +165,74 @@ impl Grid {
             .await;
         match result {
             Ok(cap) => Ok(cap),
+            Err(e) => {
+                placement.abort_all(si).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// A file of one segment at most: encoded in memory in one go and each share written whole,
+    /// which for small files costs a fraction of the pipelined path's hand-offs.
+    async fn upload_one_segment<R: Read + Send + 'static>(
+        &self,
+        source: R,
+        size: u64,
+        key_choice: KeyChoice,
+        progress: Option<Progress>,
+    ) -> Result<Cap, Error> {
+        let params = *self.params();
+        let secret = self.secrets().convergence.clone();
+        let (finished, blocks) = blocking(move || {
+            let mut data = Vec::with_capacity(size as usize);
+            source.take(size + 1).read_to_end(&mut data).map_err(read_error)?;
+            if data.len() as u64 != size {
+                return Err(source_changed());
+            }
+            let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
+            let key = match key_choice {
+                KeyChoice::Random => random_bytes::<16>(),
+                KeyChoice::Convergent => {
+                    let mut hasher = ConvergentKeyHasher::new(&secret, &shape);
+                    hasher.update(&data);
+                    hasher.finalize()
+                }
+            };
+            Ok(chk::encode_in_memory_with_key(
+                &data,
+                key,
+                params.needed,
+                params.total,
+                params.max_segment_size,
+            )?)
+        })
+        .await?;
+        let si = finished.cap.storage_index();
+        let layout = finished.layout;
+        let shares: Vec<Bytes> = blocks
+            .into_iter()
+            .zip(&finished.trailers)
+            .map(|(data, trailer)| {
+                let mut share = layout.encode_header();
+                share.extend_from_slice(&data);
+                share.extend_from_slice(trailer);
+                Bytes::from(share)
+            })
+            .collect();
+        let mut placement = self.place_shares(si, shares[0].len() as u64).await?;
+        let result = async {
+            self.write_to_all(&mut placement, si, params.happy, |share| {
+                Some((0, shares[share as usize].clone()))
+            })
+            .await?;
+            if let Some(progress) = &progress {
+                progress(size);
+            }
+            self.close_shares(&mut placement, si).await
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(Cap::Chk(finished.cap)),
             Err(e) => {
                 placement.abort_all(si).await;
                 Err(e)
@@ -447,6 +518,14 @@ impl Grid {
         })
         .await?;
 
+        self.close_shares(placement, si).await?;
+        Ok(Cap::Chk(finished.cap))
+    }
+
+    /// Closes (commits) every written share, dropping servers whose close fails while happiness
+    /// holds, and renews the leases of shares that were already there.
+    async fn close_shares(&self, placement: &mut Placement, si: StorageIndex) -> Result<(), Error> {
+        let happy = self.params().happy;
         let closes = placement.allocated.iter().flat_map(|(&server, shares)| {
             let s = placement.servers[server].clone();
             shares.iter().map(move |&share| {
@@ -476,7 +555,7 @@ impl Grid {
             }
         }
         placement.allocated.clear();
-        Ok(Cap::Chk(finished.cap))
+        Ok(())
     }
 
     /// Writes to every allocated share (`what` gives offset and bytes per share number); drops failing servers.
@@ -558,15 +637,16 @@ fn convergent_key<R: Read + Seek + Send>(
     let mut hasher = ConvergentKeyHasher::new(secret, shape);
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
+    let chunk = (size.min(CHUNK as u64)) as usize;
     for _ in 0..3 {
-        let _ = empty_tx.send(vec![0u8; CHUNK]);
+        let _ = empty_tx.send(vec![0u8; chunk]);
     }
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || -> Result<(), Error> {
             let mut remaining = size;
             while remaining > 0 {
                 let Ok(mut buf) = empty_rx.recv() else { return Ok(()) };
-                let n = remaining.min(CHUNK as u64) as usize;
+                let n = remaining.min(chunk as u64) as usize;
                 buf.truncate(n);
                 buf.resize(n, 0);
                 source.read_exact(&mut buf).map_err(read_error)?;
