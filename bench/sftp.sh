@@ -5,8 +5,10 @@
 #
 #   bench/sftp.sh              # RUNS=3 by default; BENCH_DIR=/var/tmp by default (a real disk)
 #
+# Each timed step starts with `sync` and an empty page cache (as root).
 # Workloads: 256 MiB up and down; 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
-# directory (connection set-up, measured with an empty batch, taken off); gateway peak RSS while a
+# directory (15 runs; the median connection set-up, measured with an empty batch, taken off);
+# gateway peak RSS while a
 # 1 GiB file goes up (a fresh gateway process, VmHWM); then the 200-file batch again with
 # `-F /dev/null` and a pty request, which must end when the client sends EOF.
 set -euo pipefail
@@ -75,7 +77,10 @@ SSH=(-P "$SSH_PORT" "$(id -un)@127.0.0.1")
 sftp_batch() { # $1 = batch file; rest = target; runs from $ROOT
   (cd "$ROOT" && sftp "${O[@]}" -b "$1" "${@:2}" >/dev/null)
 }
-timed() { local t0 t1; t0=$(now); sftp_batch "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
+# Every timed transfer starts from an empty page cache (dirty pages written back first), so
+# neither server pays for the other's writeback or profits from a warm cache.
+drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys/vm/drop_caches; fi; }
+timed() { local t0 t1; drop_caches; t0=$(now); sftp_batch "$@"; t1=$(now); echo "$t1 - $t0" | bc -l; }
 
 # --- inputs ---
 head -c $((BIG_MB << 20)) /dev/urandom >"$ROOT/big.bin"
@@ -102,7 +107,11 @@ run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
     rm -f "$ROOT/got.bin"
     { echo "mkdir $dir/s$run"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") $dir/s$run/$(basename "$f")"; done; } >"$ROOT/files.batch"
     files+=("$(timed files.batch "$@")")
-    echo "ls -l $dir/s$run" >"$ROOT/ls.batch"
+  done
+  # Listing and set-up are short: many more runs, so the difference of medians is not noise.
+  echo "ls -l $dir/s1" >"$ROOT/ls.batch"
+  for _ in $(seq 15); do
+    setup+=("$(timed empty.batch "$@")")
     ls+=("$(timed ls.batch "$@")")
   done
   local s u d f l
