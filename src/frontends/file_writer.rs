@@ -29,8 +29,11 @@ use crate::vfs::{self, Vfs};
 
 /// Existing contents are copied into a spool in pieces of this size.
 const COPY_CHUNK: u64 = 1 << 20;
-/// Writes queued for a streamed upload before the client is made to wait.
-const STREAM_QUEUE: usize = 64;
+/// Batches queued for a streamed upload before the client is made to wait.
+const STREAM_QUEUE: usize = 16;
+/// Client writes (32 KiB each, typically) are gathered into batches of this size before they
+/// cross to the encoder thread: one hand-off per 256 KiB instead of one per write.
+const STREAM_BATCH: usize = 256 * 1024;
 
 /// The pending contents of one open-for-writing file.
 pub struct FileWriter {
@@ -51,6 +54,7 @@ enum Body {
 
 struct Stream {
     sender: Option<mpsc::Sender<Bytes>>,
+    batch: Vec<u8>,
     aborted: Arc<AtomicBool>,
     upload: Option<JoinHandle<Result<Cap, grid::Error>>>,
     len: u64,
@@ -78,6 +82,7 @@ impl Stream {
         let upload = tokio::spawn(async move { grid.upload_stream(source).await });
         Stream {
             sender: Some(sender),
+            batch: Vec::with_capacity(STREAM_BATCH),
             aborted,
             upload: Some(upload),
             len,
@@ -85,25 +90,42 @@ impl Stream {
     }
 
     async fn push(&mut self, data: &[u8]) -> Result<(), vfs::Error> {
+        self.batch.extend_from_slice(data);
+        self.len += data.len() as u64;
+        if self.batch.len() >= STREAM_BATCH {
+            self.send_batch().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_batch(&mut self) -> Result<(), vfs::Error> {
+        let batch = Bytes::from(std::mem::replace(&mut self.batch, Vec::with_capacity(STREAM_BATCH)));
         let sent = match &self.sender {
-            Some(sender) => sender.send(Bytes::copy_from_slice(data)).await.is_ok(),
+            Some(sender) => sender.send(batch).await.is_ok(),
             None => false,
         };
         if !sent {
             // The upload stopped early: its own error says why.
+            self.sender.take();
             return Err(self
-                .finish()
+                .wait()
                 .await
                 .err()
                 .unwrap_or_else(|| vfs::Error::new(vfs::ErrorKind::Internal)));
         }
-        self.len += data.len() as u64;
         Ok(())
     }
 
     /// Ends the input and waits for the file to be stored.
     async fn finish(&mut self) -> Result<Cap, vfs::Error> {
+        if !self.batch.is_empty() {
+            self.send_batch().await?;
+        }
         self.sender.take();
+        self.wait().await
+    }
+
+    async fn wait(&mut self) -> Result<Cap, vfs::Error> {
         let upload = self
             .upload
             .take()
