@@ -6,16 +6,23 @@
 //! (`reget`, `REST`) read only what they need. The contents are those of the
 //! cap opened: a later write to the same path does not change what this reader sees.
 
-use tokio::io::{AsyncReadExt, DuplexStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::sync::PollSender;
 
 use crate::grid::Grid;
 use crate::grid::download::FileReader;
 use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind};
 
-/// Bytes buffered between the download task and the client, beyond the segments it prefetches.
-const PIPE_BYTES: usize = 1 << 20;
+/// Pieces (up to a segment each) buffered between the download task and the client, beyond the
+/// segments it prefetches.
+const PIPE_PIECES: usize = 2;
 /// A forward jump shorter than this is read through rather than restarting the download.
 const SKIP_LIMIT: u64 = 1 << 20;
 
@@ -41,13 +48,52 @@ enum Source {
 
 struct Stream {
     pos: u64,
-    pipe: DuplexStream,
+    pieces: mpsc::Receiver<Bytes>,
+    current: Bytes,
     task: JoinHandle<Result<(), crate::grid::Error>>,
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Stream {
+    /// The next `len` bytes of the stream (fewer only if it ended early).
+    async fn take(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            if self.current.is_empty() {
+                match self.pieces.recv().await {
+                    Some(piece) => self.current = piece,
+                    None => break,
+                }
+            }
+            let n = (len - out.len()).min(self.current.len());
+            out.extend_from_slice(&self.current.split_to(n));
+        }
+        self.pos += out.len() as u64;
+        out
+    }
+}
+
+/// The download task's output: each write becomes one piece, handed over without a ring buffer.
+struct PieceSink(PollSender<Bytes>);
+
+impl AsyncWrite for PieceSink {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        // Room first, so the bytes are copied only once they can go.
+        match self.0.poll_reserve(cx) {
+            Poll::Ready(Ok(())) => match self.0.send_item(Bytes::copy_from_slice(buf)) {
+                Ok(()) => Poll::Ready(Ok(buf.len())),
+                Err(_) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            },
+            Poll::Ready(Err(_)) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -98,21 +144,14 @@ impl FileContents {
                 let Some(s) = stream.as_mut() else {
                     return Err(vfs::Error::new(ErrorKind::Internal));
                 };
-                let mut skip = offset - s.pos;
-                let mut scratch = vec![0u8; (skip as usize).min(64 * 1024)];
-                while skip > 0 {
-                    let n = (skip as usize).min(scratch.len());
-                    if let Err(e) = s.pipe.read_exact(&mut scratch[..n]).await {
-                        return Err(stream_error(stream, e).await);
-                    }
-                    skip -= n as u64;
-                    s.pos += n as u64;
+                let skip = (offset - s.pos) as usize;
+                if s.take(skip).await.len() < skip {
+                    return Err(stream_error(stream).await);
                 }
-                let mut out = vec![0u8; want];
-                if let Err(e) = s.pipe.read_exact(&mut out).await {
-                    return Err(stream_error(stream, e).await);
+                let out = s.take(want).await;
+                if out.len() < want {
+                    return Err(stream_error(stream).await);
                 }
-                s.pos += want as u64;
                 Ok(out)
             }
         }
@@ -120,27 +159,25 @@ impl FileContents {
 }
 
 fn start_stream(reader: &FileReader, offset: u64, size: u64) -> Stream {
-    let (mut writer, pipe) = tokio::io::duplex(PIPE_BYTES);
+    let (sender, pieces) = mpsc::channel(PIPE_PIECES);
+    let mut sink = PieceSink(PollSender::new(sender));
     let mut reader = reader.clone();
-    let task = tokio::spawn(async move { reader.write_range_to(offset, size - offset, &mut writer, None).await });
+    let task = tokio::spawn(async move { reader.write_range_to(offset, size - offset, &mut sink, None).await });
     Stream {
         pos: offset,
-        pipe,
+        pieces,
+        current: Bytes::new(),
         task,
     }
 }
 
-/// The download's own error if it failed (the pipe just ends), else the pipe's.
-async fn stream_error(stream: &mut Option<Stream>, pipe_error: std::io::Error) -> vfs::Error {
+/// Why the stream ended early: the download's own error.
+async fn stream_error(stream: &mut Option<Stream>) -> vfs::Error {
     let Some(mut s) = stream.take() else {
         return vfs::Error::new(ErrorKind::Internal);
     };
     match (&mut s.task).await {
         Ok(Err(grid_error)) => grid_error.into(),
-        _ => crate::grid::Error::Io {
-            context: "read from the grid".into(),
-            source: pipe_error,
-        }
-        .into(),
+        _ => vfs::Error::new(ErrorKind::Internal),
     }
 }
