@@ -133,6 +133,25 @@ async fn openssh_reput_and_reget_resume_partial_transfers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn big_requests_and_the_limits_extension_move_64_mib_both_ways() {
+    let gw = Gateway::start().await;
+    let data = pseudo_random(64 << 20, 21);
+    write(&gw, "big.bin", &data);
+    // Default: the client learns our limits (limits@openssh.com) and sizes its requests by them.
+    gw.sftp_key("put big.bin a.bin\nget a.bin a.out\n", gw.work.path())
+        .await
+        .ok();
+    assert!(read(&gw, "a.out") == data);
+    // A client asking for 255 KiB per request with 64 in flight gets short reads and goes on
+    // (255 KiB replies once stalled the channel after ~29 MB).
+    let run = gw
+        .sftp_key_with(&["-B", "261120", "-R", "64"], "get a.bin b.out\n", gw.work.path())
+        .await;
+    run.ok();
+    assert!(read(&gw, "b.out") == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_only_account_is_refused_every_write_with_permission_denied() {
     let gw = Gateway::start().await;
     write(&gw, "up.txt", b"nope");

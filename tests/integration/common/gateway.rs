@@ -141,16 +141,25 @@ impl Gateway {
 
     /// OpenSSH `sftp -b -` as alice with her key, running `batch` from `cwd`.
     pub async fn sftp_key(&self, batch: &str, cwd: &Path) -> Run {
+        self.sftp_key_with(&[], batch, cwd).await
+    }
+
+    /// The same with extra `sftp` options.
+    pub async fn sftp_key_with(&self, options: &[&str], batch: &str, cwd: &Path) -> Run {
         let mut cmd = Command::new("sftp");
-        cmd.args(Self::ssh_options()).arg("-i").arg(self.key()).args([
-            "-o",
-            "IdentitiesOnly=yes",
-            "-P",
-            &self.port.to_string(),
-            "-b",
-            "-",
-            "alice@127.0.0.1",
-        ]);
+        cmd.args(options)
+            .args(Self::ssh_options())
+            .arg("-i")
+            .arg(self.key())
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-P",
+                &self.port.to_string(),
+                "-b",
+                "-",
+                "alice@127.0.0.1",
+            ]);
         run(cmd, cwd, batch.as_bytes()).await
     }
 
