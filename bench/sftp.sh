@@ -10,7 +10,8 @@
 # directory (15 runs; the median connection set-up, measured with an empty batch, taken off);
 # gateway peak RSS while a
 # 1 GiB file goes up (a fresh gateway process, VmHWM); then the 200-file batch again with
-# `-F /dev/null` and a pty request, which must end when the client sends EOF.
+# `-F /dev/null` and a pty request, which must end when the client sends EOF (EscapeChar=none:
+# with a tty the ssh client would otherwise take "\n~." in the file data as an escape).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -149,5 +150,5 @@ printf "put 1 GiB: %.2f s (%.1f MB/s), gateway peak RSS %d MiB\n" "$t" "$(echo "
 for f in $(seq -w 1 20); do head -c 4096 /dev/urandom >"$ROOT/small/f$f"; done
 { echo "mkdir nullcfg"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") nullcfg/"; done; echo "ls -l nullcfg"; } >"$ROOT/null.batch"
 t0=$(now)
-(cd "$ROOT" && timeout 60 sftp -F /dev/null "${O[@]}" -o RequestTTY=force -o SendEnv=LANG -b null.batch -P "$P2" bench@127.0.0.1 >/dev/null)
+(cd "$ROOT" && timeout 60 sftp -F /dev/null "${O[@]}" -o RequestTTY=force -o EscapeChar=none -o SendEnv=LANG -b null.batch -P "$P2" bench@127.0.0.1 >/dev/null)
 printf "sftp -F /dev/null: 20 puts + ls, exited cleanly after EOF in %.2f s\n" "$(echo "$(now) - $t0" | bc -l)"
