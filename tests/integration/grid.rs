@@ -12,7 +12,7 @@ use lafs_gateway::grid::{Error, check::ShareHealth};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::common::{TestGrid, params, pseudo_random};
+use crate::common::{TestGrid, params, pseudo_random, walk};
 
 const MIB: usize = 1024 * 1024;
 
@@ -319,18 +319,6 @@ async fn broken_servers_are_skipped_while_happiness_holds() {
         ),
         "{err}"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        }
-        out.push(path);
-    }
-    out
 }
 
 /// A real disk server that starts failing every write after a number of them (a disk dying mid-upload).

@@ -5,19 +5,7 @@ use std::time::Duration;
 use lafs_gateway::vfs::Kind;
 
 use crate::common::gateway::{Gateway, PASSWORD};
-use crate::common::pseudo_random;
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        }
-        out.push(path);
-    }
-    out
-}
+use crate::common::{pseudo_random, walk};
 
 fn write(gw: &Gateway, name: &str, data: &[u8]) {
     std::fs::write(gw.path(name), data).unwrap();
