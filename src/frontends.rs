@@ -3,11 +3,12 @@
 //! - [`accounts`]: the accounts file (users, keys, password hashes, root dircaps).
 //! - [`throttle`]: failed-login limits per source address.
 //! - [`file_reader`] / [`file_writer`] / [`spool`]: reading and writing files at client offsets.
-//! - [`sftp`]: the SSH/SFTP server.
+//! - [`sftp`]: the SSH/SFTP server; [`ftp`]: the FTP server.
 
 pub mod accounts;
 pub mod file_reader;
 pub mod file_writer;
+pub mod ftp;
 pub mod sftp;
 pub mod spool;
 pub mod throttle;

@@ -39,6 +39,8 @@ impl Run {
 pub struct Gateway {
     pub grid: TestGrid,
     pub port: u16,
+    /// The FTP server's port (same accounts; password logins).
+    pub ftp_port: u16,
     /// Client-side scratch space: keys, files to upload, downloads.
     pub work: tempfile::TempDir,
     pub accounts_path: PathBuf,
@@ -90,6 +92,7 @@ impl Gateway {
         .unwrap();
         let host_key = work.path().join("host_key");
         lafs_gateway::node::write_host_key(&host_key).unwrap();
+        let grid_for_sftp = grid.grid.clone();
         let settings = SftpSettings {
             host_key: lafs_gateway::node::read_host_key(&host_key).unwrap(),
             accounts: Arc::new(AccountsFile::new(&accounts_path)),
@@ -97,15 +100,40 @@ impl Gateway {
             spool_dir: work.path().join("spool"),
             auth_rejection_time: Duration::from_millis(50),
         };
+        let ftp_settings = lafs_gateway::frontends::ftp::FtpSettings {
+            accounts: settings.accounts.clone(),
+            throttle: settings.throttle.clone(),
+            spool_dir: settings.spool_dir.clone(),
+            passive_ports: 40000..=60000,
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let ftp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ftp_port = ftp_listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(sftp::serve(listener, grid.grid.clone(), settings, async move {
-            let _ = stopped.await;
-        }));
+        let (ftp_stop, ftp_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ftp_grid = grid.grid.clone();
+        let task = tokio::spawn(async move {
+            let ftp = tokio::spawn(lafs_gateway::frontends::ftp::serve(
+                ftp_listener,
+                ftp_grid,
+                ftp_settings,
+                async move {
+                    let _ = ftp_stopped.await;
+                },
+            ));
+            let result = sftp::serve(listener, grid_for_sftp, settings, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            let _ = ftp_stop.send(());
+            let _ = ftp.await;
+            result
+        });
         Gateway {
             grid,
             port,
+            ftp_port,
             work,
             accounts_path,
             alice_root,
@@ -199,6 +227,7 @@ impl Gateway {
         cmd.arg("-c")
             .arg(script)
             .env("PORT", self.port.to_string())
+            .env("FTP_PORT", self.ftp_port.to_string())
             .env("KEY", self.key())
             .env("WORK", self.work.path())
             .env("PASSWORD", PASSWORD);

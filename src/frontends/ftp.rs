@@ -1,0 +1,417 @@
+//! The FTP server (libunftp): logins from the accounts file's password lines, and a storage back-end over the vfs.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use unftp_core::auth::{
+    AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError, UserDetailProvider,
+};
+use unftp_core::storage::{self, Fileinfo, Metadata, StorageBackend};
+
+use crate::frontends::accounts::AccountsFile;
+use crate::frontends::file_reader::FileContents;
+use crate::frontends::file_writer::FileWriter;
+use crate::frontends::throttle::LoginThrottle;
+use crate::grid::Grid;
+use crate::grid::uri::Cap;
+use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
+
+/// Bytes read from the data connection per write into the file.
+const STOR_CHUNK: usize = 256 * 1024;
+
+/// What the FTP server needs besides the grid.
+#[derive(Debug, Clone)]
+pub struct FtpSettings {
+    /// Who may log in (password lines only: FTP has no keys).
+    pub accounts: Arc<AccountsFile>,
+    /// Failed-login limits per address (shared with SFTP).
+    pub throttle: Arc<LoginThrottle>,
+    /// Where out-of-order uploads are spooled (encrypted).
+    pub spool_dir: PathBuf,
+    /// The passive data ports.
+    pub passive_ports: std::ops::RangeInclusive<u16>,
+}
+
+/// The reply code class each vfs error gets (one exhaustive match): missing things are 550 (as
+/// rclone and most clients expect, never 501), a grid that cannot be reached is 450.
+pub fn reply_kind(kind: ErrorKind) -> storage::ErrorKind {
+    use storage::ErrorKind as F;
+    match kind {
+        ErrorKind::NotFound => F::PermanentFileNotAvailable,
+        ErrorKind::NotADirectory => F::PermanentDirectoryNotAvailable,
+        ErrorKind::AlreadyExists => F::PermanentFileNotAvailable,
+        ErrorKind::IsADirectory => F::PermanentFileNotAvailable,
+        ErrorKind::DirectoryNotEmpty => F::PermanentDirectoryNotEmpty,
+        ErrorKind::PermissionDenied => F::PermissionDenied,
+        ErrorKind::InvalidName => F::FileNameNotAllowedError,
+        ErrorKind::Transient => F::TransientFileNotAvailable,
+        ErrorKind::Unsupported => F::CommandNotImplemented,
+        ErrorKind::Internal => F::LocalError,
+    }
+}
+
+fn ftp_error(e: vfs::Error) -> storage::Error {
+    storage::Error::new(reply_kind(e.kind()), e)
+}
+
+/// A logged-in FTP user: a name and a root directory.
+#[derive(Clone)]
+pub struct FtpUser {
+    name: String,
+    root: Cap,
+}
+
+impl fmt::Debug for FtpUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FtpUser({})", self.name)
+    }
+}
+
+impl fmt::Display for FtpUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl UserDetail for FtpUser {}
+
+/// Checks passwords against the accounts file (argon2, off the async workers) and throttles failures.
+#[derive(Debug)]
+struct AccountsAuthenticator {
+    accounts: Arc<AccountsFile>,
+    throttle: Arc<LoginThrottle>,
+}
+
+#[async_trait]
+impl Authenticator for AccountsAuthenticator {
+    async fn authenticate(&self, username: &str, creds: &Credentials) -> Result<Principal, AuthenticationError> {
+        if !self.throttle.allows(creds.source_ip) {
+            tracing::warn!(
+                user = username,
+                "ftp login refused: too many failures from this address"
+            );
+            return Err(AuthenticationError::BadPassword);
+        }
+        let password = creds.password.clone().unwrap_or_default();
+        let accounts = self.accounts.current();
+        let name = username.to_string();
+        let account = tokio::task::spawn_blocking(move || accounts.check_password(&name, &password))
+            .await
+            .unwrap_or(None);
+        match account {
+            Some(_) => {
+                self.throttle.succeeded(creds.source_ip);
+                tracing::info!(user = username, peer = %creds.source_ip, "ftp login");
+                Ok(Principal {
+                    username: username.to_string(),
+                })
+            }
+            None => {
+                self.throttle.failed(creds.source_ip);
+                tracing::warn!(user = username, peer = %creds.source_ip, "ftp login refused");
+                Err(AuthenticationError::BadPassword)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AccountsUsers {
+    accounts: Arc<AccountsFile>,
+}
+
+#[async_trait]
+impl UserDetailProvider for AccountsUsers {
+    type User = FtpUser;
+
+    async fn provide_user_detail(&self, principal: &Principal) -> Result<FtpUser, UserDetailError> {
+        let accounts = self.accounts.current();
+        let account = accounts
+            .get(&principal.username)
+            .ok_or_else(|| UserDetailError::new("no such account"))?;
+        Ok(FtpUser {
+            name: account.user.clone(),
+            root: account.root.clone(),
+        })
+    }
+}
+
+/// An entry's attributes as libunftp lists them.
+#[derive(Debug, Clone)]
+pub struct EntryMetadata {
+    stat: Stat,
+}
+
+impl Metadata for EntryMetadata {
+    fn len(&self) -> u64 {
+        self.stat.size
+    }
+
+    fn is_dir(&self) -> bool {
+        self.stat.kind == Kind::Directory
+    }
+
+    fn is_file(&self) -> bool {
+        self.stat.kind == Kind::File
+    }
+
+    fn is_symlink(&self) -> bool {
+        false
+    }
+
+    fn modified(&self) -> storage::Result<SystemTime> {
+        let secs = self.stat.mtime.unwrap_or(0.0).max(0.0);
+        Ok(UNIX_EPOCH + Duration::from_secs_f64(secs))
+    }
+
+    fn gid(&self) -> u32 {
+        0
+    }
+
+    fn uid(&self) -> u32 {
+        0
+    }
+
+    fn permissions(&self) -> storage::Permissions {
+        storage::Permissions(match (self.stat.kind, self.stat.read_only) {
+            (Kind::Directory, false) => 0o755,
+            (Kind::Directory, true) => 0o555,
+            (Kind::File, false) => 0o644,
+            (Kind::File, true) => 0o444,
+        })
+    }
+}
+
+/// The storage back-end: every FTP file operation through the user's vfs.
+#[derive(Debug, Clone)]
+pub struct GridStorage {
+    grid: Grid,
+    spool_dir: PathBuf,
+}
+
+impl GridStorage {
+    fn vfs(&self, user: &FtpUser) -> Vfs {
+        Vfs::new(self.grid.clone(), user.root.clone())
+    }
+}
+
+fn path_bytes(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+#[async_trait]
+impl StorageBackend<FtpUser> for GridStorage {
+    type Metadata = EntryMetadata;
+
+    fn supported_features(&self) -> u32 {
+        storage::FEATURE_RESTART
+    }
+
+    async fn metadata<P: AsRef<Path> + Send + fmt::Debug>(
+        &self,
+        user: &FtpUser,
+        path: P,
+    ) -> storage::Result<EntryMetadata> {
+        let stat = self
+            .vfs(user)
+            .stat(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)?;
+        Ok(EntryMetadata { stat })
+    }
+
+    async fn list<P: AsRef<Path> + Send + fmt::Debug>(
+        &self,
+        user: &FtpUser,
+        path: P,
+    ) -> storage::Result<Vec<Fileinfo<PathBuf, EntryMetadata>>> {
+        let mut entries = self
+            .vfs(user)
+            .list(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)?;
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries
+            .into_iter()
+            .map(|(name, stat)| Fileinfo {
+                path: PathBuf::from(name),
+                metadata: EntryMetadata { stat },
+            })
+            .collect())
+    }
+
+    async fn get<P: AsRef<Path> + Send + fmt::Debug>(
+        &self,
+        user: &FtpUser,
+        path: P,
+        start_pos: u64,
+    ) -> storage::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
+        let vfs = self.vfs(user);
+        let (cap, stat) = vfs.lookup(&path_bytes(path.as_ref())).await.map_err(ftp_error)?;
+        if stat.kind == Kind::Directory {
+            return Err(ftp_error(vfs::Error::new(ErrorKind::IsADirectory)));
+        }
+        let mut contents = FileContents::open(vfs.grid(), &cap).await.map_err(ftp_error)?;
+        let (mut writer, reader) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let mut offset = start_pos;
+            while offset < contents.size() {
+                let piece = match contents.read(offset, 1 << 20).await {
+                    Ok(piece) => piece,
+                    // The transfer ends early; the client sees a short file and the 426/451 of libunftp.
+                    Err(e) => {
+                        tracing::warn!("download failed: {e}");
+                        return;
+                    }
+                };
+                if piece.is_empty() || writer.write_all(&piece).await.is_err() {
+                    return;
+                }
+                offset += piece.len() as u64;
+            }
+            let _ = writer.shutdown().await;
+        });
+        Ok(Box::new(reader))
+    }
+
+    async fn put<P: AsRef<Path> + Send + fmt::Debug, R: AsyncRead + Send + Sync + Unpin + 'static>(
+        &self,
+        user: &FtpUser,
+        mut input: R,
+        path: P,
+        start_pos: u64,
+    ) -> storage::Result<u64> {
+        let vfs = self.vfs(user);
+        let path = path_bytes(path.as_ref());
+        let existing = vfs.prepare_write(&path).await.map_err(ftp_error)?;
+        // REST + STOR and APPE resume from the committed file: keep its first start_pos bytes.
+        let mut writer = match (&existing, start_pos) {
+            (Some(cap), 1..) => {
+                let mut writer = FileWriter::resume(&vfs, cap, &self.spool_dir)
+                    .await
+                    .map_err(ftp_error)?;
+                writer.set_len(&vfs, start_pos).await.map_err(ftp_error)?;
+                writer
+            }
+            _ => FileWriter::create(&self.spool_dir),
+        };
+        let mut offset = writer.len();
+        let mut buf = vec![0u8; STOR_CHUNK];
+        loop {
+            let n = input.read(&mut buf).await.map_err(|e| {
+                // The data connection broke: nothing is committed, the old file stays.
+                storage::Error::new(storage::ErrorKind::ConnectionClosed, e)
+            })?;
+            if n == 0 {
+                break;
+            }
+            writer.write_at(&vfs, offset, &buf[..n]).await.map_err(ftp_error)?;
+            offset += n as u64;
+        }
+        writer.commit(&vfs, &path).await.map_err(|e| {
+            tracing::warn!(user = %user, "upload failed: {e}");
+            storage::Error::new(storage::ErrorKind::LocalError, e)
+        })?;
+        Ok(offset - start_pos)
+    }
+
+    async fn del<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &FtpUser, path: P) -> storage::Result<()> {
+        self.vfs(user)
+            .remove(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)
+    }
+
+    async fn mkd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &FtpUser, path: P) -> storage::Result<()> {
+        self.vfs(user)
+            .mkdir(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)
+    }
+
+    async fn rename<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &FtpUser, from: P, to: P) -> storage::Result<()> {
+        // RNFR/RNTO replaces an existing target, as POSIX rename and most FTP servers do.
+        self.vfs(user)
+            .rename(&path_bytes(from.as_ref()), &path_bytes(to.as_ref()), true)
+            .await
+            .map_err(ftp_error)
+    }
+
+    async fn rmd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &FtpUser, path: P) -> storage::Result<()> {
+        self.vfs(user)
+            .rmdir(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)
+    }
+
+    async fn cwd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &FtpUser, path: P) -> storage::Result<()> {
+        let stat = self
+            .vfs(user)
+            .stat(&path_bytes(path.as_ref()))
+            .await
+            .map_err(ftp_error)?;
+        if stat.kind != Kind::Directory {
+            return Err(ftp_error(vfs::Error::new(ErrorKind::NotADirectory)));
+        }
+        Ok(())
+    }
+}
+
+/// Serves FTP on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    grid: Grid,
+    settings: FtpSettings,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let storage = GridStorage {
+        grid,
+        spool_dir: settings.spool_dir.clone(),
+    };
+    let authenticator = Arc::new(AccountsAuthenticator {
+        accounts: settings.accounts.clone(),
+        throttle: settings.throttle.clone(),
+    });
+    let users = Arc::new(AccountsUsers {
+        accounts: settings.accounts.clone(),
+    });
+    let mut sessions = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => break,
+            Some(_) = sessions.join_next() => continue,
+        };
+        let storage = storage.clone();
+        let server =
+            libunftp::ServerBuilder::with_user_detail_provider(Box::new(move || storage.clone()), users.clone())
+                .authenticator(authenticator.clone())
+                .greeting("lafs-gateway FTP ready")
+                .passive_ports(settings.passive_ports.clone())
+                .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
+                .idle_session_timeout(600)
+                .build();
+        let server = match server {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::error!("cannot set up an FTP session: {e}");
+                continue;
+            }
+        };
+        sessions.spawn(async move {
+            if let Err(e) = server.service(stream).await {
+                tracing::debug!(%peer, "ftp session ended: {e:?}");
+            }
+        });
+    }
+    sessions.abort_all();
+    Ok(())
+}

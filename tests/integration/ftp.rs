@@ -1,0 +1,128 @@
+//! The FTP frontend driven by real clients: curl `ftp://` and Python's ftplib.
+
+use crate::common::gateway::{Gateway, PASSWORD};
+use crate::common::pseudo_random;
+
+const FTPLIB_MATRIX: &str = r#"
+import ftplib, io, os
+port = int(os.environ["FTP_PORT"])
+def login(user="alice", password=os.environ["PASSWORD"]):
+    f = ftplib.FTP(); f.encoding = "utf-8"; f.connect("127.0.0.1", port); f.login(user, password); return f
+f = login()
+data = os.urandom(3_000_000)
+f.storbinary("STOR a.bin", io.BytesIO(data))
+out = io.BytesIO(); f.retrbinary("RETR a.bin", out.write); assert out.getvalue() == data
+assert f.size("a.bin") == len(data)
+f.mkd("d"); f.cwd("d"); assert f.pwd() == "/d"; f.cwd("/")
+f.rename("a.bin", "d/b.bin")
+names = dict(f.mlsd("d")); assert "b.bin" in names and names["b.bin"]["type"] == "file", names
+f.storbinary("STOR Grüße 日本.txt", io.BytesIO("✓".encode()))
+assert "Grüße 日本.txt" in f.nlst()
+# resume: REST + STOR from the committed size, and APPE
+f.storbinary("STOR r.bin", io.BytesIO(data[:1000]))
+f.storbinary("STOR r.bin", io.BytesIO(data[1000:5000]), rest=1000)
+f.storbinary("APPE r.bin", io.BytesIO(data[5000:7000]))
+out = io.BytesIO(); f.retrbinary("RETR r.bin", out.write); assert out.getvalue() == data[:7000]
+out = io.BytesIO(); f.retrbinary("RETR r.bin", out.write, rest=6000); assert out.getvalue() == data[6000:7000]
+# errors: missing things are 550
+for cmd in [lambda: f.size("nothing"), lambda: f.cwd("nothing"), lambda: f.delete("nothing"), lambda: f.rmd("d")]:
+    try:
+        cmd(); raise SystemExit("should have failed")
+    except ftplib.error_perm as e:
+        assert str(e).startswith("550"), e
+f.delete("d/b.bin"); f.rmd("d")
+# read-only account: 550 for every write
+ro = login("reader")
+out = io.BytesIO(); ro.retrbinary("RETR hello.txt", out.write); assert out.getvalue() == b"hello, read-only world\n"
+for cmd in [lambda: ro.storbinary("STOR x", io.BytesIO(b"x")), lambda: ro.mkd("x"), lambda: ro.delete("hello.txt"),
+            lambda: ro.rmd("sub"), lambda: ro.rename("hello.txt", "y")]:
+    try:
+        cmd(); raise SystemExit("read-only write succeeded")
+    except ftplib.error_perm as e:
+        assert str(e).startswith("550"), e
+try:
+    login("alice", "wrong"); raise SystemExit("bad password accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("530"), e
+print("ftplib ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ftplib_matrix_resume_errors_and_read_only() {
+    let gw = Gateway::start().await;
+    let run = gw.python(FTPLIB_MATRIX).await;
+    run.ok();
+    assert!(run.stdout.contains("ftplib ok"), "{run:?}");
+    let names: Vec<String> = gw
+        .alice()
+        .list(b"")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, vec!["Grüße 日本.txt".to_string(), "r.bin".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn curl_ftp_passive_and_active_transfers() {
+    let gw = Gateway::start().await;
+    let data = pseudo_random(2_500_000, 31);
+    std::fs::write(gw.path("c.bin"), &data).unwrap();
+    let user = format!("alice:{PASSWORD}");
+    let base = format!("ftp://127.0.0.1:{}", gw.ftp_port);
+    let modes: [(&[&str], &str); 3] = [
+        (&[], "epsv.bin"),
+        (&["--disable-epsv"], "pasv.bin"),
+        (&["--ftp-port", "-"], "port.bin"),
+    ];
+    for (mode, name) in modes {
+        let mut up = tokio::process::Command::new("curl");
+        up.args(["-sS", "-u", &user, "-T", "c.bin"])
+            .args(mode)
+            .arg(format!("{base}/{name}"));
+        crate::common::gateway::run(up, gw.work.path(), b"").await.ok();
+        let mut down = tokio::process::Command::new("curl");
+        down.args(["-sS", "-u", &user, "-o", "back.bin"])
+            .args(mode)
+            .arg(format!("{base}/{name}"));
+        crate::common::gateway::run(down, gw.work.path(), b"").await.ok();
+        assert!(std::fs::read(gw.path("back.bin")).unwrap() == data, "{name}");
+    }
+    let mut list = tokio::process::Command::new("curl");
+    list.args(["-sS", "-u", &user]).arg(format!("{base}/"));
+    let listing = crate::common::gateway::run(list, gw.work.path(), b"").await;
+    listing.ok();
+    assert!(
+        listing.stdout.contains("epsv.bin") && listing.stdout.contains("2500000"),
+        "{}",
+        listing.stdout
+    );
+    let mut quote = tokio::process::Command::new("curl");
+    quote
+        .args([
+            "-sS",
+            "-u",
+            &user,
+            "-Q",
+            "RNFR pasv.bin",
+            "-Q",
+            "RNTO moved.bin",
+            "-Q",
+            "DELE port.bin",
+            "-o",
+            "/dev/null",
+        ])
+        .arg(format!("{base}/"));
+    crate::common::gateway::run(quote, gw.work.path(), b"").await.ok();
+    let mut names: Vec<String> = gw
+        .alice()
+        .list(b"")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["epsv.bin".to_string(), "moved.bin".to_string()]);
+}
