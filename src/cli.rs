@@ -45,6 +45,9 @@ pub enum Command {
         /// Listen for SFTP here instead of the config's `sftp_listen` (port 0: any free port).
         #[arg(long)]
         sftp_listen: Option<std::net::SocketAddr>,
+        /// Listen for FTP here instead of the config's `ftp_listen` (port 0: any free port).
+        #[arg(long)]
+        ftp_listen: Option<std::net::SocketAddr>,
     },
     /// Upload a file; prints its cap, and links it at PATH (`alias:path`) when given.
     Put {
@@ -159,7 +162,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("node initialized at {}", dir.display());
             Ok(())
         }
-        Command::Run { sftp_listen } => run_node(&node_dir, sftp_listen).await,
+        Command::Run {
+            sftp_listen,
+            ftp_listen,
+        } => run_node(&node_dir, sftp_listen, ftp_listen).await,
         Command::Put { file, path, random_key } => put(&node_dir, &file, path.as_deref(), random_key).await,
         Command::Get { cap, out } => get(&node_dir, &cap, out.as_deref()).await,
         Command::Mkdir { path } => {
@@ -196,7 +202,11 @@ fn progress_bar(len: u64) -> Option<ProgressBar> {
     Some(bar)
 }
 
-async fn run_node(dir: &Path, sftp_listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+async fn run_node(
+    dir: &Path,
+    sftp_listen: Option<std::net::SocketAddr>,
+    ftp_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let fresh = !dir.join(node::CONFIG_FILE).exists();
     if fresh {
         node::init(dir)?;
@@ -205,6 +215,9 @@ async fn run_node(dir: &Path, sftp_listen: Option<std::net::SocketAddr>) -> anyh
     let mut node = Node::open(dir)?;
     if let Some(addr) = sftp_listen {
         node.config.sftp_listen = addr;
+    }
+    if let Some(addr) = ftp_listen {
+        node.config.ftp_listen = addr;
     }
     if fresh && !node.config.accounts_file.exists() {
         account::create_demo_account(&node).await?;
@@ -239,6 +252,42 @@ async fn run_node(dir: &Path, sftp_listen: Option<std::net::SocketAddr>) -> anyh
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut services = tokio::task::JoinSet::new();
+    let accounts = Arc::new(crate::frontends::accounts::AccountsFile::new(
+        &node.config.accounts_file,
+    ));
+    let throttle = Arc::new(crate::frontends::throttle::LoginThrottle::default());
+    if node.config.ftp {
+        let listener = tokio::net::TcpListener::bind(node.config.ftp_listen)
+            .await
+            .with_context(|| format!("cannot listen for FTP on {}", node.config.ftp_listen))?;
+        let settings = crate::frontends::ftp::FtpSettings {
+            accounts: accounts.clone(),
+            throttle: throttle.clone(),
+            spool_dir: node.config.spool_dir.clone(),
+            passive_ports: node.config.ftp_passive_ports.clone(),
+            ftps: node.config.ftps.clone(),
+            ftps_required: node.config.ftps_required,
+        };
+        eprintln!(
+            "ftp listening on {}{}",
+            listener.local_addr()?,
+            match (&settings.ftps, settings.ftps_required) {
+                (Some(_), true) => " (FTPS required)",
+                (Some(_), false) => " (FTPS offered)",
+                (None, _) => "",
+            }
+        );
+        let grid = node.grid.clone();
+        let mut stopped = stopped.clone();
+        services.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            crate::frontends::ftp::serve(listener, grid, settings, shutdown)
+                .await
+                .context("ftp server")
+        });
+    }
     if node.config.sftp {
         let listener = tokio::net::TcpListener::bind(node.config.sftp_listen)
             .await

@@ -40,9 +40,15 @@ sftp = true
 sftp_listen = "127.0.0.1:8022"
 # The SSH host key (OpenSSH format; made by `lafs init` if missing).
 ssh_host_key = "private/ssh_host_ed25519_key"
-# Serve FTP on ftp_listen.
-ftp = false
+# Serve FTP on ftp_listen (password accounts only), with passive data ports from this range.
+ftp = true
 ftp_listen = "127.0.0.1:8021"
+ftp_passive_ports = "50000-50100"
+# Explicit FTPS (AUTH TLS) when both are set: PEM certificate chain and private key files.
+# ftps_certificate = "private/ftps.pem"
+# ftps_key = "private/ftps.key"
+# With a certificate: refuse logins and transfers that did not switch to TLS first.
+ftps_required = false
 # Who may log in: `USER ssh-ed25519 AAAA... [comment] ROOTCAP` or
 # `USER $argon2id$... ROOTCAP` per line (see accounts.example). Re-read when it changes.
 accounts_file = "private/accounts"
@@ -141,6 +147,10 @@ struct FrontendsSection {
     ssh_host_key: PathBuf,
     ftp: bool,
     ftp_listen: String,
+    ftp_passive_ports: String,
+    ftps_certificate: Option<PathBuf>,
+    ftps_key: Option<PathBuf>,
+    ftps_required: bool,
     accounts_file: PathBuf,
     spool_dir: PathBuf,
 }
@@ -151,8 +161,12 @@ impl Default for FrontendsSection {
             sftp: true,
             sftp_listen: "127.0.0.1:8022".into(),
             ssh_host_key: PathBuf::from("private/ssh_host_ed25519_key"),
-            ftp: false,
+            ftp: true,
             ftp_listen: "127.0.0.1:8021".into(),
+            ftp_passive_ports: "50000-50100".into(),
+            ftps_certificate: None,
+            ftps_key: None,
+            ftps_required: false,
             accounts_file: PathBuf::from("private/accounts"),
             spool_dir: PathBuf::from("spool"),
         }
@@ -180,6 +194,12 @@ pub struct NodeConfig {
     pub ftp: bool,
     /// FTP listen address.
     pub ftp_listen: SocketAddr,
+    /// FTP passive data ports.
+    pub ftp_passive_ports: std::ops::RangeInclusive<u16>,
+    /// FTPS certificate chain and key (PEM), if FTPS is offered.
+    pub ftps: Option<(PathBuf, PathBuf)>,
+    /// Whether FTP without TLS is refused.
+    pub ftps_required: bool,
     /// The accounts file.
     pub accounts_file: PathBuf,
     /// Where uploads are spooled when they cannot stream.
@@ -229,6 +249,30 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
     };
     let in_node = |path: PathBuf| if path.is_absolute() { path } else { dir.join(path) };
     let frontends = raw.frontends;
+    let ports = &frontends.ftp_passive_ports;
+    let ftp_passive_ports = ports
+        .split_once('-')
+        .and_then(|(a, b)| Some(a.trim().parse::<u16>().ok()?..=b.trim().parse::<u16>().ok()?))
+        .filter(|r| r.start() <= r.end() && *r.start() > 0)
+        .ok_or_else(|| {
+            bad(format!(
+                "key frontends.ftp_passive_ports = {ports:?}: allowed a port range such as \"50000-50100\""
+            ))
+        })?;
+    let ftps = match (frontends.ftps_certificate, frontends.ftps_key) {
+        (Some(cert), Some(key)) => Some((in_node(cert), in_node(key))),
+        (None, None) => None,
+        _ => {
+            return Err(bad(
+                "keys frontends.ftps_certificate and frontends.ftps_key: give both or neither".into(),
+            ));
+        }
+    };
+    if frontends.ftps_required && ftps.is_none() {
+        return Err(bad(
+            "key frontends.ftps_required = true: needs ftps_certificate and ftps_key".into(),
+        ));
+    }
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
@@ -239,6 +283,9 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         ssh_host_key: in_node(frontends.ssh_host_key),
         ftp: frontends.ftp,
         ftp_listen: addr("ftp_listen", &frontends.ftp_listen)?,
+        ftp_passive_ports,
+        ftps,
+        ftps_required: frontends.ftps_required,
         accounts_file: in_node(frontends.accounts_file),
         spool_dir: in_node(frontends.spool_dir),
     })
@@ -426,6 +473,11 @@ mod tests {
             ("[grid]\nhappy = 11\n", "grid.happy"),
             ("[storage]\nservers = 0\n", "storage.servers"),
             ("[frontends]\nsftp_listen = \"nope\"\n", "frontends.sftp_listen"),
+            (
+                "[frontends]\nftp_passive_ports = \"9-1\"\n",
+                "frontends.ftp_passive_ports",
+            ),
+            ("[frontends]\nftps_key = \"k.pem\"\n", "frontends.ftps_certificate"),
             ("[grid]\nneeded = \"three\"\n", "needed"),
             ("[grid]\nk = 3\n", "k"),
         ];

@@ -36,6 +36,10 @@ pub struct FtpSettings {
     pub spool_dir: PathBuf,
     /// The passive data ports.
     pub passive_ports: std::ops::RangeInclusive<u16>,
+    /// Explicit FTPS (AUTH TLS): PEM certificate chain and key files.
+    pub ftps: Option<(PathBuf, PathBuf)>,
+    /// Refuse logins and transfers that did not switch to TLS.
+    pub ftps_required: bool,
 }
 
 /// The reply code class each vfs error gets (one exhaustive match): missing things are 550 (as
@@ -397,8 +401,20 @@ pub async fn serve(
                 .greeting("lafs-gateway FTP ready")
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
-                .idle_session_timeout(600)
-                .build();
+                .idle_session_timeout(600);
+        let server = match &settings.ftps {
+            Some((certificate, key)) => {
+                let server = server.ftps(certificate.clone(), key.clone());
+                if settings.ftps_required {
+                    use libunftp::options::FtpsRequired;
+                    server.ftps_required(FtpsRequired::All, FtpsRequired::All)
+                } else {
+                    server
+                }
+            }
+            None => server,
+        }
+        .build();
         let server = match server {
             Ok(server) => server,
             Err(e) => {
@@ -414,4 +430,30 @@ pub async fn serve(
     }
     sessions.abort_all();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_reply() {
+        use storage::ErrorKind as F;
+        let table = [
+            (ErrorKind::NotFound, F::PermanentFileNotAvailable, "550"),
+            (ErrorKind::NotADirectory, F::PermanentDirectoryNotAvailable, "550"),
+            (ErrorKind::AlreadyExists, F::PermanentFileNotAvailable, "550"),
+            (ErrorKind::IsADirectory, F::PermanentFileNotAvailable, "550"),
+            (ErrorKind::DirectoryNotEmpty, F::PermanentDirectoryNotEmpty, "550"),
+            (ErrorKind::PermissionDenied, F::PermissionDenied, "550"),
+            (ErrorKind::InvalidName, F::FileNameNotAllowedError, "553"),
+            (ErrorKind::Transient, F::TransientFileNotAvailable, "450"),
+            (ErrorKind::Unsupported, F::CommandNotImplemented, "502"),
+            (ErrorKind::Internal, F::LocalError, "451"),
+        ];
+        for (kind, reply, code) in table {
+            assert_eq!(reply_kind(kind), reply, "{kind:?}");
+            assert!(reply.to_string().starts_with(code), "{kind:?}: {reply}");
+        }
+    }
 }

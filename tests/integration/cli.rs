@@ -225,7 +225,7 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     let node = tmp.path().join("fresh");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lafs"))
         .env("LAFS_NODE_DIR", &node)
-        .args(["run", "--sftp-listen", "127.0.0.1:0"])
+        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -307,6 +307,28 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     assert!(add.wait().unwrap().success());
     let accounts = std::fs::read_to_string(node.join("private/accounts")).unwrap();
     assert!(!accounts.contains("bobs password") && accounts.contains("bob $argon2id$"));
+    // The same demo login over FTP.
+    let ftp_port = seen
+        .split("ftp listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the FTP address is printed")
+        .to_string();
+    let ftp = Command::new("curl")
+        .args([
+            "-sS",
+            "-u",
+            "demo:demo",
+            &format!("ftp://127.0.0.1:{ftp_port}/demo.txt"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ftp.stdout,
+        b"hello from the demo account\n",
+        "{}",
+        String::from_utf8_lossy(&ftp.stderr)
+    );
     let bob = sftp("bob", "bobs password", "ls\n");
     assert!(bob.status.success(), "{}", String::from_utf8_lossy(&bob.stderr));
     assert!(!sftp("bob", "wrong", "ls\n").status.success());

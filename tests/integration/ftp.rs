@@ -126,3 +126,24 @@ async fn curl_ftp_passive_and_active_transfers() {
     names.sort();
     assert_eq!(names, vec!["epsv.bin".to_string(), "moved.bin".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ftps_required_takes_tls_and_refuses_plain_ftp() {
+    let gw = Gateway::start_with(true).await;
+    let data = pseudo_random(1_500_000, 41);
+    std::fs::write(gw.path("s.bin"), &data).unwrap();
+    let user = format!("alice:{PASSWORD}");
+    let url = format!("ftp://127.0.0.1:{}/s.bin", gw.ftp_port);
+    let mut up = tokio::process::Command::new("curl");
+    up.args(["-sS", "--ssl-reqd", "--insecure", "-u", &user, "-T", "s.bin", &url]);
+    crate::common::gateway::run(up, gw.work.path(), b"").await.ok();
+    let mut down = tokio::process::Command::new("curl");
+    down.args(["-sS", "--ssl-reqd", "--insecure", "-u", &user, "-o", "s.out", &url]);
+    crate::common::gateway::run(down, gw.work.path(), b"").await.ok();
+    assert!(std::fs::read(gw.path("s.out")).unwrap() == data);
+    let mut plain = tokio::process::Command::new("curl");
+    plain.args(["-sS", "-u", &user, "-o", "p.out", &url]);
+    let refused = crate::common::gateway::run(plain, gw.work.path(), b"").await;
+    assert_ne!(refused.code, 0, "plain FTP must be refused when FTPS is required");
+    assert!(!gw.path("p.out").exists() || std::fs::read(gw.path("p.out")).unwrap().is_empty());
+}

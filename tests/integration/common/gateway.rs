@@ -54,6 +54,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start() -> Gateway {
+        Self::start_with(false).await
+    }
+
+    /// With `ftps_required`, the FTP side has a self-signed certificate and refuses plain FTP.
+    pub async fn start_with(ftps_required: bool) -> Gateway {
         let grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
         let work = scratch_dir();
         let run = Command::new("ssh-keygen")
@@ -105,7 +110,35 @@ impl Gateway {
             throttle: settings.throttle.clone(),
             spool_dir: settings.spool_dir.clone(),
             passive_ports: 40000..=60000,
+            ftps: None,
+            ftps_required,
         };
+        let mut ftp_settings = ftp_settings;
+        if ftps_required {
+            let (cert, key) = (work.path().join("ftps.pem"), work.path().join("ftps.key"));
+            let made = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .expect("openssl runs");
+            assert!(made.success());
+            ftp_settings.ftps = Some((cert, key));
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let ftp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
