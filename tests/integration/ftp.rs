@@ -147,3 +147,75 @@ async fn ftps_required_takes_tls_and_refuses_plain_ftp() {
     assert_ne!(refused.code, 0, "plain FTP must be refused when FTPS is required");
     assert!(!gw.path("p.out").exists() || std::fs::read(gw.path("p.out")).unwrap().is_empty());
 }
+
+const FTPLIB_ABORTS: &str = r#"
+import ftplib, io, os, socket, struct, time
+port = int(os.environ["FTP_PORT"])
+f = ftplib.FTP(); f.connect("127.0.0.1", port); f.login("alice", os.environ["PASSWORD"])
+f.storbinary("STOR keep.bin", io.BytesIO(b"the old contents"))
+# A data connection reset part-way: the upload is dropped, the old file stays.
+conn = f.transfercmd("STOR keep.bin")
+conn.sendall(os.urandom(3 << 20))
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+try:
+    f.voidresp()
+except ftplib.all_errors:
+    pass
+# The same for a new file: nothing appears under its name.
+conn = f.transfercmd("STOR never.bin")
+conn.sendall(os.urandom(2 << 20))
+conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+conn.close()
+try:
+    f.voidresp()
+except ftplib.all_errors:
+    pass
+time.sleep(0.5)
+g = ftplib.FTP(); g.connect("127.0.0.1", port); g.login("alice", os.environ["PASSWORD"])
+out = io.BytesIO(); g.retrbinary("RETR keep.bin", out.write)
+assert out.getvalue() == b"the old contents", out.getvalue()[:40]
+assert "never.bin" not in g.nlst(), g.nlst()
+print("aborts ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broken_uploads_never_replace_or_create_files() {
+    let gw = Gateway::start().await;
+    let run = gw.python(FTPLIB_ABORTS).await;
+    run.ok();
+    assert!(run.stdout.contains("aborts ok"), "{run:?}");
+    let keep = gw.alice().read(b"keep.bin", 0, 100).await.unwrap();
+    assert_eq!(keep, b"the old contents");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lftp_mkdir_put_list_get_move_remove_and_100_mib() {
+    let gw = Gateway::start().await;
+    let big = pseudo_random(100 << 20, 51);
+    std::fs::write(gw.path("big.bin"), &big).unwrap();
+    std::fs::write(gw.path("up.txt"), "lftp ✓\n").unwrap();
+    let script = "set cmd:fail-exit yes; set net:max-retries 1; set ftp:ssl-allow no; mkdir -p d; \
+                  put up.txt -o d/a.txt; put big.bin -o d/big.bin; cls -l d; get d/a.txt -o out.txt; \
+                  get d/big.bin -o big.out; mv d/a.txt d/b.txt; rm d/b.txt; bye";
+    let mut lftp = tokio::process::Command::new("lftp");
+    lftp.args(["-u", &format!("alice,{PASSWORD}"), "-e", script])
+        .arg(format!("ftp://127.0.0.1:{}", gw.ftp_port));
+    let run = crate::common::gateway::run(lftp, gw.work.path(), b"").await;
+    run.ok();
+    assert!(run.stdout.contains("big.bin"), "{}", run.stdout);
+    assert_eq!(std::fs::read(gw.path("out.txt")).unwrap(), "lftp ✓\n".as_bytes());
+    assert!(
+        std::fs::read(gw.path("big.out")).unwrap() == big,
+        "100 MiB came back different"
+    );
+    let names: Vec<String> = gw
+        .alice()
+        .list(b"d")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, vec!["big.bin".to_string()]);
+}
