@@ -265,7 +265,9 @@ impl Grid {
         // ceil(N / servers) shares when there are fewer servers than shares).
         let per_server = params.total.div_ceil(rooms.len().max(1)) as u64;
         let room = rooms.iter().copied().max().unwrap_or(0) / per_server;
-        let allocated = layout.share_size(ueb_len).min(room.saturating_sub(1 << 20));
+        // Free space changes while other uploads run; leave an eighth of it as slack so the
+        // allocation is not refused by what was written since the servers answered.
+        let allocated = layout.share_size(ueb_len).min(room - room / 8);
         let mut placement = self.place_shares(si, allocated).await?;
         let result = self
             .encode_and_write(source, key, shape, codec, layout, si, &mut placement, None)
