@@ -277,16 +277,8 @@ async fn run_node(
                 (None, _) => "",
             }
         );
-        let grid = node.grid.clone();
-        let mut stopped = stopped.clone();
-        services.spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            crate::frontends::ftp::serve(listener, grid, settings, shutdown)
-                .await
-                .context("ftp server")
-        });
+        let serving = crate::frontends::ftp::serve(listener, node.grid.clone(), settings, stop_requested(&stopped));
+        services.spawn(async move { serving.await.context("ftp server") });
     }
     if node.config.sftp {
         let listener = tokio::net::TcpListener::bind(node.config.sftp_listen)
@@ -294,24 +286,14 @@ async fn run_node(
             .with_context(|| format!("cannot listen for SFTP on {}", node.config.sftp_listen))?;
         let settings = crate::frontends::sftp::SftpSettings {
             host_key: node::read_host_key(&node.config.ssh_host_key)?,
-            accounts: Arc::new(crate::frontends::accounts::AccountsFile::new(
-                &node.config.accounts_file,
-            )),
-            throttle: Arc::new(crate::frontends::throttle::LoginThrottle::default()),
+            accounts: accounts.clone(),
+            throttle: throttle.clone(),
             spool_dir: node.config.spool_dir.clone(),
             auth_rejection_time: std::time::Duration::from_secs(1),
         };
         eprintln!("sftp listening on {}", listener.local_addr()?);
-        let grid = node.grid.clone();
-        let mut stopped = stopped.clone();
-        services.spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            crate::frontends::sftp::serve(listener, grid, settings, shutdown)
-                .await
-                .context("sftp server")
-        });
+        let serving = crate::frontends::sftp::serve(listener, node.grid.clone(), settings, stop_requested(&stopped));
+        services.spawn(async move { serving.await.context("sftp server") });
     }
     eprintln!("serving until Ctrl-C; `lafs put FILE` and `lafs get CAP` with this node directory use this grid");
     tokio::select! {
@@ -326,6 +308,14 @@ async fn run_node(
         result.context("a service panicked")??;
     }
     Ok(())
+}
+
+/// Completes once `stop` says true: the shutdown signal each server takes.
+fn stop_requested(stop: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
 }
 
 /// Ctrl-C or SIGTERM.
