@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use libunftp::options::ReplyCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError, UserDetailProvider,
 };
 use unftp_core::storage::{self, Fileinfo, Metadata, StorageBackend};
+
+mod mfmt;
 
 use crate::frontends::accounts::AccountsFile;
 use crate::frontends::file_reader::FileContents;
@@ -57,6 +60,22 @@ pub fn reply_kind(kind: ErrorKind) -> storage::ErrorKind {
         ErrorKind::Transient => F::TransientFileNotAvailable,
         ErrorKind::Unsupported => F::CommandNotImplemented,
         ErrorKind::Internal => F::LocalError,
+    }
+}
+
+/// The reply code for a vfs error in replies libunftp does not build itself (MFMT), derived from
+/// [`reply_kind`] so both agree.
+pub fn reply_code(kind: ErrorKind) -> ReplyCode {
+    use storage::ErrorKind as F;
+    match reply_kind(kind) {
+        F::PermanentFileNotAvailable
+        | F::PermanentDirectoryNotAvailable
+        | F::PermanentDirectoryNotEmpty
+        | F::PermissionDenied => ReplyCode::FileError,
+        F::FileNameNotAllowedError => ReplyCode::BadFileName,
+        F::TransientFileNotAvailable => ReplyCode::TransientFileError,
+        F::CommandNotImplemented => ReplyCode::CommandNotImplemented,
+        _ => ReplyCode::LocalError,
     }
 }
 
@@ -205,7 +224,7 @@ impl GridStorage {
     }
 }
 
-fn path_bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn path_bytes(path: &Path) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     path.as_os_str().as_bytes().to_vec()
 }
@@ -394,6 +413,11 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(_) = sessions.join_next() => continue,
         };
+        // Clients send ABOR's last byte as TCP urgent data (Python's ftplib, lftp); kept inline, the
+        // line still ends and the command is read.
+        if let Err(e) = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::OobInline, &true) {
+            tracing::debug!(%peer, "cannot keep urgent data inline: {e}");
+        }
         let storage = storage.clone();
         let server =
             libunftp::ServerBuilder::with_user_detail_provider(Box::new(move || storage.clone()), users.clone())
@@ -401,7 +425,8 @@ pub async fn serve(
                 .greeting("lafs-gateway FTP ready")
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
-                .idle_session_timeout(600);
+                .idle_session_timeout(600)
+                .site_command("MFMT", mfmt::SetModificationTime);
         let server = match &settings.ftps {
             Some((certificate, key)) => {
                 let server = server.ftps(certificate.clone(), key.clone());
@@ -454,6 +479,7 @@ mod tests {
         for (kind, reply, code) in table {
             assert_eq!(reply_kind(kind), reply, "{kind:?}");
             assert!(reply.to_string().starts_with(code), "{kind:?}: {reply}");
+            assert_eq!((reply_code(kind) as u32).to_string(), code, "{kind:?}");
         }
     }
 }

@@ -24,6 +24,17 @@ f.storbinary("STOR r.bin", io.BytesIO(data[1000:5000]), rest=1000)
 f.storbinary("APPE r.bin", io.BytesIO(data[5000:7000]))
 out = io.BytesIO(); f.retrbinary("RETR r.bin", out.write); assert out.getvalue() == data[:7000]
 out = io.BytesIO(); f.retrbinary("RETR r.bin", out.write, rest=6000); assert out.getvalue() == data[6000:7000]
+# MFMT sets the time MDTM and MLSD report
+feat = f.sendcmd("FEAT")
+assert " MFMT" in feat and " MDTM" in feat and " REST STREAM" in feat, feat
+assert f.sendcmd("MFMT 20200102030405 r.bin") == "213 Modify=20200102030405; r.bin"
+assert f.sendcmd("MDTM r.bin").startswith("213 20200102030405"), f.sendcmd("MDTM r.bin")
+assert dict(f.mlsd("/"))["r.bin"]["modify"].startswith("20200102030405")
+for cmd, code in [("MFMT 20200102030405 nothing", "550"), ("MFMT 2020 r.bin", "501"), ("MFMT 20201302030405 r.bin", "501")]:
+    try:
+        f.sendcmd(cmd); raise SystemExit(cmd + " should have failed")
+    except ftplib.error_perm as e:
+        assert str(e).startswith(code), (cmd, e)
 # errors: missing things are 550
 for cmd in [lambda: f.size("nothing"), lambda: f.cwd("nothing"), lambda: f.delete("nothing"), lambda: f.rmd("d")]:
     try:
@@ -35,7 +46,8 @@ f.delete("d/b.bin"); f.rmd("d")
 ro = login("reader")
 out = io.BytesIO(); ro.retrbinary("RETR hello.txt", out.write); assert out.getvalue() == b"hello, read-only world\n"
 for cmd in [lambda: ro.storbinary("STOR x", io.BytesIO(b"x")), lambda: ro.mkd("x"), lambda: ro.delete("hello.txt"),
-            lambda: ro.rmd("sub"), lambda: ro.rename("hello.txt", "y")]:
+            lambda: ro.rmd("sub"), lambda: ro.rename("hello.txt", "y"),
+            lambda: ro.sendcmd("MFMT 20200102030405 hello.txt")]:
     try:
         cmd(); raise SystemExit("read-only write succeeded")
     except ftplib.error_perm as e:
@@ -171,11 +183,48 @@ try:
     f.voidresp()
 except ftplib.all_errors:
     pass
+# ABOR while the client is still sending: 426 for the STOR, then 226 for the ABOR (ftplib sends
+# ABOR's last byte as urgent data); the data connection is closed cleanly afterwards.
+conn = f.transfercmd("STOR keep.bin")
+conn.sendall(os.urandom(3 << 20))
+first = f.abort()
+assert first.startswith("426"), first
+assert f.voidresp().startswith("226")
+conn.close()
+conn = f.transfercmd("STOR aborted.bin")
+conn.sendall(os.urandom(100_000))
+assert f.abort().startswith("426")
+assert f.voidresp().startswith("226")
+conn.close()
+# ABOR during a download, the usual case: 426 then 226, and the session goes on.
+f.storbinary("STOR big.bin", io.BytesIO(os.urandom(24 << 20)))
+conn = f.transfercmd("RETR big.bin")
+assert len(conn.recv(65536)) > 0
+first = f.abort()
+assert first.startswith("426"), first
+assert f.voidresp().startswith("226")
+conn.close()
+# ABOR with no transfer: one 226; also with the Telnet "interrupt process" and "data mark" before it.
+assert f.abort().startswith("226")
+f.sock.sendall(b"\xff\xf4\xff\xf2ABOR\r\n")
+assert f.getresp().startswith("226")
+assert f.sendcmd("NOOP").startswith("200")
+# The control connection goes away mid-upload, then the data connection ends cleanly: the upload is
+# not stored (the client never saw a 226).
+gone = ftplib.FTP(); gone.connect("127.0.0.1", port); gone.login("alice", os.environ["PASSWORD"])
+conn = gone.transfercmd("STOR gone.bin")
+conn.sendall(os.urandom(2 << 20))
+gone.sock.shutdown(socket.SHUT_RDWR)
+gone.close()
+time.sleep(0.3)
+conn.close()
 time.sleep(0.5)
 g = ftplib.FTP(); g.connect("127.0.0.1", port); g.login("alice", os.environ["PASSWORD"])
 out = io.BytesIO(); g.retrbinary("RETR keep.bin", out.write)
 assert out.getvalue() == b"the old contents", out.getvalue()[:40]
-assert "never.bin" not in g.nlst(), g.nlst()
+names = g.nlst()
+for name in ["never.bin", "aborted.bin", "gone.bin"]:
+    assert name not in names, names
 print("aborts ok")
 "#;
 
@@ -195,9 +244,15 @@ async fn lftp_mkdir_put_list_get_move_remove_and_100_mib() {
     let big = pseudo_random(100 << 20, 51);
     std::fs::write(gw.path("big.bin"), &big).unwrap();
     std::fs::write(gw.path("up.txt"), "lftp ✓\n").unwrap();
+    // mirror -R keeps each file's time with MFMT.
+    std::fs::create_dir(gw.path("tree")).unwrap();
+    let old = std::fs::File::create(gw.path("tree/old.txt")).unwrap();
+    old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_934_245))
+        .unwrap();
+    drop(old);
     let script = "set cmd:fail-exit yes; set net:max-retries 1; set ftp:ssl-allow no; mkdir -p d; \
                   put up.txt -o d/a.txt; put big.bin -o d/big.bin; cls -l d; get d/a.txt -o out.txt; \
-                  get d/big.bin -o big.out; mv d/a.txt d/b.txt; rm d/b.txt; bye";
+                  get d/big.bin -o big.out; mv d/a.txt d/b.txt; rm d/b.txt; mirror -R tree d/tree; bye";
     let mut lftp = tokio::process::Command::new("lftp");
     lftp.args(["-u", &format!("alice,{PASSWORD}"), "-e", script])
         .arg(format!("ftp://127.0.0.1:{}", gw.ftp_port));
@@ -217,5 +272,7 @@ async fn lftp_mkdir_put_list_get_move_remove_and_100_mib() {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    assert_eq!(names, vec!["big.bin".to_string()]);
+    assert_eq!(names, vec!["big.bin".to_string(), "tree".to_string()]);
+    let kept = gw.alice().stat(b"d/tree/old.txt").await.unwrap();
+    assert_eq!(kept.mtime, Some(1_577_934_245.0), "mirror -R keeps the file's time");
 }

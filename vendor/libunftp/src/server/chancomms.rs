@@ -88,6 +88,10 @@ pub enum ControlChanMsg {
     },
     /// Data connection was unexpectedly closed
     ConnectionReset,
+    /// lafs-gateway patch: the running transfer was stopped by ABOR
+    TransferAborted,
+    /// lafs-gateway patch: an ABOR was carried out (sent after the aborted command's own reply)
+    AbortComplete,
     /// Data connection was closed on purpose or not on purpose. We don't know, but that is FTP
     DataConnectionClosedAfterStor,
     /// Failed to write data to disk

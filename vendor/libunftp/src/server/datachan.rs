@@ -35,6 +35,73 @@ where
     pub logger: slog::Logger,
     pub data_cmd_rx: Option<Receiver<DataChanCmd>>,
     pub data_abort_rx: Option<Receiver<()>>,
+    /// lafs-gateway patch: set by ABOR (or the control connection ending) while a command runs.
+    pub abort_signal: Arc<AbortSignal>,
+}
+
+/// lafs-gateway patch: tells a running transfer's data stream to fail, so the storage back-end sees an
+/// error instead of an end of file and stores nothing.
+#[derive(Debug, Default)]
+pub(crate) struct AbortSignal {
+    aborted: std::sync::atomic::AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl AbortSignal {
+    fn abort(&self) {
+        self.aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn poll_aborted(&self, cx: &mut Context<'_>) -> bool {
+        if self.is_aborted() {
+            return true;
+        }
+        self.waker.register(cx.waker());
+        self.is_aborted()
+    }
+}
+
+/// lafs-gateway patch: a data stream that fails with `ConnectionAborted` once its transfer is aborted.
+struct Abortable<T> {
+    inner: T,
+    signal: Arc<AbortSignal>,
+}
+
+fn aborted_error() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "transfer aborted by ABOR")
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Abortable<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.signal.poll_aborted(cx) {
+            return Poll::Ready(Err(aborted_error()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Abortable<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.signal.poll_aborted(cx) {
+            return Poll::Ready(Err(aborted_error()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 use std::fmt;
@@ -109,13 +176,29 @@ where
         let mut data_cmd_rx = self.data_cmd_rx.take().unwrap();
         let mut data_abort_rx = self.data_abort_rx.take().unwrap();
         let mut timeout_delay = Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5 * 60)));
+        // lafs-gateway patch: an ABOR that arrives while the command runs stops it (the command
+        // answers 426) and is answered here with 226, after the command's reply.
+        let signal = self.abort_signal.clone();
+        let control_msg_tx = self.control_msg_tx.clone();
+        let mut aborted = false;
         // TODO: Use configured timeout
         tokio::select! {
             Some(command) = data_cmd_rx.recv() => {
-                let session = session_arc.lock().await;
-                self.handle_incoming(DataChanMsg::ExternalCommand(command), session.start_pos).await;
+                let start_pos = session_arc.lock().await.start_pos;
+                let transfer = self.handle_incoming(DataChanMsg::ExternalCommand(command), start_pos);
+                tokio::pin!(transfer);
+                loop {
+                    tokio::select! {
+                        () = &mut transfer => break,
+                        Some(()) = data_abort_rx.recv(), if !aborted => {
+                            aborted = true;
+                            signal.abort();
+                        }
+                    }
+                }
             },
             Some(_) = data_abort_rx.recv() => {
+                aborted = true;
                 self.handle_incoming(DataChanMsg::Abort, 0).await;
             },
             _ = &mut timeout_delay => {
@@ -124,6 +207,16 @@ where
         };
         let mut session = session_arc.lock().await;
         session.data_busy = false;
+        // An ABOR handled under this lock before now is answered here; after it, ABOR finds the
+        // channel closed and answers itself.
+        if data_abort_rx.try_recv().is_ok() {
+            aborted = true;
+        }
+        drop(data_abort_rx);
+        drop(session);
+        if aborted {
+            let _ = control_msg_tx.send(ControlChanMsg::AbortComplete).await;
+        }
     }
 
     #[tracing_attributes::instrument]
@@ -168,7 +261,10 @@ where
     async fn exec_retr(self, path: String, start_pos: u64) {
         let path = self.cwd.join(path);
         let tx: Sender<ControlChanMsg> = self.control_msg_tx.clone();
-        let mut output = Self::writer(self.socket, self.ftps_mode, "retr").await;
+        let mut output = Abortable {
+            inner: Self::writer(self.socket, self.ftps_mode, "retr").await,
+            signal: self.abort_signal.clone(),
+        };
 
         let start_time = Instant::now();
         let result = self
@@ -252,7 +348,12 @@ where
                     categorize_and_register_error(&self.logger, &err, "retr");
                 }
 
-                if let Err(err) = tx.send(ControlChanMsg::StorageError(err)).await {
+                let msg = if self.abort_signal.is_aborted() {
+                    ControlChanMsg::TransferAborted
+                } else {
+                    ControlChanMsg::StorageError(err)
+                };
+                if let Err(err) = tx.send(msg).await {
                     slog::warn!(self.logger, "Could not notify control channel of error with RETR: {:?}", err);
                 }
             }
@@ -269,7 +370,10 @@ where
             .storage
             .put(
                 (*self.user).as_ref().unwrap(),
-                Self::reader(self.socket, self.ftps_mode, "stor").await,
+                Abortable {
+                    inner: Self::reader(self.socket, self.ftps_mode, "stor").await,
+                    signal: self.abort_signal.clone(),
+                },
                 path.clone(),
                 start_pos,
             )
@@ -311,7 +415,12 @@ where
                     categorize_and_register_error(&self.logger, &err, "stor");
                 }
 
-                if let Err(err) = tx.send(ControlChanMsg::StorageError(err)).await {
+                let msg = if self.abort_signal.is_aborted() {
+                    ControlChanMsg::TransferAborted
+                } else {
+                    ControlChanMsg::StorageError(err)
+                };
+                if let Err(err) = tx.send(msg).await {
                     slog::error!(self.logger, "Could not notify control channel of error with STOR: {:?}", err);
                 }
             }
@@ -334,7 +443,10 @@ where
             .storage
             .put(
                 (*self.user).as_ref().unwrap(),
-                Self::reader(self.socket, self.ftps_mode, "appe").await,
+                Abortable {
+                    inner: Self::reader(self.socket, self.ftps_mode, "appe").await,
+                    signal: self.abort_signal.clone(),
+                },
                 path.clone(),
                 start_pos,
             )
@@ -370,7 +482,12 @@ where
 
                 categorize_and_register_error(&self.logger, &err, "appe");
 
-                if let Err(err) = tx.send(ControlChanMsg::StorageError(err)).await {
+                let msg = if self.abort_signal.is_aborted() {
+                    ControlChanMsg::TransferAborted
+                } else {
+                    ControlChanMsg::StorageError(err)
+                };
+                if let Err(err) = tx.send(msg).await {
                     slog::error!(self.logger, "Could not notify control channel of error with APPE: {:?}", err);
                 }
             }
@@ -691,6 +808,7 @@ where
             logger,
             data_abort_rx: Some(data_abort_rx),
             data_cmd_rx: Some(data_cmd_rx),
+            abort_signal: Arc::default(),
         };
 
         // The control channel need to know if the data channel is busy so that it doesn't time out

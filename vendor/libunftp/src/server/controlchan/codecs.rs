@@ -12,11 +12,17 @@ pub struct FtpCodec {
     // is the next index to examine. The next time `decode` is called with `abcde\n`, we will only
     // look at `de\n` before returning.
     next_index: usize,
+    // lafs-gateway patch: the last line ended with a CR alone, so a LF that starts the next data
+    // belongs to it.
+    skip_newline: bool,
 }
 
 impl FtpCodec {
     pub fn new() -> Self {
-        FtpCodec { next_index: 0 }
+        FtpCodec {
+            next_index: 0,
+            skip_newline: false,
+        }
     }
 }
 
@@ -27,11 +33,26 @@ impl Decoder for FtpCodec {
     // Here we decode the incoming bytes into a meaningful command. We'll split on newlines, and
     // parse the resulting line using `Command::parse()`. This method will be called by tokio.
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, Self::Error> {
+        if self.skip_newline && !buf.is_empty() {
+            if buf[0] == b'\n' {
+                let _ = buf.split_to(1);
+            }
+            self.skip_newline = false;
+        }
         if let Some(newline_offset) = buf[self.next_index..].iter().position(|b| *b == b'\n') {
             let newline_index = newline_offset + self.next_index;
             let line = buf.split_to(newline_index + 1);
             self.next_index = 0;
-            Ok(Some(line_parser::parse(line)?))
+            Ok(Some(line_parser::parse(strip_telnet_commands(line))?))
+        } else if buf.last() == Some(&b'\r') {
+            // lafs-gateway patch: clients send ABOR's final LF as TCP urgent data; Linux leaves it
+            // at the urgent mark and the socket does not turn readable again until more data comes,
+            // so a line ending in CR at the end of what has arrived is taken as complete.
+            let mut line = buf.split_to(buf.len());
+            line.extend_from_slice(b"\n");
+            self.next_index = 0;
+            self.skip_newline = true;
+            Ok(Some(line_parser::parse(strip_telnet_commands(line))?))
         } else {
             self.next_index = buf.len();
             Ok(None)
@@ -94,3 +115,23 @@ mod tests {
         assert_eq!(buf, "214-Usage: foo\r\n\r\n214 Options:\r\n".as_bytes());
     }
 }
+
+// lafs-gateway patch: clients send "IAC IP IAC DM" (RFC 959 section 4.1.3) before ABOR. 0xFF never
+// occurs in UTF-8, so every IAC and the byte after it can go; "IAC IAC" stands for one 0xFF.
+fn strip_telnet_commands(line: BytesMut) -> BytesMut {
+    const IAC: u8 = 0xFF;
+    if !line.contains(&IAC) {
+        return line;
+    }
+    let mut out = BytesMut::with_capacity(line.len());
+    let mut bytes = line.iter();
+    while let Some(&b) = bytes.next() {
+        if b != IAC {
+            out.extend_from_slice(&[b]);
+        } else if bytes.next() == Some(&IAC) {
+            out.extend_from_slice(&[IAC]);
+        }
+    }
+    out
+}
+

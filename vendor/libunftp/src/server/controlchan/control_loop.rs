@@ -186,7 +186,11 @@ where
     reply_sink.send(Reply::new(ReplyCode::ServiceReady, config.greeting)).await?;
     reply_sink.flush().await?;
 
+    // lafs-gateway patch: however the control loop ends, a transfer still running is aborted: an
+    // upload whose client has gone must not be stored as if it had ended normally.
+    let session_at_exit = shared_session.clone();
     let jh = tokio::spawn(async move {
+        let control_loop = async move {
         // The control channel event loop
         slog::info!(logger, "Starting control loop");
         loop {
@@ -302,6 +306,11 @@ where
                 }
             }
         }
+        };
+        control_loop.await;
+        if let Some(tx) = session_at_exit.lock().await.data_abort_tx.take() {
+            let _ = tx.try_send(());
+        }
     });
 
     Ok(jh)
@@ -364,6 +373,8 @@ where
             }
             WriteFailed => Ok(Reply::new(ReplyCode::TransientFileError, "Failed to write file")),
             ConnectionReset => Ok(Reply::new(ReplyCode::ConnectionClosed, "Datachannel unexpectedly closed")),
+            TransferAborted => Ok(Reply::new(ReplyCode::ConnectionClosed, "Transfer aborted")),
+            AbortComplete => Ok(Reply::new(ReplyCode::ClosingDataConnection, "ABOR successful")),
             WrittenData { .. } => {
                 let mut session = self.session.lock().await;
                 session.start_pos = 0;

@@ -197,6 +197,8 @@ where
     pub user: Arc<Option<User>>,
     /// The logger associated with the session.
     pub logger: slog::Logger,
+    /// lafs-gateway patch: the session's working directory, for relative paths in the arguments.
+    pub cwd: std::path::PathBuf,
 }
 
 impl<Storage, User> std::fmt::Debug for SiteCommandContext<Storage, User>

@@ -30,17 +30,24 @@ where
 {
     #[tracing_attributes::instrument]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
+        // lafs-gateway patch: a running data command is told to stop and answers for this ABOR
+        // (426 for the transfer, then 226), so the replies come in RFC 959 order. The data loop
+        // checks for a pending abort under this same lock when it ends, so no ABOR goes unanswered.
         let mut session = args.session.lock().await;
         let logger = args.logger;
+        if session.data_abort_rx.take().is_some() {
+            // The data connection was never opened: nothing listens for the abort.
+            session.data_abort_tx = None;
+            return Ok(Reply::new(ReplyCode::ClosingDataConnection, "Closed data channel"));
+        }
         match session.data_abort_tx.take() {
-            Some(tx) => {
-                tokio::spawn(async move {
-                    if let Err(err) = tx.send(()).await {
-                        slog::warn!(logger, "abort failed: {}", err);
-                    }
-                });
-                Ok(Reply::new(ReplyCode::ClosingDataConnection, "Closed data channel"))
-            }
+            Some(tx) => match tx.try_send(()) {
+                Ok(()) => Ok(Reply::none()),
+                Err(err) => {
+                    slog::debug!(logger, "no data command to abort: {}", err);
+                    Ok(Reply::new(ReplyCode::ClosingDataConnection, "Data channel already closed"))
+                }
+            },
             None => Ok(Reply::new(ReplyCode::ClosingDataConnection, "Data channel already closed")),
         }
     }

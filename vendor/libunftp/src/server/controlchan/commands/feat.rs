@@ -35,6 +35,10 @@ where
             feat_text.push(" PBSZ");
             feat_text.push(" PROT");
         }
+        // lafs-gateway patch: MFMT is offered when a handler for it is registered.
+        if args.site_handlers.contains_key("MFMT") {
+            feat_text.push(" MFMT");
+        }
         if args.storage_features & FEATURE_RESTART > 0 {
             feat_text.push(" REST STREAM");
         }

@@ -372,6 +372,14 @@ where
             let file = String::from_utf8_lossy(&params).to_string().into();
             Command::Mdtm { file }
         }
+        // lafs-gateway patch: MFMT (draft-somers-ftp-mfxx) is served by a SITE handler named MFMT.
+        "MFMT" => {
+            let params = parse_to_eol(cmd_params)?;
+            Command::Site {
+                command: "MFMT".to_string(),
+                arguments: String::from_utf8_lossy(&params).to_string(),
+            }
+        }
         "SITE" => {
             let (cmd_token, cmd_params) = split_token_params(cmd_params);
             let cmd_token = normalize(cmd_token)?;
