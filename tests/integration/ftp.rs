@@ -158,7 +158,44 @@ async fn ftps_required_takes_tls_and_refuses_plain_ftp() {
     let refused = crate::common::gateway::run(plain, gw.work.path(), b"").await;
     assert_ne!(refused.code, 0, "plain FTP must be refused when FTPS is required");
     assert!(!gw.path("p.out").exists() || std::fs::read(gw.path("p.out")).unwrap().is_empty());
+    let run = gw.python(FTPS_FTPLIB).await;
+    run.ok();
+    assert!(run.stdout.contains("ftps ok"), "{run:?}");
+    let script = "set cmd:fail-exit yes; set net:max-retries 1; set ftp:ssl-force yes; \
+                  set ftp:ssl-protect-data yes; set ssl:verify-certificate no; \
+                  put s.bin -o l.bin; cls -l; get l.bin -o l.out; bye";
+    let mut lftp = tokio::process::Command::new("lftp");
+    lftp.args(["-u", &format!("alice,{PASSWORD}"), "-e", script])
+        .arg(format!("ftp://127.0.0.1:{}", gw.ftp_port));
+    let run = crate::common::gateway::run(lftp, gw.work.path(), b"").await;
+    run.ok();
+    assert!(run.stdout.contains("l.bin"), "{}", run.stdout);
+    assert!(std::fs::read(gw.path("l.out")).unwrap() == data, "lftp over FTPS");
 }
+
+const FTPS_FTPLIB: &str = r#"
+import ftplib, io, os, socket, ssl
+port = int(os.environ["FTP_PORT"])
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=context); f.connect("127.0.0.1", port); f.login("alice", os.environ["PASSWORD"]); f.prot_p()
+data = os.urandom(700_000)
+f.storbinary("STOR t.bin", io.BytesIO(data))
+out = io.BytesIO(); f.retrbinary("RETR t.bin", out.write); assert out.getvalue() == data
+assert "t.bin" in f.nlst()
+# A data connection that does not speak TLS: the transfer fails with a reply, the session goes on.
+host, dport = f.makepasv()
+f.putcmd("STOR garbage.bin")
+assert f.getresp().startswith("150")
+s = socket.create_connection((host, dport)); s.sendall(b"this is not a TLS handshake\r\n" * 100); s.close()
+try:
+    resp = f.getresp(); raise SystemExit("garbage accepted: " + resp)
+except (ftplib.error_temp, ftplib.error_perm) as e:
+    assert str(e)[:1] in "45", e
+assert f.voidcmd("NOOP").startswith("200")
+assert "garbage.bin" not in f.nlst(), f.nlst()
+f.quit()
+print("ftps ok")
+"#;
 
 const FTPLIB_ABORTS: &str = r#"
 import ftplib, io, os, socket, struct, time

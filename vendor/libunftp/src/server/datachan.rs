@@ -66,6 +66,56 @@ impl AbortSignal {
     }
 }
 
+/// lafs-gateway patch: answers the client's TLS close_notify with ours when an upload ends. Clients
+/// such as Python's ftplib wait for it and fail the transfer without it.
+struct CloseNotifyOnEof<T> {
+    stream: T,
+    closed: bool,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for CloseNotifyOnEof<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 && !this.closed => {
+                match Pin::new(&mut this.stream).poll_shutdown(cx) {
+                    Poll::Pending => Poll::Pending,
+                    // The upload is complete either way; a failed close_notify is the client's loss.
+                    Poll::Ready(_) => {
+                        this.closed = true;
+                        Poll::Ready(Ok(()))
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+/// lafs-gateway patch: the data stream of a data connection whose TLS handshake failed.
+struct FailedStream(std::io::ErrorKind);
+
+impl AsyncRead for FailedStream {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Err(std::io::Error::new(self.0, "data connection TLS handshake failed")))
+    }
+}
+
+impl AsyncWrite for FailedStream {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Err(std::io::Error::new(self.0, "data connection TLS handshake failed")))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// lafs-gateway patch: a data stream that fails with `ConnectionAborted` once its transfer is aborted.
 struct Abortable<T> {
     inner: T,
@@ -683,12 +733,13 @@ where
             FtpsConfig::Off => Box::new(MeasuringWriter::new(socket, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
             FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringWriter::new(tls_stream, command)
-                }
-                .await;
+                // lafs-gateway patch: a failed TLS handshake fails the transfer instead of panicking
+                // the data task (which left the client waiting for a reply).
+                let acceptor: TlsAcceptor = tls_config.into();
+                let io = match acceptor.accept(socket).await {
+                    Ok(tls_stream) => MeasuringWriter::new(tls_stream, command),
+                    Err(err) => return Box::new(FailedStream(err.kind())) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
+                };
                 Box::new(io) as Box<dyn AsyncWrite + Send + Unpin + Sync>
             }
         }
@@ -700,12 +751,13 @@ where
             FtpsConfig::Off => Box::new(MeasuringReader::new(socket, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
             FtpsConfig::Building { .. } => panic!("Illegal state"),
             FtpsConfig::On { tls_config } => {
-                let io = async move {
-                    let acceptor: TlsAcceptor = tls_config.into();
-                    let tls_stream = acceptor.accept(socket).await.unwrap();
-                    MeasuringReader::new(tls_stream, command)
-                }
-                .await;
+                // lafs-gateway patch: a failed TLS handshake fails the transfer instead of panicking
+                // the data task (which left the client waiting for a reply).
+                let acceptor: TlsAcceptor = tls_config.into();
+                let io = match acceptor.accept(socket).await {
+                    Ok(tls_stream) => MeasuringReader::new(CloseNotifyOnEof { stream: tls_stream, closed: false }, command),
+                    Err(err) => return Box::new(FailedStream(err.kind())) as Box<dyn AsyncRead + Send + Unpin + Sync>,
+                };
                 Box::new(io) as Box<dyn AsyncRead + Send + Unpin + Sync>
             }
         }
