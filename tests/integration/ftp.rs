@@ -313,3 +313,116 @@ async fn lftp_mkdir_put_list_get_move_remove_and_100_mib() {
     let kept = gw.alice().stat(b"d/tree/old.txt").await.unwrap();
     assert_eq!(kept.mtime, Some(1_577_934_245.0), "mirror -R keeps the file's time");
 }
+
+/// The status a refused command got from the server.
+fn refused_with<T: std::fmt::Debug>(result: suppaftp::FtpResult<T>) -> u32 {
+    match result {
+        Err(suppaftp::FtpError::UnexpectedResponse(response)) => response.status.code(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn suppaftp_login(gw: &Gateway, user: &str, mode: suppaftp::Mode) -> suppaftp::tokio::AsyncFtpStream {
+    use suppaftp::types::FileType;
+    let mut ftp = suppaftp::tokio::AsyncFtpStream::connect(("127.0.0.1", gw.ftp_port))
+        .await
+        .unwrap();
+    if mode == suppaftp::Mode::Active {
+        ftp = ftp.active_mode(std::time::Duration::from_secs(10));
+    } else {
+        ftp.set_mode(mode);
+    }
+    ftp.login(user, PASSWORD).await.unwrap();
+    ftp.transfer_type(FileType::Binary).await.unwrap();
+    ftp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rust_client_matrix_in_passive_extended_passive_and_active_mode() {
+    use suppaftp::Mode;
+    use suppaftp::Status;
+    use tokio::io::AsyncReadExt;
+    let gw = Gateway::start().await;
+    for (mode, dir, size) in [
+        (Mode::Passive, "pasv", 300_000),
+        (Mode::ExtendedPassive, "epsv", 100 << 20),
+        (Mode::Active, "port", 2_000_000),
+    ] {
+        let mut ftp = suppaftp_login(&gw, "alice", mode).await;
+        let data = pseudo_random(size, size as u64);
+        ftp.mkdir(dir).await.unwrap();
+        ftp.cwd(dir).await.unwrap();
+        assert_eq!(ftp.pwd().await.unwrap(), format!("/{dir}"));
+        let name = "Grüße ✓.bin";
+        assert_eq!(ftp.put_file(name, &mut &data[..]).await.unwrap(), size as u64);
+        assert_eq!(ftp.size(name).await.unwrap(), size);
+        let mut download = ftp.retr_as_stream(name).await.unwrap();
+        let mut back = Vec::new();
+        download.read_to_end(&mut back).await.unwrap();
+        download.finish().await.unwrap();
+        assert!(back == data, "{dir}: the file came back different");
+        // Times: MFMT then MDTM.
+        ftp.custom_command(format!("MFMT 20200102030405 {name}"), &[Status::File])
+            .await
+            .unwrap();
+        let mdtm = ftp.mdtm(name).await.unwrap();
+        assert_eq!(mdtm.and_utc().timestamp(), 1_577_934_245, "{dir}");
+        // Resume: REST + STOR from the committed size, then APPE.
+        ftp.put_file("r.bin", &mut &data[..1000]).await.unwrap();
+        ftp.resume_transfer(1000).await.unwrap();
+        ftp.put_file("r.bin", &mut &data[1000..5000]).await.unwrap();
+        ftp.append_file("r.bin", &mut &data[5000..7000]).await.unwrap();
+        ftp.resume_transfer(6000).await.unwrap();
+        let mut download = ftp.retr_as_stream("r.bin").await.unwrap();
+        let mut tail = Vec::new();
+        download.read_to_end(&mut tail).await.unwrap();
+        download.finish().await.unwrap();
+        assert!(tail == data[6000..7000], "{dir}: RETR after REST 6000");
+        assert_eq!(ftp.size("r.bin").await.unwrap(), 7000);
+        // Listings, rename, delete.
+        ftp.rename("r.bin", "s.bin").await.unwrap();
+        let mut names = ftp.nlst(None).await.unwrap();
+        names.sort();
+        assert_eq!(names, vec!["Grüße ✓.bin".to_string(), "s.bin".to_string()], "{dir}");
+        let long = ftp.list(None).await.unwrap();
+        assert!(
+            long.iter().any(|l| l.contains("s.bin") && l.contains("7000")),
+            "{long:?}"
+        );
+        let facts = ftp.mlsd(None).await.unwrap();
+        assert!(
+            facts.iter().any(|l| l.contains("type=file") && l.ends_with(" s.bin")),
+            "{facts:?}"
+        );
+        // An upload aborted part-way: 426 then 226 (suppaftp checks both), nothing stored.
+        let mut upload = ftp.put_with_stream("aborted.bin").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut upload, &data[..size.min(1 << 20)])
+            .await
+            .unwrap();
+        ftp.abort(upload).await.unwrap();
+        assert_eq!(refused_with(ftp.size("aborted.bin").await), 550, "{dir}");
+        // Errors: missing things are 550.
+        assert_eq!(refused_with(ftp.rm("nothing").await), 550);
+        assert_eq!(refused_with(ftp.cwd("nothing").await), 550);
+        assert_eq!(refused_with(ftp.rmdir(format!("/{dir}")).await), 550, "not empty");
+        ftp.rm("s.bin").await.unwrap();
+        ftp.rm(name).await.unwrap();
+        ftp.cdup().await.unwrap();
+        ftp.rmdir(dir).await.unwrap();
+        ftp.quit().await.unwrap();
+    }
+    assert!(gw.alice().list(b"").await.unwrap().is_empty());
+    // The read-only account: 550 for every change.
+    let mut ro = suppaftp_login(&gw, "reader", Mode::ExtendedPassive).await;
+    assert_eq!(ro.size("hello.txt").await.unwrap(), 23);
+    assert_eq!(refused_with(ro.put_file("x", &mut &b"x"[..]).await), 550);
+    assert_eq!(refused_with(ro.mkdir("x").await), 550);
+    assert_eq!(refused_with(ro.rm("hello.txt").await), 550);
+    assert_eq!(refused_with(ro.rename("hello.txt", "y").await), 550);
+    assert_eq!(refused_with(ro.rmdir("sub").await), 550);
+    // A wrong password is 530.
+    let mut wrong = suppaftp::tokio::AsyncFtpStream::connect(("127.0.0.1", gw.ftp_port))
+        .await
+        .unwrap();
+    assert_eq!(refused_with(wrong.login("alice", "wrong").await), 530);
+}
