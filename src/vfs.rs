@@ -336,6 +336,14 @@ impl Vfs {
         self.link_into(&dir, &name, &cap, overwrite, mtime).await
     }
 
+    /// Stores `size` bytes from `source` as an immutable file, linked nowhere yet (see [`Vfs::link_file`]).
+    pub async fn upload<R: Read + Seek + Send + 'static>(&self, source: R, size: u64) -> Result<Cap, Error> {
+        if self.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        Ok(self.grid.upload(source, size, KeyChoice::Convergent, None).await?)
+    }
+
     /// Links an already stored file `cap` at `path` (replacing a file there only if `overwrite`).
     pub async fn link_file(&self, path: &[u8], cap: &Cap, overwrite: bool, mtime: Option<f64>) -> Result<(), Error> {
         let (dir, name, existing) = self.entry(path).await?;

@@ -297,6 +297,24 @@ impl FileWriter {
         self.store(vfs, path).await
     }
 
+    /// The first half of [`FileWriter::commit`]: stores the contents on the grid without linking
+    /// them anywhere, so the caller can still change its mind (FTP's ABOR) before [`Uploaded::link`].
+    pub async fn upload(mut self, vfs: &Vfs) -> Result<Uploaded, vfs::Error> {
+        let cap = if !self.changed {
+            None
+        } else {
+            Some(match &mut self.body {
+                Body::Memory(data) => {
+                    let size = data.len() as u64;
+                    vfs.upload(std::io::Cursor::new(std::mem::take(data)), size).await?
+                }
+                Body::Stream(stream) => stream.finish().await?,
+                Body::Spool(spool) => vfs.upload(spool.reader(), spool.len()).await?,
+            })
+        };
+        Ok(Uploaded { cap, mtime: self.mtime })
+    }
+
     /// Commits what was written so far and stays open for more (`fsync`).
     pub async fn sync(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
         if matches!(self.body, Body::Stream(_)) {
@@ -330,6 +348,23 @@ impl FileWriter {
         }
         self.changed = false;
         Ok(())
+    }
+}
+
+/// Contents stored on the grid and not yet linked under a name.
+pub struct Uploaded {
+    cap: Option<Cap>,
+    mtime: Option<f64>,
+}
+
+impl Uploaded {
+    /// Links the stored file at `path`, replacing what is there (unchanged contents: only the time).
+    pub async fn link(self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
+        match (self.cap, self.mtime) {
+            (Some(cap), mtime) => vfs.link_file(path, &cap, true, mtime).await,
+            (None, Some(mtime)) => vfs.set_mtime(path, mtime).await,
+            (None, None) => Ok(()),
+        }
     }
 }
 

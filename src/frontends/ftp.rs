@@ -222,6 +222,42 @@ impl GridStorage {
     fn vfs(&self, user: &FtpUser) -> Vfs {
         Vfs::new(self.grid.clone(), user.root.clone())
     }
+
+    async fn open_file(&self, user: &FtpUser, path: &Path) -> storage::Result<FileContents> {
+        let vfs = self.vfs(user);
+        let (cap, stat) = vfs.lookup(&path_bytes(path)).await.map_err(ftp_error)?;
+        if stat.kind == Kind::Directory {
+            return Err(ftp_error(vfs::Error::new(ErrorKind::IsADirectory)));
+        }
+        FileContents::open(vfs.grid(), &cap).await.map_err(ftp_error)
+    }
+}
+
+/// Bytes of a file handed to the data connection per write.
+const RETR_CHUNK: u64 = 1 << 20;
+
+/// Writes the file from `start` to `output`. A grid failure part-way is an error (451), never a
+/// short file reported as complete.
+async fn send_file<W>(contents: &mut FileContents, start: u64, output: &mut W) -> storage::Result<u64>
+where
+    W: tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    let mut offset = start;
+    while offset < contents.size() {
+        let piece = contents.read(offset, RETR_CHUNK).await.map_err(|e| {
+            tracing::warn!("download failed: {e}");
+            ftp_error(e)
+        })?;
+        if piece.is_empty() {
+            return Err(ftp_error(vfs::Error::new(ErrorKind::Internal)));
+        }
+        output
+            .write_all(&piece)
+            .await
+            .map_err(|e| storage::Error::new(storage::ErrorKind::ConnectionClosed, e))?;
+        offset += piece.len() as u64;
+    }
+    Ok(offset.saturating_sub(start))
 }
 
 pub(crate) fn path_bytes(path: &Path) -> Vec<u8> {
@@ -270,36 +306,35 @@ impl StorageBackend<FtpUser> for GridStorage {
             .collect())
     }
 
+    async fn get_into<'a, P, W: ?Sized>(
+        &self,
+        user: &FtpUser,
+        path: P,
+        start_pos: u64,
+        output: &'a mut W,
+    ) -> storage::Result<u64>
+    where
+        W: tokio::io::AsyncWrite + Unpin + Sync + Send,
+        P: AsRef<Path> + Send + fmt::Debug,
+    {
+        let mut contents = self.open_file(user, path.as_ref()).await?;
+        send_file(&mut contents, start_pos, output).await
+    }
+
     async fn get<P: AsRef<Path> + Send + fmt::Debug>(
         &self,
         user: &FtpUser,
         path: P,
         start_pos: u64,
     ) -> storage::Result<Box<dyn AsyncRead + Send + Sync + Unpin>> {
-        let vfs = self.vfs(user);
-        let (cap, stat) = vfs.lookup(&path_bytes(path.as_ref())).await.map_err(ftp_error)?;
-        if stat.kind == Kind::Directory {
-            return Err(ftp_error(vfs::Error::new(ErrorKind::IsADirectory)));
-        }
-        let mut contents = FileContents::open(vfs.grid(), &cap).await.map_err(ftp_error)?;
+        // libunftp's RETR uses get_into; this reader form is for its other callers.
+        let mut contents = self.open_file(user, path.as_ref()).await?;
         let (mut writer, reader) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
-            let mut offset = start_pos;
-            while offset < contents.size() {
-                let piece = match contents.read(offset, 1 << 20).await {
-                    Ok(piece) => piece,
-                    // The transfer ends early; the client sees a short file and the 426/451 of libunftp.
-                    Err(e) => {
-                        tracing::warn!("download failed: {e}");
-                        return;
-                    }
-                };
-                if piece.is_empty() || writer.write_all(&piece).await.is_err() {
-                    return;
-                }
-                offset += piece.len() as u64;
+            // A failure drops the writer early: the reader sees a short stream and an error.
+            if send_file(&mut contents, start_pos, &mut writer).await.is_ok() {
+                let _ = writer.shutdown().await;
             }
-            let _ = writer.shutdown().await;
         });
         Ok(Box::new(reader))
     }
@@ -338,7 +373,17 @@ impl StorageBackend<FtpUser> for GridStorage {
             writer.write_at(&vfs, offset, &buf[..n]).await.map_err(ftp_error)?;
             offset += n as u64;
         }
-        writer.commit(&vfs, &path).await.map_err(|e| {
+        let uploaded = writer.upload(&vfs).await.map_err(|e| {
+            tracing::warn!(user = %user, "upload failed: {e}");
+            storage::Error::new(storage::ErrorKind::LocalError, e)
+        })?;
+        // An ABOR sent just before the client closed the data connection can arrive after its end:
+        // the data stream reports it on one more read, and the file is not linked.
+        input
+            .read(&mut [0u8; 1])
+            .await
+            .map_err(|e| storage::Error::new(storage::ErrorKind::ConnectionClosed, e))?;
+        uploaded.link(&vfs, &path).await.map_err(|e| {
             tracing::warn!(user = %user, "upload failed: {e}");
             storage::Error::new(storage::ErrorKind::LocalError, e)
         })?;
