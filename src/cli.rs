@@ -111,6 +111,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Watched folders (`[[drop_upload]]` in lafs.toml).
+    DropUpload {
+        /// Which drop-upload command.
+        #[command(subcommand)]
+        command: DropUploadCommand,
+    },
     /// Tools for looking inside the grid.
     Debug {
         /// Which tool.
@@ -136,6 +142,13 @@ pub enum AliasCommand {
     },
     /// List the aliases (names only: the caps are secrets).
     List,
+}
+
+/// Drop-upload subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DropUploadCommand {
+    /// List each watched folder's files: pending, uploading, done and failed (with the reason).
+    Status,
 }
 
 /// Debugging subcommands.
@@ -180,10 +193,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Alias { command } => alias(&node_dir, command).await,
         Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
         Command::Account { command } => account::account(&node_dir, command).await,
+        Command::DropUpload {
+            command: DropUploadCommand::Status,
+        } => drop_upload_status(&node_dir),
         Command::Debug {
             command: DebugCommand::DumpShare { path },
         } => dump_share(&path),
     }
+}
+
+fn drop_upload_status(dir: &Path) -> anyhow::Result<()> {
+    let config = node::load_config(dir)?;
+    if config.drop_uploads.is_empty() {
+        println!(
+            "no [[drop_upload]] folders in {}",
+            dir.join(node::CONFIG_FILE).display()
+        );
+    }
+    for folder in &config.drop_uploads {
+        if !folder.journal.exists() {
+            println!("{}: not started yet ({})", folder.name, folder.local_dir.display());
+            continue;
+        }
+        let journal = crate::frontends::drop_upload::Journal::open_read_only(&folder.journal)?;
+        print!(
+            "{}",
+            crate::frontends::drop_upload::status_report(&folder.name, &journal)?
+        );
+    }
+    Ok(())
 }
 
 fn parse_cap(text: &str) -> anyhow::Result<Cap> {
@@ -294,6 +332,12 @@ async fn run_node(
         eprintln!("sftp listening on {}", listener.local_addr()?);
         let serving = crate::frontends::sftp::serve(listener, node.grid.clone(), settings, stop_requested(&stopped));
         services.spawn(async move { serving.await.context("sftp server") });
+    }
+    for folder in node.config.drop_uploads.clone() {
+        eprintln!("drop-upload {} watching {}", folder.name, folder.local_dir.display());
+        let watching =
+            crate::frontends::drop_upload::run(folder, node.grid.clone(), accounts.clone(), stop_requested(&stopped));
+        services.spawn(async move { watching.await.context("drop-upload") });
     }
     eprintln!("serving until Ctrl-C; `lafs put FILE` and `lafs get CAP` with this node directory use this grid");
     tokio::select! {

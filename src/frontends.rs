@@ -6,6 +6,7 @@
 //! - [`sftp`]: the SSH/SFTP server; [`ftp`]: the FTP server.
 
 pub mod accounts;
+pub mod drop_upload;
 pub mod file_reader;
 pub mod file_writer;
 pub mod ftp;

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::frontends::drop_upload::{DEFAULT_IGNORE, DropFolder, IgnoreRules, OnDelete, Target};
+use crate::grid::uri::Cap;
+
 use crate::grid::crypto::random_bytes;
 use crate::grid::{ClientSecrets, EncodingParams, Grid, base32};
 
@@ -100,6 +103,45 @@ struct ConfigFile {
     storage: StorageSection,
     #[serde(default)]
     frontends: FrontendsSection,
+    #[serde(default)]
+    drop_upload: Vec<DropUploadSection>,
+}
+
+/// `[[drop_upload]]`: one watched folder.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DropUploadSection {
+    local_dir: PathBuf,
+    name: Option<String>,
+    target: Option<String>,
+    account: Option<String>,
+    #[serde(default)]
+    path: String,
+    ignore: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    recursive: bool,
+    #[serde(default = "ignore_deletes")]
+    on_delete: String,
+    #[serde(default = "default_settle_ms")]
+    settle_ms: u64,
+    #[serde(default = "default_retry_max_secs")]
+    retry_max_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn ignore_deletes() -> String {
+    "ignore".into()
+}
+
+fn default_settle_ms() -> u64 {
+    500
+}
+
+fn default_retry_max_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +246,8 @@ pub struct NodeConfig {
     pub accounts_file: PathBuf,
     /// Where uploads are spooled when they cannot stream.
     pub spool_dir: PathBuf,
+    /// Watched folders (`[[drop_upload]]`).
+    pub drop_uploads: Vec<DropFolder>,
 }
 
 /// Parses and validates config text; `file` names it in errors.
@@ -273,6 +317,78 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
             "key frontends.ftps_required = true: needs ftps_certificate and ftps_key".into(),
         ));
     }
+    let mut drop_uploads: Vec<DropFolder> = Vec::new();
+    for (index, section) in raw.drop_upload.into_iter().enumerate() {
+        let key = |k: &str| format!("drop_upload[{index}].{k}");
+        let local_dir = in_node(section.local_dir);
+        let name = match section.name {
+            Some(name) => name,
+            None => local_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("folder")
+                .to_string(),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+            return Err(bad(format!(
+                "key {} = {name:?}: allowed letters, digits, '.', '_' and '-'",
+                key("name")
+            )));
+        }
+        if drop_uploads.iter().any(|f| f.name == name) {
+            return Err(bad(format!(
+                "key {} = {name:?}: two folders have this name",
+                key("name")
+            )));
+        }
+        let target = match (section.target, section.account) {
+            (Some(cap), None) => match cap.parse::<Cap>() {
+                Ok(cap @ Cap::Directory(_)) if !cap.is_read_only() => Target::Cap(cap),
+                _ => {
+                    return Err(bad(format!(
+                        "key {}: allowed a writable directory cap (URI:DIR2:...)",
+                        key("target")
+                    )));
+                }
+            },
+            (None, Some(user)) => Target::Account {
+                user,
+                path: section.path,
+            },
+            _ => {
+                return Err(bad(format!(
+                    "keys {} and {}: give one of them (a directory cap, or an account with an optional path)",
+                    key("target"),
+                    key("account")
+                )));
+            }
+        };
+        let patterns = section
+            .ignore
+            .unwrap_or_else(|| DEFAULT_IGNORE.iter().map(|p| p.to_string()).collect());
+        let ignore = IgnoreRules::new(&patterns).map_err(|e| bad(format!("key {}: {e}", key("ignore"))))?;
+        let on_delete = match section.on_delete.as_str() {
+            "ignore" => OnDelete::Ignore,
+            "unlink" => OnDelete::Unlink,
+            other => {
+                return Err(bad(format!(
+                    "key {} = {other:?}: allowed \"ignore\" or \"unlink\"",
+                    key("on_delete")
+                )));
+            }
+        };
+        drop_uploads.push(DropFolder {
+            journal: dir.join("private").join("drop-upload").join(format!("{name}.sqlite")),
+            name,
+            local_dir,
+            target,
+            ignore,
+            recursive: section.recursive,
+            on_delete,
+            settle: std::time::Duration::from_millis(section.settle_ms),
+            retry_max: std::time::Duration::from_secs(section.retry_max_secs.max(1)),
+        });
+    }
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
@@ -288,6 +404,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         ftps_required: frontends.ftps_required,
         accounts_file: in_node(frontends.accounts_file),
         spool_dir: in_node(frontends.spool_dir),
+        drop_uploads,
     })
 }
 

@@ -9,6 +9,7 @@ port = int(os.environ["FTP_PORT"])
 def login(user="alice", password=os.environ["PASSWORD"]):
     f = ftplib.FTP(); f.encoding = "utf-8"; f.connect("127.0.0.1", port); f.login(user, password); return f
 f = login()
+assert f.sendcmd("OPTS UTF8 ON").startswith("200")
 data = os.urandom(3_000_000)
 f.storbinary("STOR a.bin", io.BytesIO(data))
 out = io.BytesIO(); f.retrbinary("RETR a.bin", out.write); assert out.getvalue() == data
@@ -30,6 +31,8 @@ assert " MFMT" in feat and " MDTM" in feat and " REST STREAM" in feat, feat
 assert f.sendcmd("MFMT 20200102030405 r.bin") == "213 Modify=20200102030405; r.bin"
 assert f.sendcmd("MDTM r.bin").startswith("213 20200102030405"), f.sendcmd("MDTM r.bin")
 assert dict(f.mlsd("/"))["r.bin"]["modify"].startswith("20200102030405")
+mlst = f.sendcmd("MLST r.bin")
+assert mlst.startswith("250") and "size=7000" in mlst.lower() and "type=file" in mlst.lower(), mlst
 for cmd, code in [("MFMT 20200102030405 nothing", "550"), ("MFMT 2020 r.bin", "501"), ("MFMT 20201302030405 r.bin", "501")]:
     try:
         f.sendcmd(cmd); raise SystemExit(cmd + " should have failed")

@@ -1,0 +1,710 @@
+//! Drop-upload: files closed in (or moved into) a watched local folder go to a grid directory,
+//! recorded in a journal so that a crash, a restart or a grid outage loses nothing and sends
+//! nothing twice.
+//!
+//! Triggers are inotify's "closed after writing" and "moved in" (never "created" or "modified":
+//! a file still open for writing is not touched), plus a full scan against the journal at start
+//! and whenever the kernel's event queue overflowed. A file is uploaded once it has been quiet for
+//! `settle`; if it changes while it goes up, it waits and goes again. Failures are retried with
+//! exponential backoff until they succeed.
+
+mod ignore;
+mod journal;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+pub use ignore::{DEFAULT_IGNORE, IgnoreRules};
+pub use journal::{Entry, Journal, JournalError, State};
+
+use crate::frontends::accounts::AccountsFile;
+use crate::grid::Grid;
+use crate::grid::uri::Cap;
+use crate::vfs::{self, ErrorKind, Vfs};
+
+/// Uploads running at once per folder.
+const PARALLEL_UPLOADS: usize = 4;
+/// The first retry waits this long; each failure doubles it, up to the folder's `retry_max`.
+const RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// What happens on the grid when a local file is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// The grid keeps it.
+    Ignore,
+    /// It is unlinked from the target directory too.
+    Unlink,
+}
+
+/// Where a folder's files go.
+#[derive(Clone)]
+pub enum Target {
+    /// A directory write cap.
+    Cap(Cap),
+    /// A directory under an account's root (created if missing).
+    Account {
+        /// The account's user name.
+        user: String,
+        /// A `/`-separated path under the account's root ("" for the root itself).
+        path: String,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The cap is a secret.
+            Target::Cap(_) => f.write_str("Target::Cap(..)"),
+            Target::Account { user, path } => write!(f, "Target::Account({user}:{path})"),
+        }
+    }
+}
+
+/// One watched folder, as configured.
+#[derive(Debug, Clone)]
+pub struct DropFolder {
+    /// Its name in logs and `lafs drop-upload status`.
+    pub name: String,
+    /// The local folder.
+    pub local_dir: PathBuf,
+    /// The grid directory.
+    pub target: Target,
+    /// Names and paths that stay local.
+    pub ignore: IgnoreRules,
+    /// Whether subdirectories are watched (and become directories on the grid).
+    pub recursive: bool,
+    /// What a local deletion does on the grid.
+    pub on_delete: OnDelete,
+    /// How long a file must be quiet before it goes up.
+    pub settle: Duration,
+    /// The longest wait between retries.
+    pub retry_max: Duration,
+    /// The SQLite journal.
+    pub journal: PathBuf,
+}
+
+/// Why a folder cannot be served at all.
+#[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named by the messages
+pub enum DropUploadError {
+    /// The target account does not exist.
+    #[error("drop-upload {folder}: account {user:?} is not in the accounts file")]
+    UnknownAccount { folder: String, user: String },
+    /// The target is not a directory that can be written.
+    #[error("drop-upload {folder}: the target is not a writable directory")]
+    BadTarget { folder: String },
+    /// The journal cannot be opened.
+    #[error("drop-upload {folder}: {source}")]
+    Journal { folder: String, source: JournalError },
+    /// The folder cannot be watched (inotify limits, a missing folder).
+    #[error("drop-upload {folder}: cannot watch {}: {source}", dir.display())]
+    Watch {
+        folder: String,
+        dir: PathBuf,
+        source: notify::Error,
+    },
+    /// A local file-system failure.
+    #[error("drop-upload {folder}: {context}: {source}")]
+    Io {
+        folder: String,
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Size and modification time of a local file, as the journal compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    size: u64,
+    mtime_ns: i64,
+}
+
+impl Version {
+    fn of(metadata: &std::fs::Metadata) -> Version {
+        let mtime_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i64);
+        Version {
+            size: metadata.len(),
+            mtime_ns,
+        }
+    }
+
+    fn mtime_secs(self) -> f64 {
+        self.mtime_ns as f64 / 1e9
+    }
+}
+
+/// How one upload attempt ended.
+enum Outcome {
+    Done {
+        version: Version,
+        hash: Vec<u8>,
+        cap: Cap,
+        seconds: f64,
+        sent: bool,
+    },
+    /// Still being written: try again at this time (Unix seconds); not a failure.
+    Deferred(f64),
+    /// The local file is gone.
+    Gone,
+    Failed(String),
+}
+
+/// What every upload of a folder shares.
+struct Context {
+    folder: DropFolder,
+    vfs: Vfs,
+    journal: Mutex<Journal>,
+    /// Grid directories known to exist (relative paths).
+    made_dirs: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    fn journal<T>(&self, f: impl FnOnce(&Journal) -> Result<T, JournalError>) -> Option<T> {
+        let journal = match self.journal.lock() {
+            Ok(journal) => journal,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match f(&journal) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::error!(folder = %self.folder.name, "{e}");
+                None
+            }
+        }
+    }
+
+    /// The path of `full` under the folder, `/`-separated, if it is one we upload.
+    fn relative(&self, full: &Path) -> Option<String> {
+        let relative = full.strip_prefix(&self.folder.local_dir).ok()?;
+        if relative.as_os_str().is_empty() || self.folder.ignore.is_ignored(relative) {
+            return None;
+        }
+        if !self.folder.recursive && relative.components().count() > 1 {
+            return None;
+        }
+        let text = relative.to_str().or_else(|| {
+            tracing::warn!(folder = %self.folder.name, path = %relative.display(), "skipped: the name is not UTF-8");
+            None
+        })?;
+        Some(text.to_string())
+    }
+
+    /// Records `relative` as pending unless the journal already has this version.
+    fn note_file(&self, relative: &str, metadata: &std::fs::Metadata) {
+        let version = Version::of(metadata);
+        let known = self.journal(|j| j.get(relative)).flatten();
+        let unchanged = known.is_some_and(|e| {
+            matches!(e.state, State::Done) && e.size == version.size && e.mtime_ns == version.mtime_ns
+        });
+        if !unchanged {
+            self.journal(|j| j.mark_pending(relative, version.size, version.mtime_ns));
+        }
+    }
+
+    /// Compares the files under `dir` with the journal; with `whole`, journal entries whose file
+    /// is gone are treated as deleted.
+    fn scan(&self, dir: &Path, whole: bool) -> Vec<String> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(folder = %self.folder.name, dir = %dir.display(), "cannot scan: {e}");
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(relative) = self.relative(&path) else {
+                    continue;
+                };
+                let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if metadata.is_dir() {
+                    if self.folder.recursive {
+                        stack.push(path);
+                    }
+                } else if metadata.is_file() {
+                    self.note_file(&relative, &metadata);
+                    seen.insert(relative);
+                }
+            }
+        }
+        if !whole {
+            return Vec::new();
+        }
+        let known = self.journal(|j| j.all()).unwrap_or_default();
+        known
+            .into_iter()
+            .map(|e| e.path)
+            .filter(|p| !seen.contains(p))
+            .collect()
+    }
+
+    /// Creates the grid directories `relative` is in.
+    async fn make_parents(&self, relative: &str) -> Result<(), vfs::Error> {
+        let mut prefix = String::new();
+        let parts: Vec<&str> = relative.split('/').collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if self.made_dirs.lock().is_ok_and(|made| made.contains(&prefix)) {
+                continue;
+            }
+            match self.vfs.mkdir(prefix.as_bytes()).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(mut made) = self.made_dirs.lock() {
+                made.insert(prefix.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// One attempt at `entry`.
+    async fn upload(self: Arc<Self>, entry: Entry) -> Outcome {
+        let full = self.folder.local_dir.join(&entry.path);
+        let before = match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_file() => Version::of(&m),
+            Ok(_) => return Outcome::Gone,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Gone,
+            Err(e) => return Outcome::Failed(format!("cannot read the local file: {e}")),
+        };
+        let quiet_since = before.mtime_secs() + self.folder.settle.as_secs_f64();
+        if quiet_since > now_secs() {
+            return Outcome::Deferred(quiet_since);
+        }
+        let started = Instant::now();
+        let hash_of = full.clone();
+        let hash = match tokio::task::spawn_blocking(move || hash_file(&hash_of)).await {
+            Ok(Ok(hash)) => hash,
+            Ok(Err(e)) => return Outcome::Failed(format!("cannot read the local file: {e}")),
+            Err(e) => return Outcome::Failed(format!("hashing stopped: {e}")),
+        };
+        let known_cap = match (&entry.hash, &entry.cap) {
+            (Some(known), Some(cap)) if *known == hash => Cap::parse(cap).ok(),
+            _ => None,
+        };
+        let sent = known_cap.is_none();
+        let cap = match known_cap {
+            Some(cap) => cap,
+            None => {
+                let file = match std::fs::File::open(&full) {
+                    Ok(file) => file,
+                    Err(e) => return Outcome::Failed(format!("cannot read the local file: {e}")),
+                };
+                match self.vfs.upload(file, before.size).await {
+                    Ok(cap) => cap,
+                    Err(e) => return Outcome::Failed(e.to_string()),
+                }
+            }
+        };
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if Version::of(&m) == before => {}
+            // Changed while it went up: the new version gets its own turn once quiet.
+            Ok(_) => return Outcome::Deferred(now_secs() + self.folder.settle.as_secs_f64()),
+            Err(_) => return Outcome::Gone,
+        }
+        if let Err(e) = self.make_parents(&entry.path).await {
+            return Outcome::Failed(e.to_string());
+        }
+        if let Err(e) = self
+            .vfs
+            .link_file(entry.path.as_bytes(), &cap, true, Some(before.mtime_secs()))
+            .await
+        {
+            return Outcome::Failed(e.to_string());
+        }
+        Outcome::Done {
+            version: before,
+            hash,
+            cap,
+            seconds: started.elapsed().as_secs_f64(),
+            sent,
+        }
+    }
+
+    /// The local file `relative` is gone.
+    async fn forget(&self, relative: &str) {
+        if self.folder.on_delete == OnDelete::Unlink {
+            let uploaded = self
+                .journal(|j| j.get(relative))
+                .flatten()
+                .is_some_and(|e| e.cap.is_some());
+            if uploaded {
+                match self.vfs.remove(relative.as_bytes()).await {
+                    Ok(()) => tracing::info!(folder = %self.folder.name, path = relative, "unlinked"),
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(folder = %self.folder.name, path = relative, "cannot unlink: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+        self.journal(|j| j.remove(relative));
+    }
+}
+
+fn hash_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finalize().to_vec());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// The directory the folder's files go to.
+async fn resolve_target(folder: &DropFolder, grid: &Grid, accounts: &AccountsFile) -> Result<Vfs, DropUploadError> {
+    let bad_target = || DropUploadError::BadTarget {
+        folder: folder.name.clone(),
+    };
+    let cap = match &folder.target {
+        Target::Cap(cap) => cap.clone(),
+        Target::Account { user, path } => {
+            let root = accounts.current().get(user).map(|a| a.root.clone()).ok_or_else(|| {
+                DropUploadError::UnknownAccount {
+                    folder: folder.name.clone(),
+                    user: user.clone(),
+                }
+            })?;
+            let account = Vfs::new(grid.clone(), root.clone());
+            let mut prefix = String::new();
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                if !prefix.is_empty() {
+                    prefix.push('/');
+                }
+                prefix.push_str(part);
+                loop {
+                    match account.mkdir(prefix.as_bytes()).await {
+                        Ok(()) => break,
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => break,
+                        Err(e) if e.kind() == ErrorKind::Transient => {
+                            tracing::warn!(folder = %folder.name, "target not reachable yet, retrying: {e}");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                        Err(_) => return Err(bad_target()),
+                    }
+                }
+            }
+            if prefix.is_empty() {
+                root
+            } else {
+                account.cap_of(prefix.as_bytes()).await.map_err(|_| bad_target())?
+            }
+        }
+    };
+    let vfs = Vfs::new(grid.clone(), cap);
+    if vfs.is_read_only() {
+        return Err(bad_target());
+    }
+    Ok(vfs)
+}
+
+/// Watches `folder` and uploads its files until `shutdown` completes.
+pub async fn run(
+    folder: DropFolder,
+    grid: Grid,
+    accounts: Arc<AccountsFile>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DropUploadError> {
+    let name = folder.name.clone();
+    let io_error = |context: String| {
+        let folder = name.clone();
+        move |source| DropUploadError::Io {
+            folder,
+            context,
+            source,
+        }
+    };
+    std::fs::create_dir_all(&folder.local_dir).map_err(io_error(format!("creating {}", folder.local_dir.display())))?;
+    if let Some(parent) = folder.journal.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
+    }
+    let journal = Journal::open(&folder.journal).map_err(|source| DropUploadError::Journal {
+        folder: name.clone(),
+        source,
+    })?;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = events_tx.send(event);
+    })
+    .map_err(|source| DropUploadError::Watch {
+        folder: name.clone(),
+        dir: folder.local_dir.clone(),
+        source,
+    })?;
+    let mode = if folder.recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    watcher
+        .watch(&folder.local_dir, mode)
+        .map_err(|source| DropUploadError::Watch {
+            folder: name.clone(),
+            dir: folder.local_dir.clone(),
+            source,
+        })?;
+    let vfs = resolve_target(&folder, &grid, &accounts).await?;
+    let context = Arc::new(Context {
+        folder,
+        vfs,
+        journal: Mutex::new(journal),
+        made_dirs: Mutex::new(HashSet::new()),
+    });
+    tracing::info!(folder = %name, dir = %context.folder.local_dir.display(), "drop-upload watching");
+
+    let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut uploads: JoinSet<(String, Outcome)> = JoinSet::new();
+    let mut rescan = true;
+    tokio::pin!(shutdown);
+    loop {
+        if rescan {
+            rescan = false;
+            let scanner = context.clone();
+            let dir = context.folder.local_dir.clone();
+            let gone = tokio::task::spawn_blocking(move || scanner.scan(&dir, true))
+                .await
+                .unwrap_or_default();
+            for relative in gone {
+                if !in_flight.contains(&relative) {
+                    context.forget(&relative).await;
+                }
+            }
+        }
+        // Files quiet long enough join the journal's queue.
+        let now = Instant::now();
+        let settled: Vec<PathBuf> = settling
+            .iter()
+            .filter(|(_, due)| **due <= now)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in settled {
+            settling.remove(&path);
+            let Some(relative) = context.relative(&path) else {
+                continue;
+            };
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => context.note_file(&relative, &m),
+                Ok(m) if m.is_dir() && context.folder.recursive => {
+                    context.scan(&path, false);
+                }
+                _ => {}
+            }
+        }
+        // Start what is due.
+        let free = PARALLEL_UPLOADS.saturating_sub(in_flight.len());
+        if free > 0 {
+            let due = context
+                .journal(|j| j.due(now_secs(), free + in_flight.len()))
+                .unwrap_or_default();
+            let starting: Vec<Entry> = due
+                .into_iter()
+                .filter(|e| !in_flight.contains(&e.path))
+                .take(free)
+                .collect();
+            for entry in starting {
+                context.journal(|j| j.mark_uploading(&entry.path));
+                in_flight.insert(entry.path.clone());
+                let worker = context.clone();
+                uploads.spawn(async move {
+                    let path = entry.path.clone();
+                    (path, worker.upload(entry).await)
+                });
+            }
+        }
+        // Sleep until something can happen.
+        let next_settle = settling.values().min().copied();
+        let next_retry = if in_flight.len() < PARALLEL_UPLOADS {
+            context.journal(|j| j.next_due()).flatten().map(|at| {
+                let wait = (at - now_secs()).max(0.0);
+                Instant::now() + Duration::from_secs_f64(wait.min(3600.0))
+            })
+        } else {
+            None
+        };
+        let wake = [next_settle, next_retry]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(event) = events.recv() => {
+                handle_event(&context, event, &mut settling, &mut rescan, &in_flight).await;
+                // Take whatever else is queued before looking at the journal again.
+                while let Ok(event) = events.try_recv() {
+                    handle_event(&context, event, &mut settling, &mut rescan, &in_flight).await;
+                }
+            }
+            Some(finished) = uploads.join_next(), if !uploads.is_empty() => {
+                if let Ok((relative, outcome)) = finished {
+                    in_flight.remove(&relative);
+                    finish(&context, &relative, outcome).await;
+                }
+            }
+            () = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+    // Unfinished uploads are cut off; the journal has them as uploading, which the next start
+    // turns back into pending.
+    uploads.abort_all();
+    drop(watcher);
+    Ok(())
+}
+
+async fn handle_event(
+    context: &Context,
+    event: notify::Result<notify::Event>,
+    settling: &mut HashMap<PathBuf, Instant>,
+    rescan: &mut bool,
+    in_flight: &HashSet<String>,
+) {
+    let event = match event {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(folder = %context.folder.name, "watch error, rescanning: {e}");
+            *rescan = true;
+            return;
+        }
+    };
+    if event.need_rescan() {
+        *rescan = true;
+        return;
+    }
+    let quiet = Instant::now() + context.folder.settle;
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+        | EventKind::Create(CreateKind::Folder) => {
+            for path in event.paths {
+                settling.insert(path, quiet);
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            if let [from, to] = &event.paths[..] {
+                settling.insert(to.clone(), quiet);
+                gone(context, from, in_flight).await;
+            }
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
+            for path in &event.paths {
+                gone(context, path, in_flight).await;
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn gone(context: &Context, path: &Path, in_flight: &HashSet<String>) {
+    if path.exists() {
+        return;
+    }
+    if let Some(relative) = context.relative(path)
+        && !in_flight.contains(&relative)
+        && context.journal(|j| j.get(&relative)).flatten().is_some()
+    {
+        context.forget(&relative).await;
+    }
+}
+
+async fn finish(context: &Context, relative: &str, outcome: Outcome) {
+    let folder = &context.folder.name;
+    match outcome {
+        Outcome::Done {
+            version,
+            hash,
+            cap,
+            seconds,
+            sent,
+        } => {
+            context.journal(|j| j.mark_done(relative, version.size, version.mtime_ns, &hash, &cap.to_string()));
+            if sent {
+                tracing::info!(folder = %folder, path = relative, size = version.size, seconds, "uploaded");
+            } else {
+                tracing::info!(folder = %folder, path = relative, "unchanged contents, relinked");
+            }
+        }
+        Outcome::Deferred(at) => {
+            context.journal(|j| j.defer(relative, at));
+        }
+        Outcome::Gone => context.forget(relative).await,
+        Outcome::Failed(error) => {
+            let attempts = context.journal(|j| j.get(relative)).flatten().map_or(0, |e| e.attempts);
+            let wait = RETRY_BASE
+                .saturating_mul(1u32 << attempts.min(16))
+                .min(context.folder.retry_max);
+            let next = now_secs() + wait.as_secs_f64();
+            context.journal(|j| j.mark_failed(relative, &error, next));
+            tracing::warn!(folder = %folder, path = relative, attempt = attempts + 1, retry_in = wait.as_secs_f64(), "upload failed: {error}");
+        }
+    }
+}
+
+/// A summary of a folder's journal for `lafs drop-upload status`.
+pub fn status_report(name: &str, journal: &Journal) -> Result<String, JournalError> {
+    use std::fmt::Write;
+    let entries = journal.all()?;
+    let count = |state: State| entries.iter().filter(|e| e.state == state).count();
+    let mut out = format!(
+        "{name}: {} pending, {} uploading, {} done, {} failed\n",
+        count(State::Pending),
+        count(State::Uploading),
+        count(State::Done),
+        count(State::Failed)
+    );
+    let now = now_secs();
+    for entry in &entries {
+        let _ = write!(
+            out,
+            "  {:<9} {} ({} bytes)",
+            entry.state.to_string(),
+            entry.path,
+            entry.size
+        );
+        if entry.state == State::Failed {
+            let _ = write!(
+                out,
+                ", {} attempts, next in {:.0} s: {}",
+                entry.attempts,
+                (entry.next_attempt - now).max(0.0),
+                entry.last_error.as_deref().unwrap_or("")
+            );
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
