@@ -6,6 +6,8 @@ mod common;
 mod cli;
 /// Directories: link, unlink, read-only caps, concurrent writers.
 mod directory;
+/// Drop-upload through the `lafs run` process.
+mod drop_upload;
 /// The FTP frontend with real clients.
 mod ftp;
 /// Upload/download round trips, lost and corrupted shares, happiness.
