@@ -608,6 +608,62 @@ mod tests {
     }
 
     #[test]
+    fn drop_upload_folders_parse_with_defaults_and_refuse_bad_values() {
+        let text = "[[drop_upload]]\nlocal_dir = \"Drop\"\naccount = \"bob\"\npath = \"in/box\"\n\
+                    [[drop_upload]]\nlocal_dir = \"/srv/cam\"\nname = \"cam\"\naccount = \"bob\"\n\
+                    on_delete = \"unlink\"\nrecursive = false\nignore = [\"*.raw\"]\nsettle_ms = 50\n";
+        let config = parse_config(Path::new("/n"), "lafs.toml", text).unwrap();
+        let [first, second] = &config.drop_uploads[..] else {
+            panic!("two folders expected");
+        };
+        assert_eq!(first.name, "Drop");
+        assert_eq!(first.local_dir, Path::new("/n/Drop"));
+        assert!(matches!(&first.target, Target::Account { user, path } if user == "bob" && path == "in/box"));
+        assert_eq!(first.journal, Path::new("/n/private/drop-upload/Drop.sqlite"));
+        assert!(first.recursive && first.on_delete == OnDelete::Ignore);
+        assert_eq!(first.settle, std::time::Duration::from_millis(500));
+        assert!(first.ignore.is_ignored(Path::new(".x")) && first.ignore.is_ignored(Path::new("a.part")));
+        assert_eq!(second.name, "cam");
+        assert!(!second.recursive && second.on_delete == OnDelete::Unlink);
+        assert!(second.ignore.is_ignored(Path::new("a.raw")) && !second.ignore.is_ignored(Path::new(".x")));
+        let bad = [
+            ("local_dir = \"d\"\n", "drop_upload[0].target"),
+            (
+                "local_dir = \"d\"\naccount = \"a\"\ntarget = \"URI:DIR2:x:y\"\n",
+                "drop_upload[0].account",
+            ),
+            (
+                "local_dir = \"d\"\ntarget = \"URI:LIT:aaaa\"\n",
+                "drop_upload[0].target",
+            ),
+            (
+                "local_dir = \"d\"\naccount = \"a\"\non_delete = \"shred\"\n",
+                "drop_upload[0].on_delete",
+            ),
+            (
+                "local_dir = \"d\"\naccount = \"a\"\nname = \"a b\"\n",
+                "drop_upload[0].name",
+            ),
+            (
+                "local_dir = \"d\"\naccount = \"a\"\nignore = [\"[\"]\n",
+                "drop_upload[0].ignore",
+            ),
+            ("local_dir = \"d\"\naccount = \"a\"\nwatch = true\n", "watch"),
+        ];
+        for (table, key) in bad {
+            let err = parse_config(Path::new("/n"), "lafs.toml", &format!("[[drop_upload]]\n{table}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+        let twice = "[[drop_upload]]\nlocal_dir = \"a/d\"\naccount = \"a\"\n[[drop_upload]]\nlocal_dir = \"b/d\"\naccount = \"a\"\n";
+        let err = parse_config(Path::new("/n"), "lafs.toml", twice)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("two folders have this name"), "{err}");
+    }
+
+    #[test]
     fn init_writes_tahoe_format_secrets_and_keeps_existing_ones() {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path()).unwrap();

@@ -20,6 +20,11 @@ struct DropNode {
 
 impl DropNode {
     fn new(retry_max_secs: u64) -> DropNode {
+        DropNode::with_target(retry_max_secs, None)
+    }
+
+    /// With `target`, the folder's target lines instead of the `drop` alias's cap.
+    fn with_target(retry_max_secs: u64, target: Option<&str>) -> DropNode {
         let tmp = scratch_dir();
         let node = tmp.path().join("node");
         lafs(&node, &["init"]);
@@ -32,8 +37,9 @@ impl DropNode {
             .trim()
             .to_string();
         let mut config = std::fs::read_to_string(node.join("lafs.toml")).unwrap();
+        let target = target.map_or_else(|| format!("target = \"{cap}\""), str::to_string);
         config.push_str(&format!(
-            "\n[[drop_upload]]\nname = \"in\"\nlocal_dir = \"{}\"\ntarget = \"{cap}\"\nsettle_ms = 300\nretry_max_secs = {retry_max_secs}\n",
+            "\n[[drop_upload]]\nname = \"in\"\nlocal_dir = \"{}\"\n{target}\nsettle_ms = 300\nretry_max_secs = {retry_max_secs}\n",
             tmp.path().join("in").display()
         ));
         std::fs::write(node.join("lafs.toml"), config).unwrap();
@@ -353,4 +359,52 @@ fn files_wait_while_servers_are_gone_and_go_up_when_they_return() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn an_account_target_and_local_deletes_that_unlink() {
+    let mut node = DropNode::with_target(
+        2,
+        Some("account = \"bob\"\npath = \"camera/inbox\"\non_delete = \"unlink\""),
+    );
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .arg("--node-dir")
+        .arg(node.node())
+        .args(["account", "add", "bob", "--password"])
+        .env_remove("LAFS_NODE_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"bobs password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    node.start();
+    std::fs::write(node.dropped("keep.txt"), b"keep").unwrap();
+    std::fs::write(node.dropped("delete-me.txt"), b"short-lived").unwrap();
+    wait_for("2 files done", Duration::from_secs(60), || {
+        counts(&node.status()).2 == 2
+    });
+    let rt = runtime();
+    // The files are under bob's root, in the path the config names (made on the first start).
+    let bob = {
+        let accounts = std::fs::read_to_string(node.node().join("private/accounts")).unwrap();
+        let root = accounts
+            .lines()
+            .find(|l| l.starts_with("bob "))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap()
+            .to_string();
+        Vfs::new(Node::open(&node.node()).unwrap().grid, Cap::parse(&root).unwrap())
+    };
+    assert_eq!(read_all(&bob, &rt, "camera/inbox/keep.txt").unwrap(), b"keep");
+    assert_eq!(
+        read_all(&bob, &rt, "camera/inbox/delete-me.txt").unwrap(),
+        b"short-lived"
+    );
+    std::fs::remove_file(node.dropped("delete-me.txt")).unwrap();
+    wait_for("the unlink", Duration::from_secs(30), || {
+        rt.block_on(bob.stat(b"camera/inbox/delete-me.txt")).is_err()
+    });
+    assert_eq!(read_all(&bob, &rt, "camera/inbox/keep.txt").unwrap(), b"keep");
+    assert_eq!(counts(&node.status()), (0, 0, 1, 0));
 }
