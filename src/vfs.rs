@@ -357,6 +357,26 @@ impl Vfs {
         }
     }
 
+    /// Links several stored files, each `(name, cap, mtime)`, into the directory at `dir` in one
+    /// write (replacing files of those names). Returns the names refused because a directory has them.
+    pub async fn link_files(&self, dir: &[u8], entries: &[(String, Cap, f64)]) -> Result<Vec<String>, Error> {
+        let dircap = self.resolve(&split_path(dir)?).await?.0;
+        if !matches!(dircap, Cap::Directory(_)) {
+            return Err(Error::new(ErrorKind::NotADirectory));
+        }
+        if dircap.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        let mut linked = Vec::with_capacity(entries.len());
+        for (name, cap, mtime) in entries {
+            let name = check_name(name.as_bytes())?;
+            let mut metadata = Map::new();
+            metadata.insert("mtime".into(), Value::from(*mtime));
+            linked.push((name, cap.clone(), metadata));
+        }
+        Ok(self.grid.link_files(&dircap, &linked).await?)
+    }
+
     async fn link_into(
         &self,
         dir: &Cap,

@@ -153,15 +153,24 @@ impl Version {
     }
 }
 
+/// A file stored on the grid, waiting to be linked with the others of its directory.
+struct Ready {
+    relative: String,
+    generation: i64,
+    version: Version,
+    hash: Vec<u8>,
+    cap: Cap,
+    seconds: f64,
+    /// False when the contents were already on the grid (only the time changed).
+    sent: bool,
+}
+
+/// A directory write that finished: the directory, its files, and the names refused or the error.
+type LinkedBatch = (String, Vec<Ready>, Result<Vec<String>, String>);
+
 /// How one upload attempt ended.
 enum Outcome {
-    Done {
-        version: Version,
-        hash: Vec<u8>,
-        cap: Cap,
-        seconds: f64,
-        sent: bool,
-    },
+    Uploaded(Ready),
     /// Still being written: try again at this time (Unix seconds); not a failure.
     Deferred(f64),
     /// The local file is gone.
@@ -331,23 +340,50 @@ impl Context {
             Ok(_) => return Outcome::Deferred(now_secs() + self.folder.settle.as_secs_f64()),
             Err(_) => return Outcome::Gone,
         }
-        if let Err(e) = self.make_parents(&entry.path).await {
-            return Outcome::Failed(e.to_string());
-        }
-        if let Err(e) = self
-            .vfs
-            .link_file(entry.path.as_bytes(), &cap, true, Some(before.mtime_secs()))
-            .await
-        {
-            return Outcome::Failed(e.to_string());
-        }
-        Outcome::Done {
+        Outcome::Uploaded(Ready {
+            relative: entry.path,
+            generation: entry.generation,
             version: before,
             hash,
             cap,
             seconds: started.elapsed().as_secs_f64(),
             sent,
+        })
+    }
+
+    /// Links a batch of stored files of one directory in one directory write. Returns the names
+    /// a grid directory is in the way of.
+    async fn link(&self, parent: &str, batch: &[Ready]) -> Result<Vec<String>, vfs::Error> {
+        if let Some(first) = batch.first() {
+            self.make_parents(&first.relative).await?;
         }
+        let entries: Vec<(String, Cap, f64)> = batch
+            .iter()
+            .map(|r| {
+                (
+                    file_name(&r.relative).to_string(),
+                    r.cap.clone(),
+                    r.version.mtime_secs(),
+                )
+            })
+            .collect();
+        self.vfs.link_files(parent.as_bytes(), &entries).await
+    }
+
+    /// Records a failed attempt and when to retry.
+    fn fail(&self, relative: &str, error: &str) {
+        let attempts = self.journal(|j| j.get(relative)).flatten().map_or(0, |e| e.attempts);
+        let wait = RETRY_BASE
+            .saturating_mul(1u32 << attempts.min(16))
+            .min(self.folder.retry_max);
+        self.journal(|j| j.mark_failed(relative, error, now_secs() + wait.as_secs_f64()));
+        tracing::warn!(
+            folder = %self.folder.name,
+            path = relative,
+            attempt = attempts + 1,
+            retry_in = wait.as_secs_f64(),
+            "upload failed: {error}"
+        );
     }
 
     /// The local file `relative` is gone.
@@ -370,6 +406,15 @@ impl Context {
         }
         self.journal(|j| j.remove(relative));
     }
+}
+
+/// The directory part of a `/`-separated relative path ("" at the top).
+fn parent_of(relative: &str) -> &str {
+    relative.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+fn file_name(relative: &str) -> &str {
+    relative.rsplit_once('/').map_or(relative, |(_, name)| name)
 }
 
 fn hash_file(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -487,8 +532,14 @@ pub async fn run(
     tracing::info!(folder = %name, dir = %context.folder.local_dir.display(), "drop-upload watching");
 
     let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
+    // Paths being uploaded or waiting to be linked: not started again meanwhile.
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut uploads: JoinSet<(String, Outcome)> = JoinSet::new();
+    // Stored files by directory, and the directories being written: files that finish while their
+    // directory is being written go in its next write, so a burst of files costs a few writes.
+    let mut ready: HashMap<String, Vec<Ready>> = HashMap::new();
+    let mut links: JoinSet<LinkedBatch> = JoinSet::new();
+    let mut linking: HashSet<String> = HashSet::new();
     let mut rescan = true;
     tokio::pin!(shutdown);
     loop {
@@ -525,8 +576,21 @@ pub async fn run(
                 _ => {}
             }
         }
+        // Write the directories that have files waiting and are not being written.
+        let startable: Vec<String> = ready.keys().filter(|p| !linking.contains(*p)).cloned().collect();
+        for parent in startable {
+            let Some(batch) = ready.remove(&parent) else {
+                continue;
+            };
+            linking.insert(parent.clone());
+            let linker = context.clone();
+            links.spawn(async move {
+                let result = linker.link(&parent, &batch).await.map_err(|e| e.to_string());
+                (parent, batch, result)
+            });
+        }
         // Start what is due.
-        let free = PARALLEL_UPLOADS.saturating_sub(in_flight.len());
+        let free = PARALLEL_UPLOADS.saturating_sub(uploads.len());
         if free > 0 {
             let due = context
                 .journal(|j| j.due(now_secs(), free + in_flight.len()))
@@ -548,7 +612,7 @@ pub async fn run(
         }
         // Sleep until something can happen.
         let next_settle = settling.values().min().copied();
-        let next_retry = if in_flight.len() < PARALLEL_UPLOADS {
+        let next_retry = if uploads.len() < PARALLEL_UPLOADS {
             context.journal(|j| j.next_due()).flatten().map(|at| {
                 let wait = (at - now_secs()).max(0.0);
                 Instant::now() + Duration::from_secs_f64(wait.min(3600.0))
@@ -572,8 +636,24 @@ pub async fn run(
             }
             Some(finished) = uploads.join_next(), if !uploads.is_empty() => {
                 if let Ok((relative, outcome)) = finished {
-                    in_flight.remove(&relative);
-                    finish(&context, &relative, outcome).await;
+                    match outcome {
+                        Outcome::Uploaded(stored) => {
+                            ready.entry(parent_of(&relative).to_string()).or_default().push(stored);
+                        }
+                        other => {
+                            in_flight.remove(&relative);
+                            finish(&context, &relative, other).await;
+                        }
+                    }
+                }
+            }
+            Some(linked) = links.join_next(), if !links.is_empty() => {
+                if let Ok((parent, batch, result)) = linked {
+                    linking.remove(&parent);
+                    for stored in batch {
+                        in_flight.remove(&stored.relative);
+                        linked_one(&context, stored, &result);
+                    }
                 }
             }
             () = tokio::time::sleep_until(wake.into()) => {}
@@ -582,6 +662,7 @@ pub async fn run(
     // Unfinished uploads are cut off; the journal has them as uploading, which the next start
     // turns back into pending.
     uploads.abort_all();
+    links.abort_all();
     drop(watcher);
     Ok(())
 }
@@ -641,36 +722,46 @@ async fn gone(context: &Context, path: &Path, in_flight: &HashSet<String>) {
     }
 }
 
-async fn finish(context: &Context, relative: &str, outcome: Outcome) {
-    let folder = &context.folder.name;
-    match outcome {
-        Outcome::Done {
-            version,
-            hash,
-            cap,
-            seconds,
-            sent,
-        } => {
-            context.journal(|j| j.mark_done(relative, version.size, version.mtime_ns, &hash, &cap.to_string()));
-            if sent {
-                tracing::info!(folder = %folder, path = relative, size = version.size, seconds, "uploaded");
+/// Records how a link of `stored` went.
+fn linked_one(context: &Context, stored: Ready, result: &Result<Vec<String>, String>) {
+    let name = file_name(&stored.relative);
+    match result {
+        Ok(refused) if refused.iter().any(|r| r == name) => {
+            context.fail(&stored.relative, "a directory on the grid has this name");
+        }
+        Ok(_) => {
+            let cap = stored.cap.to_string();
+            let version = stored.version;
+            context.journal(|j| {
+                j.mark_done(
+                    &stored.relative,
+                    stored.generation,
+                    version.size,
+                    version.mtime_ns,
+                    &stored.hash,
+                    &cap,
+                )
+            });
+            let folder = &context.folder.name;
+            if stored.sent {
+                tracing::info!(folder = %folder, path = stored.relative, size = version.size, seconds = stored.seconds, "uploaded");
             } else {
-                tracing::info!(folder = %folder, path = relative, "unchanged contents, relinked");
+                tracing::info!(folder = %folder, path = stored.relative, "unchanged contents, relinked");
             }
         }
+        Err(error) => context.fail(&stored.relative, error),
+    }
+}
+
+async fn finish(context: &Context, relative: &str, outcome: Outcome) {
+    match outcome {
+        // Handled by the caller: it waits for its directory write.
+        Outcome::Uploaded(_) => {}
         Outcome::Deferred(at) => {
             context.journal(|j| j.defer(relative, at));
         }
         Outcome::Gone => context.forget(relative).await,
-        Outcome::Failed(error) => {
-            let attempts = context.journal(|j| j.get(relative)).flatten().map_or(0, |e| e.attempts);
-            let wait = RETRY_BASE
-                .saturating_mul(1u32 << attempts.min(16))
-                .min(context.folder.retry_max);
-            let next = now_secs() + wait.as_secs_f64();
-            context.journal(|j| j.mark_failed(relative, &error, next));
-            tracing::warn!(folder = %folder, path = relative, attempt = attempts + 1, retry_in = wait.as_secs_f64(), "upload failed: {error}");
-        }
+        Outcome::Failed(error) => context.fail(relative, &error),
     }
 }
 

@@ -46,6 +46,16 @@ pub fn child_cap(child: &Child) -> Option<Cap> {
         .and_then(|text| Cap::parse(text).ok())
 }
 
+/// The entry for `cap`, with Tahoe's link times (the creation time kept from `old`).
+fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
+    let created = old.and_then(|o| o.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned());
+    let mut tahoe = Map::new();
+    tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
+    tahoe.insert("linkmotime".into(), Value::from(stamp));
+    metadata.insert("tahoe".into(), Value::Object(tahoe));
+    child_for(cap, metadata)
+}
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -145,27 +155,47 @@ impl Grid {
         name: &str,
         cap: &Cap,
         overwrite: bool,
-        mut metadata: Map<String, Value>,
+        metadata: Map<String, Value>,
     ) -> Result<(), Error> {
         let name = dirnode::normalize_name(name);
         let wanted = child_for(cap, Map::new());
         self.modify_directory(dircap, |children| {
-            let created = match children.get(&name) {
+            match children.get(&name) {
                 // Our own earlier attempt may have landed on some servers before colliding.
                 Some(old) if !overwrite && old.write_cap == wanted.write_cap && old.read_cap == wanted.read_cap => {
                     return Ok(());
                 }
                 Some(_) if !overwrite => return Err(DirectoryError::Exists),
-                Some(old) => old.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned(),
-                None => None,
-            };
-            let stamp = now();
-            let mut tahoe = Map::new();
-            tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
-            tahoe.insert("linkmotime".into(), Value::from(stamp));
-            metadata.insert("tahoe".into(), Value::Object(tahoe));
-            children.insert(name.clone(), child_for(cap, metadata.clone()));
+                _ => {}
+            }
+            let child = stamped_child(children.get(&name), cap, metadata.clone(), now());
+            children.insert(name.clone(), child);
             Ok(())
+        })
+        .await
+    }
+
+    /// Links several files in one write of the directory, replacing files of the same names.
+    /// Names that link a directory are left alone and returned.
+    pub async fn link_files(
+        &self,
+        dircap: &Cap,
+        entries: &[(String, Cap, Map<String, Value>)],
+    ) -> Result<Vec<String>, Error> {
+        self.modify_directory(dircap, |children| {
+            let stamp = now();
+            let mut refused = Vec::new();
+            for (name, cap, metadata) in entries {
+                let name = dirnode::normalize_name(name);
+                let old = children.get(&name);
+                if old.and_then(child_cap).is_some_and(|c| matches!(c, Cap::Directory(_))) {
+                    refused.push(name);
+                    continue;
+                }
+                let child = stamped_child(old, cap, metadata.clone(), stamp);
+                children.insert(name, child);
+            }
+            Ok(refused)
         })
         .await
     }

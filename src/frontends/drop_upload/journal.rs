@@ -25,6 +25,8 @@ pub struct Entry {
     pub last_error: Option<String>,
     /// Unix seconds before which the file is not retried.
     pub next_attempt: f64,
+    /// Bumped each time a new version is noted, so an upload of an older one cannot mark it done.
+    pub generation: i64,
 }
 
 /// Where a file is in its upload.
@@ -86,12 +88,13 @@ CREATE TABLE IF NOT EXISTS files (
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    next_attempt REAL NOT NULL DEFAULT 0
+    next_attempt REAL NOT NULL DEFAULT 0,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS files_due ON files (state, next_attempt);
 ";
 
-const COLUMNS: &str = "path, size, mtime_ns, hash, cap, state, attempts, last_error, next_attempt";
+const COLUMNS: &str = "path, size, mtime_ns, hash, cap, state, attempts, last_error, next_attempt, generation";
 
 fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -104,6 +107,7 @@ fn entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         attempts: row.get(6)?,
         last_error: row.get(7)?,
         next_attempt: row.get(8)?,
+        generation: row.get(9)?,
     })
 }
 
@@ -140,7 +144,7 @@ impl Journal {
             "INSERT INTO files (path, size, mtime_ns, state, attempts, next_attempt)
              VALUES (?1, ?2, ?3, 'pending', 0, 0)
              ON CONFLICT (path) DO UPDATE SET size = ?2, mtime_ns = ?3, state = 'pending',
-                 attempts = 0, last_error = NULL, next_attempt = 0",
+                 attempts = 0, last_error = NULL, next_attempt = 0, generation = generation + 1",
             params![path, size as i64, mtime_ns],
         )?;
         Ok(())
@@ -162,13 +166,24 @@ impl Journal {
         Ok(())
     }
 
-    /// `path` is on the grid as `cap`.
-    pub fn mark_done(&self, path: &str, size: u64, mtime_ns: i64, hash: &[u8], cap: &str) -> Result<(), JournalError> {
+    /// The version of `path` uploaded from `generation` is on the grid as `cap`. If a newer
+    /// version was noted since, that one stays pending.
+    pub fn mark_done(
+        &self,
+        path: &str,
+        generation: i64,
+        size: u64,
+        mtime_ns: i64,
+        hash: &[u8],
+        cap: &str,
+    ) -> Result<(), JournalError> {
         self.db.execute(
-            "UPDATE files SET size = ?2, mtime_ns = ?3, hash = ?4, cap = ?5, state = 'done', attempts = 0,
-                 last_error = NULL, next_attempt = 0
+            "UPDATE files SET hash = ?5, cap = ?6, attempts = 0, last_error = NULL, next_attempt = 0,
+                 size = CASE WHEN generation = ?2 THEN ?3 ELSE size END,
+                 mtime_ns = CASE WHEN generation = ?2 THEN ?4 ELSE mtime_ns END,
+                 state = CASE WHEN generation = ?2 THEN 'done' ELSE 'pending' END
              WHERE path = ?1",
-            params![path, size as i64, mtime_ns, hash, cap],
+            params![path, generation, size as i64, mtime_ns, hash, cap],
         )?;
         Ok(())
     }
@@ -246,7 +261,20 @@ mod tests {
         // A crash while uploading: on open the file is pending again.
         let journal = Journal::open(&path).unwrap();
         assert_eq!(journal.get("a/b.txt").unwrap().unwrap().state, State::Pending);
-        journal.mark_done("a/b.txt", 10, 5, &[1; 32], "URI:LIT:x").unwrap();
+        let generation = journal.get("a/b.txt").unwrap().unwrap().generation;
+        // A newer version noted while the old one went up stays pending.
+        journal.mark_pending("a/b.txt", 12, 6).unwrap();
+        journal
+            .mark_done("a/b.txt", generation, 10, 5, &[1; 32], "URI:LIT:x")
+            .unwrap();
+        let newer = journal.get("a/b.txt").unwrap().unwrap();
+        assert_eq!(
+            (newer.state, newer.size, newer.cap.as_deref()),
+            (State::Pending, 12, Some("URI:LIT:x"))
+        );
+        journal
+            .mark_done("a/b.txt", newer.generation, 10, 5, &[1; 32], "URI:LIT:x")
+            .unwrap();
         let done = journal.get("a/b.txt").unwrap().unwrap();
         assert_eq!(
             (done.state, done.attempts, done.cap.as_deref()),
