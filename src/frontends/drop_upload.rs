@@ -495,7 +495,13 @@ pub async fn run(
     };
     std::fs::create_dir_all(&folder.local_dir).map_err(io_error(format!("creating {}", folder.local_dir.display())))?;
     if let Some(parent) = folder.journal.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error(format!("creating {}", parent.display())))?;
+        // The journal holds caps: only the node's user may read it.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io_error(format!("creating {}", parent.display())))?;
     }
     let journal = Journal::open(&folder.journal).map_err(|source| DropUploadError::Journal {
         folder: name.clone(),
