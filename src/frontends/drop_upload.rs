@@ -367,7 +367,9 @@ impl Context {
                 )
             })
             .collect();
-        self.vfs.link_files(parent.as_bytes(), &entries).await
+        let refused = self.vfs.link_files(parent.as_bytes(), &entries).await?;
+        tracing::debug!(folder = %self.folder.name, files = entries.len(), "one directory write");
+        Ok(refused)
     }
 
     /// Records a failed attempt and when to retry.
