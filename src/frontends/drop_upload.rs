@@ -599,15 +599,20 @@ pub async fn run(
         }
         // Start what is due.
         let free = PARALLEL_UPLOADS.saturating_sub(uploads.len());
+        // Set when everything due is already in flight (a newer version noted during its upload):
+        // then the journal's next due time is now, and waking for it would only spin.
+        let mut only_in_flight_due = false;
         if free > 0 {
             let due = context
                 .journal(|j| j.due(now_secs(), free + in_flight.len()))
                 .unwrap_or_default();
+            let any_due = !due.is_empty();
             let starting: Vec<Entry> = due
                 .into_iter()
                 .filter(|e| !in_flight.contains(&e.path))
                 .take(free)
                 .collect();
+            only_in_flight_due = starting.is_empty() && any_due;
             for entry in starting {
                 context.journal(|j| j.mark_uploading(&entry.path));
                 in_flight.insert(entry.path.clone());
@@ -620,7 +625,10 @@ pub async fn run(
         }
         // Sleep until something can happen.
         let next_settle = settling.values().min().copied();
-        let next_retry = if uploads.len() < PARALLEL_UPLOADS {
+        let next_retry = if only_in_flight_due {
+            // Finishing uploads and links wake the loop anyway; look again within a second.
+            Some(Instant::now() + Duration::from_secs(1))
+        } else if uploads.len() < PARALLEL_UPLOADS {
             context.journal(|j| j.next_due()).flatten().map(|at| {
                 let wait = (at - now_secs()).max(0.0);
                 Instant::now() + Duration::from_secs_f64(wait.min(3600.0))

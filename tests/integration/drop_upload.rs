@@ -9,7 +9,7 @@ use lafs_gateway::grid::uri::Cap;
 use lafs_gateway::node::Node;
 use lafs_gateway::vfs::Vfs;
 
-use crate::common::{pseudo_random, scratch_dir};
+use crate::common::{pseudo_random, runtime, scratch_dir};
 
 /// A node directory with one `[[drop_upload]]` folder (`in/`) targeting a fresh directory.
 struct DropNode {
@@ -158,14 +158,6 @@ fn read_all(vfs: &Vfs, rt: &tokio::runtime::Runtime, path: &str) -> Option<Vec<u
         let stat = vfs.stat(path.as_bytes()).await.ok()?;
         vfs.read(path.as_bytes(), 0, stat.size).await.ok()
     })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

@@ -12,17 +12,9 @@ use lafs_gateway::grid::{Error, check::ShareHealth};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::common::{TestGrid, params, pseudo_random, walk};
+use crate::common::{TestGrid, params, pseudo_random, runtime, walk};
 
 const MIB: usize = 1024 * 1024;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn chk(cap: &Cap) -> ChkCap {
     match cap {

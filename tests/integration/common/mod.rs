@@ -91,3 +91,12 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 pub fn vectors_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/tahoe-test-vectors.yaml")
 }
+
+/// A two-thread runtime for tests that drive async code from a plain `#[test]`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
