@@ -18,6 +18,7 @@ pub mod hashutil;
 pub mod layout;
 pub mod mutable;
 pub mod selection;
+pub mod spki;
 pub mod storage;
 pub mod ueb;
 pub mod upload;

@@ -128,3 +128,37 @@ fn every_sdmf_and_mdmf_vector_gives_the_expected_cap_from_its_key() {
     assert_eq!(counts.get("sdmf"), Some(&120));
     assert_eq!(counts.get("mdmf"), Some(&120));
 }
+
+#[derive(Deserialize)]
+struct SpkiVectorFile {
+    vector: Vec<SpkiVector>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct SpkiVector {
+    expected_hash: String,
+    expected_spki: String,
+    certificate: String,
+}
+
+/// Tahoe's `spki-hash-test-vectors.yaml`: certificate PEM → SPKI DER → the NURL pin.
+#[test]
+fn spki_hash_vectors_match_tahoe() {
+    use rustls_pki_types::pem::PemObject;
+    let path = vectors_path().with_file_name("spki-hash-test-vectors.yaml");
+    let file: SpkiVectorFile = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(file.vector.len(), 3);
+    for vector in &file.vector {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(vector.certificate.as_bytes()).unwrap();
+        let spki = lafs_gateway::grid::spki::certificate_spki(&der).unwrap();
+        assert_eq!(
+            STANDARD.encode(&spki),
+            vector.expected_spki.replace(char::is_whitespace, "")
+        );
+        assert_eq!(
+            lafs_gateway::grid::spki::certificate_spki_hash(&der).unwrap(),
+            vector.expected_hash.trim()
+        );
+    }
+}
