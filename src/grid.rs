@@ -17,6 +17,7 @@ pub mod hashtree;
 pub mod hashutil;
 pub mod layout;
 pub mod mutable;
+pub mod nurl;
 pub mod selection;
 pub mod spki;
 pub mod storage;
