@@ -274,23 +274,13 @@ impl Context {
 
     /// Creates the grid directories `relative` is in.
     async fn make_parents(&self, relative: &str) -> Result<(), vfs::Error> {
-        let mut prefix = String::new();
-        let parts: Vec<&str> = relative.split('/').collect();
-        for part in &parts[..parts.len().saturating_sub(1)] {
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
-            if self.made_dirs.lock().is_ok_and(|made| made.contains(&prefix)) {
+        for dir in dir_prefixes(parent_of(relative)) {
+            if self.made_dirs.lock().is_ok_and(|made| made.contains(dir)) {
                 continue;
             }
-            match self.vfs.mkdir(prefix.as_bytes()).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
-            }
+            ensure_dir(&self.vfs, dir).await?;
             if let Ok(mut made) = self.made_dirs.lock() {
-                made.insert(prefix.clone());
+                made.insert(dir.to_string());
             }
         }
         Ok(())
@@ -410,6 +400,22 @@ impl Context {
     }
 }
 
+/// `a`, `a/b`, `a/b/c` for `a/b/c` (nothing for ""): the directories to create, outermost first.
+fn dir_prefixes(dir: &str) -> impl Iterator<Item = &str> {
+    dir.match_indices('/')
+        .map(move |(end, _)| &dir[..end])
+        .chain((!dir.is_empty()).then_some(dir))
+        .filter(|prefix| !prefix.is_empty() && !prefix.ends_with('/'))
+}
+
+/// Creates the directory at `path` unless it exists.
+async fn ensure_dir(vfs: &Vfs, path: &str) -> Result<(), vfs::Error> {
+    match vfs.mkdir(path.as_bytes()).await {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The directory part of a `/`-separated relative path ("" at the top).
 fn parent_of(relative: &str) -> &str {
     relative.rsplit_once('/').map_or("", |(parent, _)| parent)
@@ -447,16 +453,11 @@ async fn resolve_target(folder: &DropFolder, grid: &Grid, accounts: &AccountsFil
                 }
             })?;
             let account = Vfs::new(grid.clone(), root.clone());
-            let mut prefix = String::new();
-            for part in path.split('/').filter(|p| !p.is_empty()) {
-                if !prefix.is_empty() {
-                    prefix.push('/');
-                }
-                prefix.push_str(part);
+            let path = path.trim_matches('/');
+            for dir in dir_prefixes(path) {
                 loop {
-                    match account.mkdir(prefix.as_bytes()).await {
+                    match ensure_dir(&account, dir).await {
                         Ok(()) => break,
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => break,
                         Err(e) if e.kind() == ErrorKind::Transient => {
                             tracing::warn!(folder = %folder.name, "target not reachable yet, retrying: {e}");
                             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -465,10 +466,10 @@ async fn resolve_target(folder: &DropFolder, grid: &Grid, accounts: &AccountsFil
                     }
                 }
             }
-            if prefix.is_empty() {
+            if path.is_empty() {
                 root
             } else {
-                account.cap_of(prefix.as_bytes()).await.map_err(|_| bad_target())?
+                account.cap_of(path.as_bytes()).await.map_err(|_| bad_target())?
             }
         }
     };

@@ -373,20 +373,18 @@ impl StorageBackend<FtpUser> for GridStorage {
             writer.write_at(&vfs, offset, &buf[..n]).await.map_err(ftp_error)?;
             offset += n as u64;
         }
-        let uploaded = writer.upload(&vfs).await.map_err(|e| {
+        let failed = |e: vfs::Error| {
             tracing::warn!(user = %user, "upload failed: {e}");
             storage::Error::new(storage::ErrorKind::LocalError, e)
-        })?;
+        };
+        let uploaded = writer.upload(&vfs).await.map_err(failed)?;
         // An ABOR sent just before the client closed the data connection can arrive after its end:
         // the data stream reports it on one more read, and the file is not linked.
         input
             .read(&mut [0u8; 1])
             .await
             .map_err(|e| storage::Error::new(storage::ErrorKind::ConnectionClosed, e))?;
-        uploaded.link(&vfs, &path).await.map_err(|e| {
-            tracing::warn!(user = %user, "upload failed: {e}");
-            storage::Error::new(storage::ErrorKind::LocalError, e)
-        })?;
+        uploaded.link(&vfs, &path).await.map_err(failed)?;
         Ok(offset - start_pos)
     }
 

@@ -188,18 +188,14 @@ impl Journal {
         Ok(())
     }
 
-    /// An attempt failed; the next is at `next_attempt`. Returns the failures so far.
-    pub fn mark_failed(&self, path: &str, error: &str, next_attempt: f64) -> Result<u32, JournalError> {
+    /// An attempt failed; the next is at `next_attempt`.
+    pub fn mark_failed(&self, path: &str, error: &str, next_attempt: f64) -> Result<(), JournalError> {
         self.db.execute(
             "UPDATE files SET state = 'failed', attempts = attempts + 1, last_error = ?2, next_attempt = ?3
              WHERE path = ?1",
             params![path, error, next_attempt],
         )?;
-        Ok(self
-            .db
-            .query_row("SELECT attempts FROM files WHERE path = ?1", [path], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0))
+        Ok(())
     }
 
     /// Forgets `path`.
@@ -250,7 +246,7 @@ mod tests {
         assert_eq!(journal.due(0.0, 10).unwrap().len(), 1);
         journal.mark_uploading("a/b.txt").unwrap();
         assert!(journal.due(1e12, 10).unwrap().is_empty());
-        assert_eq!(journal.mark_failed("a/b.txt", "grid away", 100.0).unwrap(), 1);
+        journal.mark_failed("a/b.txt", "grid away", 100.0).unwrap();
         assert!(journal.due(99.0, 10).unwrap().is_empty());
         assert_eq!(journal.next_due().unwrap(), Some(100.0));
         let failed = journal.due(100.0, 10).unwrap().remove(0);
