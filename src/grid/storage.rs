@@ -11,6 +11,7 @@ use crate::grid::hashutil::Hash;
 use crate::grid::uri::StorageIndex;
 
 pub mod disk;
+pub mod http;
 pub mod mutable_container;
 
 /// A share number (0..N).
@@ -164,6 +165,13 @@ impl Error {
 pub trait StorageServer: Send + Sync + fmt::Debug {
     /// Who this server is.
     fn id(&self) -> &ServerId;
+
+    /// Whether a share may be allocated larger than it turns out and trimmed when closed
+    /// (streamed uploads of unknown size need it; Tahoe's HTTP protocol completes a share
+    /// only when its allocated size is written).
+    fn accepts_open_ended_shares(&self) -> bool {
+        true
+    }
 
     /// Space and limits.
     async fn version(&self) -> Result<ServerVersion, Error>;

@@ -113,6 +113,31 @@ impl DiskServer {
         })
     }
 
+    /// Reads back bytes already written to a share that is still being uploaded
+    /// (so a repeated write can be told from a conflicting one).
+    pub async fn read_incoming(
+        &self,
+        si: StorageIndex,
+        share_num: ShareNum,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, Error> {
+        let upload = self
+            .uploads()
+            .get(&(si, share_num))
+            .cloned()
+            .ok_or(Error::NoSuchUpload)?;
+        blocking(move || {
+            let mut buf = vec![0u8; len];
+            upload
+                .file
+                .read_exact_at(&mut buf, IMMUTABLE_HEADER + offset)
+                .map_err(|e| Error::io("read incoming share", e))?;
+            Ok(buf)
+        })
+        .await
+    }
+
     /// The directory this server keeps its shares under.
     pub fn root(&self) -> &Path {
         &self.root

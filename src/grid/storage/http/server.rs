@@ -1,0 +1,781 @@
+//! The HTTPS storage server: Tahoe's HTTP storage protocol in front of a [`DiskServer`].
+//!
+//! Every request needs the swissnum (`Authorization: Tahoe-LAFS <base64>`); secrets come in
+//! `X-Tahoe-Authorization` headers, exactly the set each route wants. Immutable shares are
+//! complete (and closed on disk) when the last missing byte arrives, as the protocol has no
+//! close call. Bad requests get 4xx answers; nothing a client sends stops the server.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::wire;
+use crate::grid::base32;
+use crate::grid::storage::disk::DiskServer;
+use crate::grid::storage::{Error, LeaseSecrets, ShareNum, StorageServer};
+use crate::grid::uri::StorageIndex;
+
+/// A response body: small ones whole, share reads streamed.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// An upload nobody has written to for this long is dropped (Tahoe's server does the same).
+const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
+/// Largest CBOR request body (Tahoe allows 2^48 for read-test-write; mutable shares here are small).
+const MAX_CBOR_BODY: usize = 64 * 1024 * 1024;
+/// Largest PATCH body (the 1.20 client sends about 1 MiB at a time).
+const MAX_PATCH_BODY: usize = 64 * 1024 * 1024;
+/// Chunk size of whole-share reads.
+const READ_CHUNK: u64 = 1024 * 1024;
+/// A TLS handshake must finish within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request's headers must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
+const CBOR: &str = "application/cbor";
+
+/// An immutable share being uploaded over HTTP.
+#[derive(Debug)]
+struct Upload {
+    secret: Vec<u8>,
+    allocated: u64,
+    /// Written byte ranges `[begin, end)`, sorted and merged.
+    written: Vec<(u64, u64)>,
+    last_write: Instant,
+}
+
+impl Upload {
+    fn missing(&self) -> Vec<(u64, u64)> {
+        let mut missing = Vec::new();
+        let mut at = 0;
+        for &(begin, end) in &self.written {
+            if begin > at {
+                missing.push((at, begin));
+            }
+            at = at.max(end);
+        }
+        if at < self.allocated {
+            missing.push((at, self.allocated));
+        }
+        missing
+    }
+
+    /// The parts of `[begin, end)` already written.
+    fn overlaps(&self, begin: u64, end: u64) -> Vec<(u64, u64)> {
+        self.written
+            .iter()
+            .filter_map(|&(b, e)| {
+                let (b, e) = (b.max(begin), e.min(end));
+                (b < e).then_some((b, e))
+            })
+            .collect()
+    }
+
+    fn record(&mut self, begin: u64, end: u64) {
+        self.written.push((begin, end));
+        self.written.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.written.len());
+        for &(b, e) in &self.written {
+            match merged.last_mut() {
+                Some(last) if b <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((b, e)),
+            }
+        }
+        self.written = merged;
+        self.last_write = Instant::now();
+    }
+}
+
+/// The storage service behind the HTTPS listener.
+#[derive(Debug)]
+pub struct StorageService {
+    backend: Arc<DiskServer>,
+    /// The whole expected `Authorization` header value.
+    authorization: Vec<u8>,
+    application_version: String,
+    uploads: Mutex<HashMap<(StorageIndex, ShareNum), Upload>>,
+}
+
+/// A refused request: the status and a short plain-text reason (never a secret).
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn new(status: StatusCode, why: impl Into<String>) -> Self {
+        Refusal(status, why.into())
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NoSuchShare | Error::NoSuchUpload => StatusCode::NOT_FOUND,
+            Error::OutOfBounds { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::BadWriteEnabler => StatusCode::UNAUTHORIZED,
+            Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Io { .. } => {
+                tracing::warn!("storage request failed: {e}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        Refusal(status, e.to_string())
+    }
+}
+
+impl From<wire::WireError> for Refusal {
+    fn from(e: wire::WireError) -> Self {
+        Refusal(StatusCode::BAD_REQUEST, e.to_string())
+    }
+}
+
+type Answer = Result<Response<Body>, Refusal>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn respond(status: StatusCode, content_type: Option<&'static str>, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Some(ct) = content_type {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    response
+}
+
+fn cbor(status: StatusCode, value: &ciborium::value::Value) -> Response<Body> {
+    respond(status, Some(CBOR), full(wire::encode(value)))
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    respond(status, None, full(Bytes::new()))
+}
+
+/// Which secrets a route takes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum SecretKind {
+    LeaseRenew,
+    LeaseCancel,
+    Upload,
+    WriteEnabler,
+}
+
+impl SecretKind {
+    fn parse(name: &str) -> Option<SecretKind> {
+        Some(match name {
+            "lease-renew-secret" => SecretKind::LeaseRenew,
+            "lease-cancel-secret" => SecretKind::LeaseCancel,
+            "upload-secret" => SecretKind::Upload,
+            "write-enabler" => SecretKind::WriteEnabler,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads the `X-Tahoe-Authorization` headers; exactly the `wanted` kinds must be present.
+fn secrets(headers: &HeaderMap, wanted: &[SecretKind]) -> Result<BTreeMap<SecretKind, Vec<u8>>, Refusal> {
+    let bad = |why: &str| Refusal::new(StatusCode::BAD_REQUEST, why);
+    let mut found = BTreeMap::new();
+    for value in headers.get_all("x-tahoe-authorization") {
+        let value = value.to_str().map_err(|_| bad("unreadable X-Tahoe-Authorization"))?;
+        let (kind, secret) = value
+            .split_once(' ')
+            .ok_or_else(|| bad("X-Tahoe-Authorization is `<kind> <base64>`"))?;
+        let kind = SecretKind::parse(kind).ok_or_else(|| bad("unknown secret kind"))?;
+        let secret = BASE64
+            .decode(secret.trim())
+            .map_err(|_| bad("a secret is not base64"))?;
+        if secret.is_empty() {
+            return Err(bad("empty secret"));
+        }
+        if matches!(
+            kind,
+            SecretKind::LeaseRenew | SecretKind::LeaseCancel | SecretKind::WriteEnabler
+        ) && secret.len() != 32
+        {
+            return Err(bad("lease secrets and write enablers are 32 bytes"));
+        }
+        if found.insert(kind, secret).is_some() {
+            return Err(bad("a secret given twice"));
+        }
+    }
+    let mut expected: Vec<_> = wanted.to_vec();
+    expected.sort();
+    if found.keys().copied().collect::<Vec<_>>() != expected {
+        return Err(bad("wrong set of X-Tahoe-Authorization secrets for this request"));
+    }
+    Ok(found)
+}
+
+fn hash32(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes[..32]);
+    out
+}
+
+fn lease_secrets(found: &BTreeMap<SecretKind, Vec<u8>>) -> LeaseSecrets {
+    LeaseSecrets {
+        renew: hash32(&found[&SecretKind::LeaseRenew]),
+        cancel: hash32(&found[&SecretKind::LeaseCancel]),
+    }
+}
+
+/// `Range: bytes=a-b`, one closed range only.
+fn parse_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, Refusal> {
+    let Some(value) = headers.get(hyper::header::RANGE) else {
+        return Ok(None);
+    };
+    let unsatisfiable = || {
+        Refusal::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "only one closed byte range is supported",
+        )
+    };
+    let text = value.to_str().map_err(|_| unsatisfiable())?;
+    let (first, last) = text
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(unsatisfiable)?;
+    let first: u64 = first.trim().parse().map_err(|_| unsatisfiable())?;
+    let last: u64 = last.trim().parse().map_err(|_| unsatisfiable())?;
+    if last < first {
+        return Err(unsatisfiable());
+    }
+    Ok(Some((first, last)))
+}
+
+/// `Content-Range: bytes a-b/*` (or `/total`) of a PATCH: `[a, b + 1)`.
+fn parse_content_range(headers: &HeaderMap) -> Result<(u64, u64), Refusal> {
+    let unusable = || {
+        Refusal::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "a PATCH needs Content-Range: bytes a-b/*",
+        )
+    };
+    let text = headers
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unusable)?;
+    let (range, _total) = text
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split_once('/'))
+        .ok_or_else(unusable)?;
+    let (first, last) = range.split_once('-').ok_or_else(unusable)?;
+    let first: u64 = first.trim().parse().map_err(|_| unusable())?;
+    let last: u64 = last.trim().parse().map_err(|_| unusable())?;
+    if last < first {
+        return Err(unusable());
+    }
+    Ok((first, last + 1))
+}
+
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
+        }
+        Err(_) => Err(Refusal::new(StatusCode::BAD_REQUEST, "request body could not be read")),
+    }
+}
+
+async fn read_cbor(request: Request<Incoming>, limit: usize) -> Result<ciborium::value::Value, Refusal> {
+    if let Some(ct) = request.headers().get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if ct.split(';').next().map(str::trim) != Some(CBOR) {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bodies are application/cbor",
+            ));
+        }
+    }
+    let bytes = read_body(request.into_body(), limit).await?;
+    Ok(wire::decode(&bytes)?)
+}
+
+/// Which kind of share a route is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Immutable,
+    Mutable,
+}
+
+impl StorageService {
+    /// Serves `backend` to clients that present `swissnum`.
+    pub fn new(backend: Arc<DiskServer>, swissnum: &str) -> Self {
+        StorageService {
+            backend,
+            authorization: format!("Tahoe-LAFS {}", BASE64.encode(swissnum.as_bytes())).into_bytes(),
+            application_version: format!("lafs-gateway/{}", env!("CARGO_PKG_VERSION")),
+            uploads: Mutex::default(),
+        }
+    }
+
+    fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<(StorageIndex, ShareNum), Upload>> {
+        self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers one request; every failure is an HTTP status, never a dropped connection.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        let authorized = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(&self.authorization)));
+        if !authorized {
+            return respond(
+                StatusCode::UNAUTHORIZED,
+                Some("text/plain"),
+                full("Wrong Authorization header"),
+            );
+        }
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(Refusal(status, why)) => respond(status, Some("text/plain"), full(why)),
+        }
+    }
+
+    async fn route(&self, request: Request<Incoming>) -> Answer {
+        let not_found = || Refusal::new(StatusCode::NOT_FOUND, "no such resource");
+        let path = request.uri().path().to_string();
+        let rest = path.strip_prefix("/storage/v1/").ok_or_else(not_found)?;
+        let parts: Vec<&str> = rest.split('/').collect();
+        let si = |text: &str| base32::decode_array::<16>(text).map(StorageIndex).ok_or_else(not_found);
+        let shnum = |text: &str| {
+            text.parse::<ShareNum>()
+                .ok()
+                .filter(|n| *n < 256 && text.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(not_found)
+        };
+        let method = request.method().clone();
+        match (&method, parts.as_slice()) {
+            (&Method::GET, ["version"]) => self.version().await,
+            (&Method::PUT, ["lease", s]) => self.renew_lease(si(s)?, request.headers()).await,
+            (&Method::POST, ["immutable", s]) => self.allocate(si(s)?, request).await,
+            (&Method::PATCH, ["immutable", s, n]) => self.write(si(s)?, shnum(n)?, request).await,
+            (&Method::PUT, ["immutable", s, n, "abort"]) => self.abort(si(s)?, shnum(n)?, request.headers()).await,
+            (&Method::POST, [kind @ ("immutable" | "mutable"), s, n, "corrupt"]) => {
+                let kind = if *kind == "mutable" {
+                    Kind::Mutable
+                } else {
+                    Kind::Immutable
+                };
+                self.corrupt(kind, si(s)?, shnum(n)?, request).await
+            }
+            (&Method::GET, ["immutable", s, "shares"]) => self.list(Kind::Immutable, si(s)?).await,
+            (&Method::GET, ["mutable", s, "shares"]) => self.list(Kind::Mutable, si(s)?).await,
+            (&Method::GET, ["immutable", s, n]) => {
+                self.read(Kind::Immutable, si(s)?, shnum(n)?, request.headers()).await
+            }
+            (&Method::GET, ["mutable", s, n]) => self.read(Kind::Mutable, si(s)?, shnum(n)?, request.headers()).await,
+            (&Method::POST, ["mutable", s, "read-test-write"]) => self.read_test_write(si(s)?, request).await,
+            _ => Err(not_found()),
+        }
+    }
+
+    async fn version(&self) -> Answer {
+        let version = self.backend.version().await?;
+        Ok(cbor(
+            StatusCode::OK,
+            &wire::version_body(&version, &self.application_version),
+        ))
+    }
+
+    async fn renew_lease(&self, si: StorageIndex, headers: &HeaderMap) -> Answer {
+        let found = secrets(headers, &[SecretKind::LeaseRenew, SecretKind::LeaseCancel])?;
+        self.backend.add_or_renew_lease(si, lease_secrets(&found)).await?;
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+
+    async fn allocate(&self, si: StorageIndex, request: Request<Incoming>) -> Answer {
+        let found = secrets(
+            request.headers(),
+            &[SecretKind::LeaseRenew, SecretKind::LeaseCancel, SecretKind::Upload],
+        )?;
+        let (wanted, allocated_size) = wire::parse_allocate_request(&read_cbor(request, 8192).await?)?;
+        let upload_secret = found[&SecretKind::Upload].clone();
+        self.drop_idle_uploads().await;
+        // Shares this upload already holds stay allocated; those another upload is writing are
+        // in neither set (as Tahoe answers).
+        let (mine, others): (BTreeSet<ShareNum>, BTreeSet<ShareNum>) = {
+            let uploads = self.uploads();
+            let busy: Vec<_> = wanted
+                .iter()
+                .filter_map(|&n| {
+                    uploads
+                        .get(&(si, n))
+                        .map(|u| (n, bool::from(u.secret.ct_eq(&upload_secret))))
+                })
+                .collect();
+            (
+                busy.iter().filter(|(_, same)| *same).map(|(n, _)| *n).collect(),
+                busy.iter().filter(|(_, same)| !*same).map(|(n, _)| *n).collect(),
+            )
+        };
+        let ask: BTreeSet<ShareNum> = wanted
+            .difference(&mine)
+            .filter(|n| !others.contains(n))
+            .copied()
+            .collect();
+        let mut allocation = if ask.is_empty() {
+            Default::default()
+        } else {
+            self.backend
+                .allocate_buckets(si, lease_secrets(&found), &ask, allocated_size)
+                .await?
+        };
+        {
+            let mut uploads = self.uploads();
+            for &n in &allocation.allocated {
+                uploads.insert(
+                    (si, n),
+                    Upload {
+                        secret: upload_secret.clone(),
+                        allocated: allocated_size,
+                        written: Vec::new(),
+                        last_write: Instant::now(),
+                    },
+                );
+            }
+        }
+        allocation.allocated.extend(mine);
+        Ok(cbor(
+            StatusCode::OK,
+            &wire::allocate_response(&allocation.already_have, &allocation.allocated),
+        ))
+    }
+
+    /// Aborts uploads nobody has written to for [`UPLOAD_IDLE_LIMIT`].
+    async fn drop_idle_uploads(&self) {
+        let idle: Vec<_> = {
+            let mut uploads = self.uploads();
+            let idle: Vec<_> = uploads
+                .iter()
+                .filter(|(_, u)| u.last_write.elapsed() > UPLOAD_IDLE_LIMIT)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in &idle {
+                uploads.remove(key);
+            }
+            idle
+        };
+        for (si, n) in idle {
+            let _ = self.backend.abort_share(si, n).await;
+        }
+    }
+
+    fn check_upload_secret(&self, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Result<(), Refusal> {
+        let found = secrets(headers, &[SecretKind::Upload])?;
+        let uploads = self.uploads();
+        let upload = uploads
+            .get(&(si, n))
+            .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress"))?;
+        if !bool::from(upload.secret.ct_eq(&found[&SecretKind::Upload])) {
+            return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong upload secret"));
+        }
+        Ok(())
+    }
+
+    async fn write(&self, si: StorageIndex, n: ShareNum, request: Request<Incoming>) -> Answer {
+        self.check_upload_secret(si, n, request.headers())?;
+        let (begin, end) = parse_content_range(request.headers())?;
+        let data = read_body(request.into_body(), MAX_PATCH_BODY).await?;
+        if data.len() as u64 != end - begin {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "body length does not match Content-Range",
+            ));
+        }
+        let overlaps = {
+            let uploads = self.uploads();
+            let upload = uploads
+                .get(&(si, n))
+                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress"))?;
+            if end > upload.allocated {
+                return Err(Refusal::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "write past the allocated size",
+                ));
+            }
+            upload.overlaps(begin, end)
+        };
+        // Rewriting bytes is fine when they are the same bytes (a retried request).
+        for (b, e) in overlaps {
+            let have = self.backend.read_incoming(si, n, b, (e - b) as usize).await?;
+            if have[..] != data[(b - begin) as usize..(e - begin) as usize] {
+                return Err(Refusal::new(StatusCode::CONFLICT, "write overlaps different bytes"));
+            }
+        }
+        self.backend.write_share(si, n, begin, data).await?;
+        let missing = {
+            let mut uploads = self.uploads();
+            let upload = uploads
+                .get_mut(&(si, n))
+                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "upload aborted"))?;
+            upload.record(begin, end);
+            upload.missing()
+        };
+        if !missing.is_empty() {
+            return Ok(cbor(StatusCode::OK, &wire::required_ranges(&missing)));
+        }
+        // Only one request can see the share complete: whoever removes it closes it.
+        if self.uploads().remove(&(si, n)).is_some() {
+            self.backend.close_share(si, n).await?;
+        }
+        Ok(cbor(StatusCode::CREATED, &wire::required_ranges(&[])))
+    }
+
+    async fn abort(&self, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Answer {
+        match self.check_upload_secret(si, n, headers) {
+            Ok(()) => {}
+            Err(Refusal(StatusCode::NOT_FOUND, why)) => {
+                if self.backend.list_shares(si).await?.contains(&n) {
+                    return Err(Refusal::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "that share is already complete",
+                    ));
+                }
+                return Err(Refusal(StatusCode::NOT_FOUND, why));
+            }
+            Err(other) => return Err(other),
+        }
+        if self.uploads().remove(&(si, n)).is_some() {
+            self.backend.abort_share(si, n).await?;
+        }
+        Ok(empty(StatusCode::OK))
+    }
+
+    async fn corrupt(&self, kind: Kind, si: StorageIndex, n: ShareNum, request: Request<Incoming>) -> Answer {
+        let reason = wire::parse_corrupt_request(&read_cbor(request, 32_768).await?)?;
+        let shares = match kind {
+            Kind::Immutable => self.backend.list_shares(si).await?,
+            Kind::Mutable => self.backend.list_mutable_shares(si).await?,
+        };
+        if !shares.contains(&n) {
+            return Err(Error::NoSuchShare.into());
+        }
+        self.backend.advise_corrupt_share(si, n, &reason).await?;
+        Ok(empty(StatusCode::OK))
+    }
+
+    async fn list(&self, kind: Kind, si: StorageIndex) -> Answer {
+        let shares = match kind {
+            Kind::Immutable => self.backend.list_shares(si).await?,
+            Kind::Mutable => self.backend.list_mutable_shares(si).await?,
+        };
+        Ok(cbor(StatusCode::OK, &wire::share_set(&shares)))
+    }
+
+    async fn read_range(
+        &self,
+        kind: Kind,
+        si: StorageIndex,
+        n: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
+        match kind {
+            Kind::Immutable => self.backend.read_share(si, n, offset, len).await,
+            Kind::Mutable => self.backend.read_mutable_share(si, n, offset, len).await,
+        }
+    }
+
+    async fn read(&self, kind: Kind, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Answer {
+        let Some((first, last)) = parse_range(headers)? else {
+            // The whole share, streamed: the first chunk is read now, so a missing share is a 404.
+            let head = self.read_range(kind, si, n, 0, READ_CHUNK).await?;
+            let backend = self.backend.clone();
+            let start = head.len() as u64;
+            let more = (head.len() as u64 == READ_CHUNK).then_some(start);
+            let rest = futures::stream::unfold(more, move |at| {
+                let backend = backend.clone();
+                async move {
+                    let at = at?;
+                    let chunk = match kind {
+                        Kind::Immutable => backend.read_share(si, n, at, READ_CHUNK).await,
+                        Kind::Mutable => backend.read_mutable_share(si, n, at, READ_CHUNK).await,
+                    };
+                    match chunk {
+                        Ok(chunk) if chunk.is_empty() => None,
+                        Ok(chunk) => {
+                            let next = (chunk.len() as u64 == READ_CHUNK).then_some(at + READ_CHUNK);
+                            Some((Ok(Frame::data(Bytes::from(chunk))), next))
+                        }
+                        Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+                    }
+                }
+            });
+            let body = futures::stream::once(async move { Ok(Frame::data(Bytes::from(head))) }).chain(rest);
+            use futures::StreamExt as _;
+            return Ok(respond(
+                StatusCode::OK,
+                Some("application/octet-stream"),
+                BodyExt::boxed_unsync(StreamBody::new(body)),
+            ));
+        };
+        let data = self.read_range(kind, si, n, first, last - first + 1).await?;
+        if data.is_empty() {
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        let end = first + data.len() as u64 - 1;
+        let mut response = respond(
+            StatusCode::PARTIAL_CONTENT,
+            Some("application/octet-stream"),
+            full(data),
+        );
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {first}-{end}/*")) {
+            response.headers_mut().insert(CONTENT_RANGE, value);
+        }
+        Ok(response)
+    }
+
+    async fn read_test_write(&self, si: StorageIndex, request: Request<Incoming>) -> Answer {
+        let found = secrets(
+            request.headers(),
+            &[
+                SecretKind::WriteEnabler,
+                SecretKind::LeaseRenew,
+                SecretKind::LeaseCancel,
+            ],
+        )?;
+        let (test_and_writes, read_vector) =
+            wire::parse_read_test_write_request(&read_cbor(request, MAX_CBOR_BODY).await?)?;
+        let result = self
+            .backend
+            .mutable_read_test_write(
+                si,
+                hash32(&found[&SecretKind::WriteEnabler]),
+                lease_secrets(&found),
+                test_and_writes,
+                read_vector,
+            )
+            .await?;
+        Ok(cbor(StatusCode::OK, &wire::read_test_write_response(&result)))
+    }
+}
+
+/// Serves `service` over TLS on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    service: Arc<StorageService>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("storage accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "storage TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "storage TLS handshake timed out");
+                    return;
+                }
+            };
+            let handler = hyper::service::service_fn(move |request| {
+                let service = service.clone();
+                async move { Ok::<_, std::convert::Infallible>(service.handle(request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), handler);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "storage connection ended: {e}");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_ranges_merge_and_report_what_is_missing() {
+        let mut upload = Upload {
+            secret: vec![1],
+            allocated: 100,
+            written: Vec::new(),
+            last_write: Instant::now(),
+        };
+        assert_eq!(upload.missing(), vec![(0, 100)]);
+        upload.record(50, 60);
+        upload.record(0, 10);
+        assert_eq!(upload.missing(), vec![(10, 50), (60, 100)]);
+        assert_eq!(upload.overlaps(5, 55), vec![(5, 10), (50, 55)]);
+        upload.record(10, 50);
+        upload.record(60, 100);
+        assert!(upload.missing().is_empty());
+        assert_eq!(upload.written, vec![(0, 100)]);
+    }
+
+    #[test]
+    fn ranges_parse_as_tahoe_sends_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert(hyper::header::RANGE, HeaderValue::from_static("bytes=10-19"));
+        assert_eq!(parse_range(&headers).ok().flatten(), Some((10, 19)));
+        for bad in ["bytes=10-", "bytes=-10", "bytes=1-2,4-5", "bytes=9-3", "items=1-2"] {
+            headers.insert(hyper::header::RANGE, HeaderValue::from_static(bad));
+            assert!(parse_range(&headers).is_err(), "{bad}");
+        }
+        headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 50-99/*"));
+        assert_eq!(parse_content_range(&headers).ok(), Some((50, 100)));
+        headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 50-99/100"));
+        assert_eq!(parse_content_range(&headers).ok(), Some((50, 100)));
+        headers.insert(CONTENT_RANGE, HeaderValue::from_static("bytes 50-99"));
+        assert!(parse_content_range(&headers).is_err());
+    }
+
+    #[test]
+    fn secrets_must_be_exactly_the_wanted_set() {
+        let secret = |kind: &str, len: usize| {
+            HeaderValue::from_str(&format!("{kind} {}", BASE64.encode(vec![7u8; len]))).unwrap()
+        };
+        let mut headers = HeaderMap::new();
+        headers.append("x-tahoe-authorization", secret("upload-secret", 20));
+        assert!(secrets(&headers, &[SecretKind::Upload]).is_ok());
+        assert!(secrets(&headers, &[SecretKind::Upload, SecretKind::LeaseRenew]).is_err());
+        headers.append("x-tahoe-authorization", secret("lease-renew-secret", 31));
+        assert!(
+            secrets(&headers, &[SecretKind::Upload, SecretKind::LeaseRenew]).is_err(),
+            "31-byte lease secret"
+        );
+        let mut headers = HeaderMap::new();
+        headers.append("x-tahoe-authorization", secret("upload-secret", 20));
+        headers.append("x-tahoe-authorization", secret("upload-secret", 20));
+        assert!(secrets(&headers, &[SecretKind::Upload]).is_err(), "twice");
+        let mut headers = HeaderMap::new();
+        headers.append("x-tahoe-authorization", secret("mystery", 20));
+        assert!(secrets(&headers, &[]).is_err());
+    }
+}
