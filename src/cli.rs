@@ -104,6 +104,9 @@ pub enum Command {
         /// Read and verify every block, not just the share headers.
         #[arg(long)]
         verify: bool,
+        /// Re-create missing shares (the file is downloaded, verified and re-encoded).
+        #[arg(long)]
+        repair: bool,
     },
     /// Manage the logins SFTP and FTP accept (the accounts file).
     Account {
@@ -191,7 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mv { from, to } => mv(&node_dir, &from, &to).await,
         Command::Rm { path } => rm(&node_dir, &path).await,
         Command::Alias { command } => alias(&node_dir, command).await,
-        Command::Check { cap, verify } => check(&node_dir, &cap, verify).await,
+        Command::Check { cap, verify, repair } => check(&node_dir, &cap, verify, repair).await,
         Command::Account { command } => account::account(&node_dir, command).await,
         Command::DropUpload {
             command: DropUploadCommand::Status,
@@ -269,27 +272,54 @@ async fn run_node(
     // A long-running node keeps RSA keys ready so new directories are quick.
     node.grid = node.grid.with_key_pool(4)?;
     let p = node.config.params;
+    let where_servers = match &node.config.servers_yaml {
+        Some(list) => format!("networked storage servers from {}", list.display()),
+        None => format!("local storage servers under {}", node.config.storage_path.display()),
+    };
     eprintln!(
-        "lafs node at {}: {} local storage servers under {}, encoding {}-of-{} (happy {}), max segment {} bytes",
+        "lafs node at {}: {} {where_servers}, encoding {}-of-{} (happy {}), max segment {} bytes",
         dir.display(),
         node.grid.servers().len(),
-        node.config.storage_path.display(),
         p.needed,
         p.total,
         p.happy,
         p.max_segment_size
     );
     for server in node.grid.servers() {
-        let space = server.version().await.map(|v| v.available_space).unwrap_or(0);
-        eprintln!(
-            "  {} ({}) ready, {} MiB free",
-            server.id().nickname,
-            server.id().short_id(),
-            space >> 20
-        );
+        match server.version().await {
+            Ok(v) => eprintln!(
+                "  {} ({}) ready, {} MiB free",
+                server.id().nickname,
+                server.id().short_id(),
+                v.available_space >> 20
+            ),
+            Err(e) => eprintln!(
+                "  {} ({}) not reachable now: {e}",
+                server.id().nickname,
+                server.id().short_id()
+            ),
+        }
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut services = tokio::task::JoinSet::new();
+    if let Some(storage) = &node.config.storage_server {
+        let listener = tokio::net::TcpListener::bind(storage.listen)
+            .await
+            .with_context(|| format!("cannot listen for storage on {}", storage.listen))?;
+        let (published, serving) = crate::storage_node::start(dir, storage, listener, stop_requested(&stopped))?;
+        eprintln!(
+            "storage server {} listening on {} (HTTPS), shares in {}; NURL in {}, announcement in {}",
+            storage.nickname,
+            published.address,
+            storage.path.display(),
+            published.nurl_file.display(),
+            published.announcement_file.display()
+        );
+        services.spawn(async move {
+            serving.await;
+            Ok(())
+        });
+    }
     let accounts = Arc::new(crate::frontends::accounts::AccountsFile::new(
         &node.config.accounts_file,
     ));
@@ -577,7 +607,7 @@ async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-async fn check(dir: &Path, cap_text: &str, verify: bool) -> anyhow::Result<()> {
+async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow::Result<()> {
     let chk = match parse_cap(cap_text)? {
         Cap::Literal(_) => {
             println!("LIT file: its data is in the cap itself; nothing on the grid to check");
@@ -587,9 +617,40 @@ async fn check(dir: &Path, cap_text: &str, verify: bool) -> anyhow::Result<()> {
         other => bail!("checking {} caps is not supported yet", other.kind()),
     };
     let node = Node::open(dir)?;
-    let report = node.grid.check(&chk, verify).await?;
     println!("storage index {}", chk.storage_index());
-    println!("{}-of-{} encoding, {} bytes", report.needed, report.total, chk.size);
+    println!("{}-of-{} encoding, {} bytes", chk.needed, chk.total, chk.size);
+    let report = if repair {
+        let before = node.grid.check(&chk, verify).await?;
+        print_check(&before);
+        if before.is_healthy() {
+            println!("repair: not needed");
+            return Ok(());
+        }
+        if !before.is_recoverable() {
+            bail!(
+                "file is unrecoverable: {} shares needed, {} good found",
+                before.needed,
+                before.good_shares()
+            );
+        }
+        let repaired = node.grid.repair(&chk, &node.config.spool_dir).await?;
+        println!("repair: re-created shares; after repair:");
+        repaired.after
+    } else {
+        node.grid.check(&chk, verify).await?
+    };
+    print_check(&report);
+    if !report.is_recoverable() {
+        bail!(
+            "file is unrecoverable: {} shares needed, {} good found",
+            report.needed,
+            report.good_shares()
+        );
+    }
+    Ok(())
+}
+
+fn print_check(report: &crate::grid::check::CheckReport) {
     for share in &report.shares {
         match &share.health {
             ShareHealth::Good => println!("  share {:>3} on {:<12} good", share.share, share.server),
@@ -610,14 +671,6 @@ async fn check(dir: &Path, cap_text: &str, verify: bool) -> anyhow::Result<()> {
         report.needed,
         if report.verified { ", every block verified" } else { "" }
     );
-    if !report.is_recoverable() {
-        bail!(
-            "file is unrecoverable: {} shares needed, {} good found",
-            report.needed,
-            report.good_shares()
-        );
-    }
-    Ok(())
 }
 
 fn dump_share(path: &Path) -> anyhow::Result<()> {

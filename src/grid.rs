@@ -4,6 +4,7 @@
 //! `erasure`, `hashtree`, `ueb`, `layout`, `uri`, `chk`, `selection`);
 //! `upload`, `download` and `check` orchestrate them over `storage` servers.
 
+pub mod announcement;
 pub mod base32;
 pub mod blocklist;
 pub mod check;
@@ -18,6 +19,7 @@ pub mod hashutil;
 pub mod layout;
 pub mod mutable;
 pub mod nurl;
+pub mod repair;
 pub mod selection;
 pub mod spki;
 pub mod storage;
@@ -230,6 +232,18 @@ impl Grid {
     /// The servers, in configuration order.
     pub fn servers(&self) -> &[Arc<dyn StorageServer>] {
         &self.servers
+    }
+
+    /// Whether every server lets a share be allocated larger than it turns out (see
+    /// [`StorageServer::accepts_open_ended_shares`]); else uploads must know their size first.
+    pub fn accepts_open_ended_shares(&self) -> bool {
+        self.servers.iter().all(|s| s.accepts_open_ended_shares())
+    }
+
+    /// The same grid with other encoding parameters.
+    pub fn with_params(mut self, params: EncodingParams) -> Self {
+        self.params = params;
+        self
     }
 
     /// The encoding parameters new uploads use.

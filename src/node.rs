@@ -3,6 +3,7 @@
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -29,6 +30,11 @@ total = 10
 # Largest segment in bytes. Tahoe 1.19+ uses 1 MiB; with the same convergence
 # secret, k and N this gives the same caps as a real Tahoe node.
 max_segment_size = 1048576
+# Store on networked storage servers instead of the local grid below: a Tahoe-format
+# static server list (`storage: {<server id>: {ann: {...}}}`, the announcements of storage
+# nodes speaking Tahoe's HTTP storage protocol: real Tahoe 1.19+ nodes or `lafs run` nodes
+# with [storage_server] enabled). Relative to the node directory.
+# servers_yaml = "private/servers.yaml"
 
 [storage]
 # Where the embedded local grid keeps its servers' shares (relative paths are
@@ -57,6 +63,19 @@ ftps_required = false
 accounts_file = "private/accounts"
 # Where uploads that cannot stream straight into the grid are spooled, encrypted.
 spool_dir = "spool"
+
+[storage_server]
+# Serve this node's shares to other gateways and to Tahoe clients, over Tahoe's HTTP
+# storage protocol (HTTPS, self-signed certificate pinned by the NURL). On start the node
+# writes private/storage.nurl and private/storage-announcement.yaml (an entry for other
+# nodes' servers_yaml).
+enabled = false
+listen = "127.0.0.1:3457"
+# The host name or address clients reach this node at (default: the listen address).
+# location = "storage1.example.org"
+# Where the shares live (Tahoe's layout).
+path = "storage-server"
+nickname = "lafs"
 "#;
 
 /// Why the node directory could not be used.
@@ -105,6 +124,31 @@ struct ConfigFile {
     frontends: FrontendsSection,
     #[serde(default)]
     drop_upload: Vec<DropUploadSection>,
+    #[serde(default)]
+    storage_server: StorageServerSection,
+}
+
+/// `[storage_server]`: serve shares over Tahoe's HTTP storage protocol.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StorageServerSection {
+    enabled: bool,
+    listen: String,
+    location: Option<String>,
+    path: PathBuf,
+    nickname: String,
+}
+
+impl Default for StorageServerSection {
+    fn default() -> Self {
+        StorageServerSection {
+            enabled: false,
+            listen: "127.0.0.1:3457".into(),
+            location: None,
+            path: PathBuf::from("storage-server"),
+            nickname: "lafs".into(),
+        }
+    }
 }
 
 /// `[[drop_upload]]`: one watched folder.
@@ -151,6 +195,7 @@ struct GridSection {
     happy: usize,
     total: usize,
     max_segment_size: u64,
+    servers_yaml: Option<PathBuf>,
 }
 
 impl Default for GridSection {
@@ -161,6 +206,7 @@ impl Default for GridSection {
             happy: p.happy,
             total: p.total,
             max_segment_size: p.max_segment_size,
+            servers_yaml: None,
         }
     }
 }
@@ -248,6 +294,10 @@ pub struct NodeConfig {
     pub spool_dir: PathBuf,
     /// Watched folders (`[[drop_upload]]`).
     pub drop_uploads: Vec<DropFolder>,
+    /// A static list of networked storage servers (used instead of the local grid).
+    pub servers_yaml: Option<PathBuf>,
+    /// The storage server this node runs, if enabled.
+    pub storage_server: Option<crate::storage_node::StorageServerConfig>,
 }
 
 /// Parses and validates config text; `file` names it in errors.
@@ -317,6 +367,26 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
             "key frontends.ftps_required = true: needs ftps_certificate and ftps_key".into(),
         ));
     }
+    let storage_server = if raw.storage_server.enabled {
+        let section = raw.storage_server;
+        let listen = section.listen.parse::<SocketAddr>().map_err(|_| {
+            bad(format!(
+                "key storage_server.listen = {:?}: allowed an IP:port address such as 127.0.0.1:3457",
+                section.listen
+            ))
+        })?;
+        if section.nickname.is_empty() || section.nickname.len() > 64 {
+            return Err(bad("key storage_server.nickname: allowed 1 to 64 characters".into()));
+        }
+        Some(crate::storage_node::StorageServerConfig {
+            listen,
+            location: section.location.filter(|l| !l.is_empty()),
+            path: in_node(section.path),
+            nickname: section.nickname,
+        })
+    } else {
+        None
+    };
     let mut drop_uploads: Vec<DropFolder> = Vec::new();
     for (index, section) in raw.drop_upload.into_iter().enumerate() {
         let key = |k: &str| format!("drop_upload[{index}].{k}");
@@ -405,6 +475,8 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         accounts_file: in_node(frontends.accounts_file),
         spool_dir: in_node(frontends.spool_dir),
         drop_uploads,
+        servers_yaml: raw.grid.servers_yaml.map(&in_node),
+        storage_server,
     })
 }
 
@@ -561,10 +633,36 @@ impl Node {
             convergence: read_secret(dir, "convergence")?,
             lease: read_secret(dir, "secret")?,
         };
-        let grid = Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?
-            .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")));
+        let grid = match &config.servers_yaml {
+            Some(path) => network_grid(path, config.params, secrets)?,
+            None => Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?,
+        }
+        .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")));
         Ok(Node { config, grid })
     }
+}
+
+/// A grid of the HTTP storage servers listed in a Tahoe `servers.yaml`.
+fn network_grid(path: &Path, params: EncodingParams, secrets: ClientSecrets) -> Result<Grid, Error> {
+    let file = path.display().to_string();
+    let text = fs::read_to_string(path).map_err(io(format!("read {file}")))?;
+    let bad = |message: String| Error::BadConfig {
+        file: file.clone(),
+        message,
+    };
+    let announcements = crate::grid::announcement::parse_servers_yaml(&text).map_err(|e| bad(e.to_string()))?;
+    if announcements.is_empty() {
+        return Err(bad("no storage servers listed".into()));
+    }
+    let servers = announcements
+        .iter()
+        .map(|a| {
+            let client = crate::grid::storage::http::client::HttpStorageClient::new(a.server_id(), &a.nurls[0])
+                .map_err(|e| bad(format!("server {}: {e}", a.server_id)))?;
+            Ok(Arc::new(client) as Arc<dyn crate::grid::storage::StorageServer>)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Grid::new(servers, params, secrets))
 }
 
 #[cfg(test)]

@@ -228,8 +228,13 @@ impl FileWriter {
             Body::Memory(buffer) if in_order => {
                 buffer.extend_from_slice(data);
                 if buffer.len() as u64 > vfs.grid().params().max_segment_size {
-                    let first = std::mem::take(buffer);
-                    self.body = Body::Stream(Stream::start(vfs.grid(), first));
+                    if vfs.grid().accepts_open_ended_shares() {
+                        let first = std::mem::take(buffer);
+                        self.body = Body::Stream(Stream::start(vfs.grid(), first));
+                    } else {
+                        // Shares must be allocated at their exact size: learn it first.
+                        self.spool(vfs).await?;
+                    }
                 }
                 Ok(())
             }

@@ -38,6 +38,8 @@ pub enum KeyChoice {
     Convergent,
     /// Random: nobody can tell two uploads of the same file apart.
     Random,
+    /// An existing file's key: with its parameters the file encodes to the same shares (repair).
+    Given([u8; 16]),
 }
 
 /// Called with the number of plaintext bytes encoded so far.
@@ -144,6 +146,7 @@ impl Grid {
         let started = std::time::Instant::now();
         let (source, key) = match key_choice {
             KeyChoice::Random => (source, random_bytes::<16>()),
+            KeyChoice::Given(key) => (source, key),
             KeyChoice::Convergent => {
                 let secret = self.secrets().convergence.clone();
                 blocking(move || {
@@ -192,6 +195,7 @@ impl Grid {
             let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
             let key = match key_choice {
                 KeyChoice::Random => random_bytes::<16>(),
+                KeyChoice::Given(key) => key,
                 KeyChoice::Convergent => {
                     let mut hasher = ConvergentKeyHasher::new(&secret, &shape);
                     hasher.update(&data);
@@ -248,6 +252,11 @@ impl Grid {
     /// allocated at the servers' free space, the most a share could grow to, and written with
     /// the 64-bit (v2) share layout; servers give back what was not written when a share closes.
     pub async fn upload_stream<R: Read + Send + 'static>(&self, source: R) -> Result<Cap, Error> {
+        if !self.accepts_open_ended_shares() {
+            return Err(Error::Internal(
+                "these storage servers need each upload's size in advance (spool it first)".into(),
+            ));
+        }
         let params = *self.params();
         let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
         let codec = Codec::new(params.needed, params.total)?;

@@ -1,0 +1,77 @@
+//! Repairing an immutable file: re-creating the shares the grid lost from the ones it kept.
+
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use crate::grid::check::CheckReport;
+use crate::grid::upload::KeyChoice;
+use crate::grid::uri::{Cap, ChkCap};
+use crate::grid::{EncodingParams, Error, Grid};
+
+/// What a repair found and did.
+#[derive(Debug, Clone)]
+pub struct RepairReport {
+    /// The check before the repair.
+    pub before: CheckReport,
+    /// The check after it (the same as `before` when nothing was needed).
+    pub after: CheckReport,
+    /// Whether shares were re-created.
+    pub repaired: bool,
+}
+
+impl Grid {
+    /// Re-creates the missing shares of a CHK file. The file is downloaded (verified, into a
+    /// temporary file under `scratch_dir`, so memory does not grow with it), encoded again with
+    /// its own key, k, N and segment size, which gives byte-identical shares, and the shares no
+    /// server holds are placed; servers that still hold shares keep them, with renewed leases.
+    pub async fn repair(&self, cap: &ChkCap, scratch_dir: &Path) -> Result<RepairReport, Error> {
+        let before = self.check(cap, false).await?;
+        if before.is_healthy() {
+            let after = before.clone();
+            return Ok(RepairReport {
+                before,
+                after,
+                repaired: false,
+            });
+        }
+        let mut reader = self.open_file(cap).await?;
+        let segment_size = reader.ueb().segment_size;
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| Error::Io { context, source }
+        };
+        std::fs::create_dir_all(scratch_dir).map_err(io("create the repair scratch directory"))?;
+        let scratch = tempfile::tempfile_in(scratch_dir).map_err(io("create a repair scratch file"))?;
+        let mut out = tokio::fs::File::from_std(scratch.try_clone().map_err(io("open the repair scratch file"))?);
+        reader.write_to(&mut out, None).await?;
+        tokio::io::AsyncWriteExt::flush(&mut out)
+            .await
+            .map_err(io("write the repair scratch file"))?;
+        drop(out);
+        let mut source = scratch;
+        source
+            .seek(SeekFrom::Start(0))
+            .map_err(io("rewind the repair scratch file"))?;
+        let params = EncodingParams {
+            needed: cap.needed.into(),
+            total: cap.total.into(),
+            // Place shares wherever there is room: a repair that improves the file is worth
+            // keeping even when fewer servers than `happy` are up.
+            happy: 1,
+            max_segment_size: segment_size,
+        };
+        let grid = self.clone().with_params(params);
+        let stored = grid.upload(source, cap.size, KeyChoice::Given(cap.key), None).await?;
+        if stored != Cap::Chk(cap.clone()) {
+            return Err(Error::Internal(
+                "repair re-encoded the file to a different cap; shares left as they were".into(),
+            ));
+        }
+        let after = self.check(cap, false).await?;
+        Ok(RepairReport {
+            before,
+            after,
+            repaired: true,
+        })
+    }
+}
