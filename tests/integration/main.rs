@@ -14,6 +14,8 @@ mod ftp;
 mod grid;
 /// Mutable (SDMF) files: publish, retrieve, collisions.
 mod mutable;
+/// Storage node processes over Tahoe's HTTP storage protocol.
+mod network_grid;
 /// The SFTP frontend with real clients.
 mod sftp;
 /// Tahoe's official CHK test vectors through the real upload path.
