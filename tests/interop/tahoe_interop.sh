@@ -77,6 +77,7 @@ lafs_write_storage_config() {
   cat >"$1/lafs.toml" <<EOF
 [storage]
 path = "storage"
+servers = 1
 
 [frontends]
 sftp = false
