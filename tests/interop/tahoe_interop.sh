@@ -3,7 +3,6 @@
 # ("Great Black Swamp").
 #
 # Usage: tahoe_interop.sh LAFS_BINARY WORKDIR
-#        tahoe_interop.sh fake WORKDIR    (harness self-test: "lafs" is a stand-in built on real Tahoe)
 #
 #   (a) our gateway (servers.yaml = real Tahoe storage nodes) puts; real `tahoe get` reads
 #   (b) real `tahoe put`; our `lafs get` reads
@@ -26,19 +25,13 @@
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
-  echo "usage: $0 LAFS_BINARY|fake WORKDIR" >&2
+  echo "usage: $0 LAFS_BINARY WORKDIR" >&2
   exit 2
 fi
 mkdir -p "$2"
 WORKDIR=$(cd "$2" && pwd)
-FAKE=0
-if [ "$1" = fake ]; then
-  FAKE=1
-  LAFS=$WORKDIR/fake-lafs # written below, once the venv exists
-else
-  LAFS=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-  [ -x "$LAFS" ] || { echo "not executable: $LAFS" >&2; exit 2; }
-fi
+LAFS=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+[ -x "$LAFS" ] || { echo "not executable: $LAFS" >&2; exit 2; }
 
 # ---------------------------------------------------------------------------------------------
 # Knobs
@@ -64,7 +57,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-60} # seconds to wait for a node to come up
 CMD_TIMEOUT=${CMD_TIMEOUT:-120}    # seconds for any single CLI command
 
 # ---------------------------------------------------------------------------------------------
-# OUR SIDE'S INTERFACE. Details still being built: adjust here, nowhere else.
+# OUR SIDE'S INTERFACE: how the script drives lafs.
 # ---------------------------------------------------------------------------------------------
 # Written by `lafs run` on a storage node once it listens:
 OUR_NURL_FILE=private/storage.nurl
@@ -137,12 +130,7 @@ cleanup() {
     say "KEEP_RUNNING=1: leaving PIDs running: ${PIDS[*]:-}"
     exit $rc
   fi
-  local pid alive f
-  if [ "$FAKE" = 1 ]; then # the stand-in's gateways leave a Tahoe client running
-    for f in "$NODES"/gw-*/running.process; do
-      [ -f "$f" ] && PIDS+=("$(cut -d' ' -f1 "$f")")
-    done
-  fi
+  local pid alive
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 50); do
     alive=0
@@ -415,88 +403,6 @@ PYEOF
 helper() { "$PY" "$HELPER" "$@"; }
 export -f helper
 
-if [ "$FAKE" = 1 ]; then
-  cat >"$LAFS" <<'FAKEEOF'
-#!/usr/bin/env bash
-# A stand-in for our `lafs` binary built on real Tahoe 1.20, to test tahoe_interop.sh itself.
-# Gateway nodes leave a Tahoe client running (PID in running.process).
-set -euo pipefail
-T=$TAHOE
-port() { "$PY" "$HELPER" ports 1; }
-case "${1:-}" in
-  --version) echo "fake-lafs 0"; exit 0 ;;
-  init) mkdir -p "$2/private"; echo "# fake" >"$2/lafs.toml"; echo "initialized $2"; exit 0 ;;
-  --node-dir) D=$2; shift 2 ;;
-  *) echo "fake lafs: unsupported: $*" >&2; exit 2 ;;
-esac
-if grep -q '^\[storage_server\]' "$D/lafs.toml"; then
-  [ "$1" = run ] || { echo "storage node only runs" >&2; exit 2; }
-  P=$(grep -Eo 'listen = "127.0.0.1:[0-9]+"' "$D/lafs.toml" | grep -Eo '[0-9]+"$' | tr -d '"')
-  tmp=$(mktemp -d); rmdir "$tmp"
-  $T create-node --nickname="fake$P" --port="tcp:$P:interface=127.0.0.1" --location="tcp:127.0.0.1:$P" \
-     --webport=none "$tmp" >/dev/null
-  mv "$tmp" "$D/t"
-  $T run --allow-stdin-close "$D/t" </dev/null &
-  child=$!
-  trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM INT
-  for _ in $(seq 200); do [ -s "$D/t/permutation-seed" ] && [ -s "$D/t/private/storage.furl" ] && break; sleep 0.1; done
-  "$PY" - "$D" "$P" <<'PYEOF'
-import sys, hashlib, base64, yaml
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-d, port = sys.argv[1], sys.argv[2]
-furl = open(d + "/t/private/storage.furl").read().strip()
-swiss = furl.rsplit("/", 1)[1]
-cert = x509.load_pem_x509_certificate(open(d + "/t/private/node.pem", "rb").read())
-spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-pin = base64.urlsafe_b64encode(hashlib.sha256(spki).digest()).rstrip(b"=").decode()
-nurl = "pb://%s@127.0.0.1:%s/%s#v=1" % (pin, port, swiss)
-key = "v0-" + open(d + "/t/node.pubkey").read().strip()[len("pub-v0-"):]
-ann = {"anonymous-storage-FURL": furl, "anonymous-storage-NURLs": [nurl], "nickname": "fake" + port,
-       "permutation-seed-base32": open(d + "/t/permutation-seed").read().strip(),
-       "service-name": "storage", "version": 0, "app-versions": [], "my-version": "fake", "oldest-supported": "1.0.0",
-       "nonce": "x", "seqnum": 1}
-open(d + "/private/storage.nurl", "w").write(nurl + "\n")
-yaml.safe_dump({"storage": {key: {"ann": ann}}}, open(d + "/private/storage-announcement.yaml.tmp", "w"))
-import os; os.rename(d + "/private/storage-announcement.yaml.tmp", d + "/private/storage-announcement.yaml")
-PYEOF
-  wait $child
-  exit 0
-fi
-# Gateway: the node dir doubles as a Tahoe client node dir.
-if [ ! -f "$D/tahoe.cfg" ]; then
-  k=$(grep -Eo '^needed = [0-9]+' "$D/lafs.toml" | grep -Eo '[0-9]+')
-  h=$(grep -Eo '^happy = [0-9]+' "$D/lafs.toml" | grep -Eo '[0-9]+')
-  n=$(grep -Eo '^total = [0-9]+' "$D/lafs.toml" | grep -Eo '[0-9]+')
-  tmp=$(mktemp -d); rmdir "$tmp"
-  $T create-node --nickname=fakegw --no-storage --listen=none --webport="tcp:$(port):interface=127.0.0.1" \
-    --shares-needed=$k --shares-happy=$h --shares-total=$n "$tmp" >/dev/null
-  cp -n "$tmp"/private/* "$D/private/" 2>/dev/null || true
-  rm -rf "$tmp/private"; cp -r "$tmp"/* "$D/"; rm -rf "$tmp"
-fi
-if ! { [ -f "$D/running.process" ] && kill -0 "$(cut -d' ' -f1 "$D/running.process")" 2>/dev/null; }; then
-  setsid $T run --allow-stdin-close "$D" </dev/null >"$D/fake.log" 2>&1 &
-  want=$("$PY" -c 'import yaml,sys;print(len(yaml.safe_load(open(sys.argv[1]))["storage"]))' "$D/private/servers.yaml")
-  web=$(grep -Eo 'tcp:[0-9]+:interface' "$D/tahoe.cfg" | grep -Eo '[0-9]+')
-  "$PY" "$HELPER" wait-connected "http://127.0.0.1:$web" "$want" 60
-fi
-cmd=$1; shift
-case "$cmd" in
-  put) exec $T -d "$D" put "$@" ;;
-  get) exec $T -d "$D" get "$@" ;;
-  ls) exec $T -d "$D" ls "$@" ;;
-  mkdir) exec $T -d "$D" mkdir "$@" ;;
-  alias)
-    sub=$1; shift
-    case "$sub" in
-      add) exec $T -d "$D" add-alias "$@" ;;
-      create) exec $T -d "$D" create-alias "$@" ;;
-    esac ;;
-esac
-echo "fake lafs: unsupported $cmd" >&2; exit 2
-FAKEEOF
-  chmod +x "$LAFS"
-fi
 
 say "tahoe: $("$TAHOE" --version 2>&1 | head -n 1); lafs: $("$LAFS" --version 2>&1 | head -n 1)"
 say "workdir: $WORKDIR (logs in $LOGS)"
