@@ -76,6 +76,16 @@ listen = "127.0.0.1:3457"
 # Where the shares live (Tahoe's layout).
 path = "storage-server"
 nickname = "lafs"
+# The lease crawler walks the shares once per cycle (at least this many seconds; it also
+# keeps itself under 10% of a core) and records what it finds in
+# <path>/lease_checker.state.json. With expire_enabled it deletes shares whose every lease
+# has expired (Tahoe's age mode); clients renew leases with `lafs put` and `check --repair`.
+lease_crawl_cycle_secs = 43200
+expire_enabled = false
+# Judge leases by age (seconds since granted or renewed) instead of their 31-day expiry.
+# expire_override_lease_duration_secs = 5184000
+expire_immutable = true
+expire_mutable = true
 "#;
 
 /// Why the node directory could not be used.
@@ -137,6 +147,11 @@ struct StorageServerSection {
     location: Option<String>,
     path: PathBuf,
     nickname: String,
+    lease_crawl_cycle_secs: u64,
+    expire_enabled: bool,
+    expire_override_lease_duration_secs: Option<u64>,
+    expire_immutable: bool,
+    expire_mutable: bool,
 }
 
 impl Default for StorageServerSection {
@@ -147,6 +162,11 @@ impl Default for StorageServerSection {
             location: None,
             path: PathBuf::from("storage-server"),
             nickname: "lafs".into(),
+            lease_crawl_cycle_secs: 12 * 3600,
+            expire_enabled: false,
+            expire_override_lease_duration_secs: None,
+            expire_immutable: true,
+            expire_mutable: true,
         }
     }
 }
@@ -383,6 +403,13 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
             location: section.location.filter(|l| !l.is_empty()),
             path: in_node(section.path),
             nickname: section.nickname,
+            lease_crawl_cycle: std::time::Duration::from_secs(section.lease_crawl_cycle_secs),
+            expiration: crate::grid::storage::lease_crawler::ExpirationPolicy {
+                enabled: section.expire_enabled,
+                override_lease_duration: section.expire_override_lease_duration_secs,
+                immutable: section.expire_immutable,
+                mutable: section.expire_mutable,
+            },
         })
     } else {
         None

@@ -16,6 +16,7 @@ use crate::grid::crypto::random_bytes;
 use crate::grid::spki;
 use crate::grid::storage::disk::DiskServer;
 use crate::grid::storage::http::{server, tls};
+use crate::grid::storage::lease_crawler::{ExpirationPolicy, LeaseCrawler, PREFIXES};
 
 /// `[storage_server]` in `lafs.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub struct StorageServerConfig {
     pub path: PathBuf,
     /// The nickname it announces.
     pub nickname: String,
+    /// The shortest time one lease-crawler cycle takes.
+    pub lease_crawl_cycle: std::time::Duration,
+    /// What the lease crawler may delete.
+    pub expiration: ExpirationPolicy,
 }
 
 /// Why the storage node could not start.
@@ -239,7 +244,12 @@ pub fn start(
     });
     let announcement_file = private.join("storage-announcement.yaml");
     write_atomically(&announcement_file, &yaml, 0o600)?;
-    let serving = server::serve(listener, tls_config, service, shutdown);
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let crawler = LeaseCrawler::new(&config.path, config.expiration);
+    let crawling = run_lease_crawler(crawler, config.lease_crawl_cycle, shutdown.clone());
+    let serving = async move {
+        tokio::join!(server::serve(listener, tls_config, service, shutdown), crawling);
+    };
     Ok((
         Published {
             address,
@@ -248,4 +258,64 @@ pub fn start(
         },
         serving,
     ))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs the lease crawler until `shutdown`: one prefix directory at a time off the runtime,
+/// its state saved after each, paced to use at most 10% of a core and to spread a cycle
+/// over at least `cycle`.
+async fn run_lease_crawler(
+    crawler: LeaseCrawler,
+    cycle: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use std::time::{Duration, Instant};
+    tokio::pin!(shutdown);
+    // Tahoe waits 6 minutes after start before crawling; a short cycle (tests) waits less.
+    let start_delay = cycle.min(Duration::from_secs(360));
+    let per_prefix = cycle / PREFIXES as u32;
+    let mut state = crawler.load_state();
+    let mut delay = start_delay;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let began = Instant::now();
+        let job = {
+            let (crawler, mut state) = (crawler.clone(), state.clone());
+            tokio::task::spawn_blocking(move || {
+                let finished = crawler.step(&mut state, unix_now());
+                let saved = crawler.save_state(&state);
+                (state, finished, saved)
+            })
+        };
+        let Ok((next, finished, saved)) = job.await else {
+            tracing::warn!("lease crawler step failed; stopping the crawler");
+            return;
+        };
+        state = next;
+        if let Err(e) = saved {
+            tracing::warn!("lease crawler cannot save its state: {e}");
+        }
+        if finished && let Some(counts) = &state.last_cycle {
+            tracing::info!(
+                cycle = state.cycle,
+                shares = counts.shares,
+                leased = counts.leased,
+                expired = counts.expired,
+                deleted = counts.deleted,
+                bytes_deleted = counts.bytes_deleted,
+                unreadable = counts.unreadable,
+                "lease crawl cycle finished"
+            );
+        }
+        delay = (began.elapsed() * 9).max(per_prefix);
+    }
 }

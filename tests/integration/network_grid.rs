@@ -13,15 +13,25 @@ use super::common::scratch_dir;
 struct StorageNode {
     dir: PathBuf,
     child: Option<Child>,
+    /// More `[storage_server]` keys.
+    extra_config: String,
 }
 
 impl StorageNode {
     /// Creates the node directory, starts it on a free port, then pins that port in its config
     /// so a restart comes back where the gateway's server list says it is.
     fn create(root: &Path, name: &str) -> StorageNode {
+        StorageNode::create_with(root, name, "")
+    }
+
+    fn create_with(root: &Path, name: &str, extra_config: &str) -> StorageNode {
         let dir = root.join(name);
         lafs_ok(&dir, &["init"]);
-        let mut node = StorageNode { dir, child: None };
+        let mut node = StorageNode {
+            dir,
+            child: None,
+            extra_config: extra_config.to_string(),
+        };
         node.write_config("127.0.0.1:0");
         node.start();
         let nurl = node.nurl();
@@ -36,7 +46,8 @@ impl StorageNode {
             self.dir.join("lafs.toml"),
             format!(
                 "[storage]\nservers = 1\n[frontends]\nsftp = false\nftp = false\n\
-                 [storage_server]\nenabled = true\nlisten = \"{listen}\"\nnickname = \"{name}\"\n"
+                 [storage_server]\nenabled = true\nlisten = \"{listen}\"\nnickname = \"{name}\"\n{}\n",
+                self.extra_config
             ),
         )
         .unwrap();
@@ -143,12 +154,16 @@ fn servers_yaml(nodes: &[StorageNode]) -> String {
 }
 
 fn gateway(root: &Path, nodes: &[StorageNode]) -> PathBuf {
+    gateway_with(root, nodes, (3, 4, 5))
+}
+
+fn gateway_with(root: &Path, nodes: &[StorageNode], (k, happy, n): (usize, usize, usize)) -> PathBuf {
     let dir = root.join("gateway");
     lafs_ok(&dir, &["init"]);
     std::fs::write(dir.join("private/servers.yaml"), servers_yaml(nodes)).unwrap();
     std::fs::write(
         dir.join("lafs.toml"),
-        "[grid]\nneeded = 3\nhappy = 4\ntotal = 5\nservers_yaml = \"private/servers.yaml\"\n",
+        format!("[grid]\nneeded = {k}\nhappy = {happy}\ntotal = {n}\nservers_yaml = \"private/servers.yaml\"\n"),
     )
     .unwrap();
     dir
@@ -433,4 +448,46 @@ fn storage_node_answers_bad_requests_with_4xx_and_keeps_serving() {
     // Still serving.
     assert_eq!(curl(&["-H", &auth, &format!("{base}/immutable/{si}/shares")]).0, 200);
     assert_eq!(curl(&["-H", &auth, &format!("{base}/version")]).0, 200);
+}
+
+#[test]
+fn lease_expirer_deletes_shares_whose_leases_aged_out_and_keeps_counting() {
+    let root = scratch_dir();
+    // Leases older than 2 s count as expired; a crawl cycle takes about a second.
+    let node = StorageNode::create_with(
+        root.path(),
+        "s1",
+        "expire_enabled = true\nexpire_override_lease_duration_secs = 2\nlease_crawl_cycle_secs = 1",
+    );
+    let gw = gateway_with(root.path(), std::slice::from_ref(&node), (1, 1, 1));
+    random_file(&root.path().join("f"), 100_000, 4);
+    let cap = lafs_ok(&gw, &["put", root.path().join("f").to_str().unwrap()])
+        .trim()
+        .to_string();
+    let si = storage_index(&cap);
+    assert_eq!(node.shares(&si), vec!["0"]);
+    let state_file = node.dir.join("storage-server/lease_checker.state.json");
+    let start = Instant::now();
+    while !node.shares(&si).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "share not expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The crawler logged the deletion and the cycle's counts, and saved its state.
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(node.dir.join("node.log")).unwrap();
+        if log.contains("lease expired; share deleted")
+            && log
+                .lines()
+                .any(|l| l.contains("lease crawl cycle finished") && l.contains("deleted=1"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no deletion logged: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(state["cycle"].as_u64().unwrap() >= 1, "{state}");
+    let gone = lafs(&gw, &["get", &cap, root.path().join("out").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not enough shares: 1 needed, 0 found"));
 }

@@ -32,7 +32,7 @@ const IMMUTABLE_HEADER: u64 = 12;
 /// Immutable lease record: `>L32s32sL`.
 const IMMUTABLE_LEASE: u64 = 72;
 /// Tahoe's lease duration.
-const LEASE_SECONDS: u64 = 31 * 24 * 3600;
+pub const LEASE_SECONDS: u64 = 31 * 24 * 3600;
 /// The immutable container version new shares get (as Tahoe 1.20).
 const IMMUTABLE_CONTAINER_VERSION: u32 = 2;
 
@@ -275,6 +275,46 @@ fn add_or_renew_immutable_lease(path: &Path, lease: &LeaseSecrets) -> Result<(),
     file.write_all_at(&count.to_be_bytes(), 8)
         .map_err(|e| Error::io("add lease", e))?;
     file.sync_data().map_err(|e| Error::io("fsync lease", e))
+}
+
+/// Whether a share file holds an immutable or a mutable share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareKind {
+    /// An immutable (CHK) share container.
+    Immutable,
+    /// A mutable (SDMF/MDMF) slot container.
+    Mutable,
+}
+
+/// The kind of a share file and the expiration times (Unix seconds) of its leases.
+pub fn share_lease_expirations(path: &Path) -> Result<(ShareKind, Vec<u32>), Error> {
+    if is_mutable_container(path)? {
+        let share = MutableShare::open(path)?;
+        let mut expirations = Vec::new();
+        for slot in 0..HEADER_LEASE_SLOTS {
+            let mut raw = [0u8; LEASE_SIZE];
+            share
+                .file
+                .read_exact_at(&mut raw, 100 + (slot * LEASE_SIZE) as u64)
+                .map_err(|e| Error::io("read leases", e))?;
+            expirations.extend(Lease::decode(&raw).map(|l| l.expiration));
+        }
+        for raw in share.extra_leases()? {
+            expirations.extend(Lease::decode(&raw).map(|l| l.expiration));
+        }
+        return Ok((ShareKind::Mutable, expirations));
+    }
+    let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let container = read_immutable_container(&file)?;
+    let leases_at = IMMUTABLE_HEADER + container.data_len;
+    let mut expirations = Vec::new();
+    for i in 0..container.num_leases {
+        let mut raw = [0u8; 4];
+        file.read_exact_at(&mut raw, leases_at + i * IMMUTABLE_LEASE + 68)
+            .map_err(|e| Error::io("read leases", e))?;
+        expirations.push(u32::from_be_bytes(raw));
+    }
+    Ok((ShareKind::Immutable, expirations))
 }
 
 #[async_trait]
