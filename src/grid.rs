@@ -203,6 +203,8 @@ pub struct Grid {
     write_locks: Arc<WriteLocks>,
     blocklist: Option<Arc<blocklist::Blocklist>>,
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
+    /// Uploads re-place the shares of servers that failed during them (off inside a repair).
+    replace_dropped: bool,
 }
 
 impl Grid {
@@ -215,6 +217,7 @@ impl Grid {
             write_locks: Arc::default(),
             blocklist: None,
             key_pool: None,
+            replace_dropped: true,
         }
     }
 

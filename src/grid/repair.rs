@@ -60,7 +60,8 @@ impl Grid {
             happy: 1,
             max_segment_size: segment_size,
         };
-        let grid = self.clone().with_params(params);
+        let mut grid = self.clone().with_params(params);
+        grid.replace_dropped = false;
         let stored = grid.upload(source, cap.size, KeyChoice::Given(cap.key), None).await?;
         if stored != Cap::Chk(cap.clone()) {
             return Err(Error::Internal(

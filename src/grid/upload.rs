@@ -52,6 +52,8 @@ struct Placement {
     existing: BTreeMap<usize, BTreeSet<ShareNum>>,
     /// Shares being written: server index → shares.
     allocated: BTreeMap<usize, BTreeSet<ShareNum>>,
+    /// Servers that failed during the upload (their shares were given up).
+    failed: Vec<[u8; 20]>,
 }
 
 impl Placement {
@@ -91,6 +93,9 @@ impl Placement {
     /// Drops a server that failed mid-upload; the upload goes on if happiness still holds.
     async fn drop_server(&mut self, server: usize, si: StorageIndex, happy: usize) -> Result<(), Error> {
         if let Some(shares) = self.allocated.remove(&server) {
+            if !shares.is_empty() {
+                self.failed.push(self.servers[server].id().node_id);
+            }
             tracing::warn!(storage_index = %si, server = %self.servers[server].id().nickname, "server failed during upload; its shares are dropped");
             for share in shares {
                 let _ = self.servers[server].abort_share(si, share).await;
@@ -167,7 +172,10 @@ impl Grid {
             .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress)
             .await;
         match result {
-            Ok(cap) => Ok(cap),
+            Ok(cap) => {
+                self.replace_dropped_shares(&cap, &placement.failed).await;
+                Ok(cap)
+            }
             Err(e) => {
                 placement.abort_all(si).await;
                 Err(e)
@@ -236,7 +244,11 @@ impl Grid {
         }
         .await;
         match result {
-            Ok(()) => Ok(Cap::Chk(finished.cap)),
+            Ok(()) => {
+                let cap = Cap::Chk(finished.cap);
+                self.replace_dropped_shares(&cap, &placement.failed).await;
+                Ok(cap)
+            }
             Err(e) => {
                 placement.abort_all(si).await;
                 Err(e)
@@ -281,10 +293,42 @@ impl Grid {
         let result = self
             .encode_and_write(source, key, shape, codec, layout, si, &mut placement, None)
             .await;
-        if result.is_err() {
-            placement.abort_all(si).await;
+        match &result {
+            Ok(cap) => self.replace_dropped_shares(cap, &placement.failed).await,
+            Err(_) => placement.abort_all(si).await,
         }
         result
+    }
+
+    /// After an upload that met happiness without the shares of servers that failed during
+    /// it, places those shares on other servers (a repair, from the shares just written).
+    /// The upload has succeeded either way: a failure here is logged, not returned.
+    ///
+    /// Returned as a boxed trait object: a repair uploads, and an upload may repair.
+    fn replace_dropped_shares<'a>(
+        &'a self,
+        cap: &'a Cap,
+        failed: &'a [[u8; 20]],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let Cap::Chk(chk) = cap else { return };
+            if failed.is_empty() || !self.replace_dropped {
+                return;
+            }
+            let si = chk.storage_index();
+            tracing::warn!(storage_index = %si, failed = failed.len(), "placing the shares of failed servers elsewhere");
+            // The servers that failed are left out: they would take the shares and fail again.
+            let mut others = self.clone();
+            others.servers.retain(|s| !failed.contains(&s.id().node_id));
+            match others.repair(chk, &std::env::temp_dir()).await {
+                Ok(report) => tracing::info!(
+                    storage_index = %si,
+                    good_shares = report.after.good_shares(),
+                    "shares of failed servers placed elsewhere"
+                ),
+                Err(e) => tracing::warn!(storage_index = %si, "could not place the shares of failed servers: {e}"),
+            }
+        })
     }
 
     /// Finds servers for all N shares, allocating them; fails if happiness cannot be met.
@@ -309,6 +353,7 @@ impl Grid {
             servers,
             existing,
             allocated: BTreeMap::new(),
+            failed: Vec::new(),
         };
         let all_shares: Vec<ShareNum> = (0..params.total as ShareNum).collect();
         loop {

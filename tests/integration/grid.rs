@@ -434,7 +434,7 @@ fn files_under(dir: &std::path::Path, part: &str) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_dying_mid_upload_lose_their_shares_and_the_put_goes_on_while_happy() {
+async fn servers_dying_mid_upload_have_their_shares_placed_elsewhere_while_happy() {
     let dir = crate::common::scratch_dir();
     let grid = grid_with_failing_servers(dir.path(), &[2, 6]);
     let data = pseudo_random(MIB + 12345, 77);
@@ -446,9 +446,14 @@ async fn servers_dying_mid_upload_lose_their_shares_and_the_put_goes_on_while_ha
         .collect();
     assert_eq!(
         shares.len(),
-        8,
-        "the two failed servers' shares are not counted: {shares:?}"
+        10,
+        "the two failed servers' shares went to other servers: {shares:?}"
     );
+    let numbers: BTreeSet<String> = shares
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(numbers.len(), 10, "all ten share numbers: {numbers:?}");
     assert!(
         files_under(dir.path(), "incoming").is_empty(),
         "aborted shares were removed"
