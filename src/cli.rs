@@ -608,12 +608,17 @@ async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
 }
 
 async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow::Result<()> {
-    let chk = match parse_cap(cap_text)? {
+    let cap = match parse_cap(cap_text)? {
+        Cap::Directory(inner) => *inner,
+        other => other,
+    };
+    let chk = match cap {
         Cap::Literal(_) => {
             println!("LIT file: its data is in the cap itself; nothing on the grid to check");
             return Ok(());
         }
         Cap::Chk(chk) => chk,
+        Cap::Mutable(mutable) => return check_mutable(dir, &mutable, repair).await,
         other => bail!("checking {} caps is not supported yet", other.kind()),
     };
     let node = Node::open(dir)?;
@@ -646,6 +651,48 @@ async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow
             report.needed,
             report.good_shares()
         );
+    }
+    Ok(())
+}
+
+/// Checks (and with `repair` republishes) a mutable file or directory.
+async fn check_mutable(dir: &Path, cap: &crate::grid::uri::MutableCap, repair: bool) -> anyhow::Result<()> {
+    let node = Node::open(dir)?;
+    println!("storage index {}", cap.storage_index());
+    let print = |h: &crate::grid::repair::MutableHealth| {
+        for (share, server) in &h.shares {
+            println!("  share {share:>3} on {server:<12} good (version {})", h.seqnum);
+        }
+        if h.other_versions > 0 {
+            println!("  {} shares of other versions", h.other_versions);
+        }
+        println!(
+            "{} of {} shares good ({} needed), version {}: {}",
+            h.shares.len(),
+            h.total,
+            h.needed,
+            h.seqnum,
+            if h.is_healthy() {
+                "healthy"
+            } else {
+                "not healthy but recoverable"
+            }
+        );
+    };
+    if !repair {
+        print(&node.grid.check_mutable(cap).await?);
+        return Ok(());
+    }
+    let (before, after) = node.grid.repair_mutable(cap).await.map_err(|e| match e {
+        crate::grid::Error::ReadOnly => anyhow::anyhow!("repairing a mutable file needs its write cap"),
+        other => other.into(),
+    })?;
+    print(&before);
+    if before.is_healthy() {
+        println!("repair: not needed");
+    } else {
+        println!("repair: republished; after repair:");
+        print(&after);
     }
     Ok(())
 }

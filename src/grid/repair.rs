@@ -76,3 +76,91 @@ impl Grid {
         })
     }
 }
+
+/// The newest recoverable version of a mutable file and where its shares are.
+#[derive(Debug, Clone)]
+pub struct MutableHealth {
+    /// k.
+    pub needed: usize,
+    /// N.
+    pub total: usize,
+    /// The version's sequence number.
+    pub seqnum: u64,
+    /// Its distinct good shares: (share number, server nickname).
+    pub shares: Vec<(crate::grid::storage::ShareNum, String)>,
+    /// Verified shares of older or competing versions.
+    pub other_versions: usize,
+}
+
+impl MutableHealth {
+    /// All N shares of the newest version are there.
+    pub fn is_healthy(&self) -> bool {
+        self.shares.len() >= self.total && self.other_versions == 0
+    }
+}
+
+fn mutable_health(map: &crate::grid::mutable::retrieve::ServerMap) -> Option<MutableHealth> {
+    let (newest, shares) = map.newest_recoverable()?;
+    let version = newest.version();
+    let mut found: Vec<_> = shares
+        .iter()
+        .map(|f| (f.share, f.server.id().nickname.clone()))
+        .collect();
+    found.sort();
+    Some(MutableHealth {
+        needed: newest.needed(),
+        total: newest.total(),
+        seqnum: version.0,
+        other_versions: map
+            .shares
+            .iter()
+            .filter(|f| f.verified.as_ref().is_some_and(|s| s.version() != version))
+            .count(),
+        shares: found,
+    })
+}
+
+impl Grid {
+    /// Finds the newest recoverable version of a mutable file (or directory) and its shares.
+    pub async fn check_mutable(&self, cap: &crate::grid::uri::MutableCap) -> Result<MutableHealth, Error> {
+        let map = self.settled_servermap(cap).await;
+        mutable_health(&map).ok_or(Error::NotEnoughShares {
+            needed: map
+                .shares
+                .first()
+                .and_then(|f| f.verified.as_ref())
+                .map_or(self.params().needed, |s| s.needed()),
+            found: map.versions().values().map(Vec::len).max().unwrap_or(0),
+        })
+    }
+
+    /// Republishes a mutable file's newest contents to all N share numbers (a new sequence
+    /// number, as Tahoe's repairer does); needs the write cap. Returns the health before and after.
+    pub async fn repair_mutable(
+        &self,
+        cap: &crate::grid::uri::MutableCap,
+    ) -> Result<(MutableHealth, MutableHealth), Error> {
+        if !matches!(cap.access, crate::grid::uri::MutableAccess::Write(_)) {
+            return Err(Error::ReadOnly);
+        }
+        let _turn = self.lock_for_writing(cap.storage_index()).await;
+        let map = self.settled_servermap(cap).await;
+        let before = self.check_mutable(cap).await?;
+        if before.is_healthy() {
+            return Ok((before.clone(), before));
+        }
+        let contents = self.read_mutable_from(cap, &map)?;
+        let params = EncodingParams {
+            needed: before.needed,
+            total: before.total,
+            happy: 1,
+            max_segment_size: self.params().max_segment_size,
+        };
+        self.clone()
+            .with_params(params)
+            .update_mutable_from(cap, &map, &contents)
+            .await?;
+        let after = self.check_mutable(cap).await?;
+        Ok((before, after))
+    }
+}

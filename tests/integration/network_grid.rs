@@ -292,6 +292,26 @@ fn five_storage_nodes_survive_two_losses_and_repair_restores_every_share() {
     );
     let again = lafs_ok(&gw, &["check", "--repair", &big_cap]);
     assert!(again.contains("repair: not needed"), "{again}");
+    // The root directory (a mutable file) is republished to all five share numbers.
+    let aliases = std::fs::read_to_string(gw.join("private/aliases")).unwrap();
+    let root_cap = aliases
+        .lines()
+        .find_map(|l| l.strip_prefix("tahoe: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let dir_before = lafs_ok(&gw, &["check", &root_cap]);
+    assert!(dir_before.contains("3 of 5 shares good"), "{dir_before}");
+    let dir_repaired = lafs_ok(&gw, &["check", "--repair", &root_cap]);
+    assert!(
+        dir_repaired.contains("5 of 5 shares good (3 needed), version 3: healthy"),
+        "{dir_repaired}"
+    );
+    let read_only = lafs(
+        &gw,
+        &["check", "--repair", &root_cap.replace("URI:DIR2:", "URI:DIR2-RO:")],
+    );
+    assert!(!read_only.status.success());
     // And the files read from the repaired shares alone.
     nodes[2].kill();
     nodes[3].kill();
@@ -299,6 +319,7 @@ fn five_storage_nodes_survive_two_losses_and_repair_restores_every_share() {
     assert_eq!(std::fs::read(&out).unwrap(), big);
     lafs_ok(&gw, &["get", &small_cap, out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), small);
+    assert_eq!(lafs_ok(&gw, &["ls", "tahoe:"]).trim(), "docs");
 }
 
 /// curl against a storage node: (status, body).

@@ -63,6 +63,14 @@ impl AnyShare {
         }
     }
 
+    /// N.
+    pub fn total(&self) -> usize {
+        match self {
+            AnyShare::Sdmf(s) => s.prefix.total as usize,
+            AnyShare::Mdmf(s) => s.header.total as usize,
+        }
+    }
+
     /// The encrypted signing key every share carries.
     pub fn encrypted_private_key(&self) -> &[u8] {
         match self {
