@@ -556,6 +556,12 @@ async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<(
             return write_output(out, &lit.data).await;
         }
         Cap::Chk(chk) => chk,
+        Cap::Mutable(mutable) => {
+            // Mutable files (SDMF, MDMF) are read whole: Tahoe keeps them small.
+            let node = Node::open(dir)?;
+            let data = node.grid.read_mutable(&mutable).await?;
+            return write_output(out, &data).await;
+        }
         other => bail!("{} caps cannot be downloaded as files", other.kind()),
     };
     let node = Node::open(dir)?;

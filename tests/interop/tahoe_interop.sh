@@ -18,7 +18,7 @@
 #   SCENARIOS         "a b c d"; e.g. SCENARIOS=c runs only our storage nodes + a real client
 #   REAL_SERVERS REAL_K REAL_HAPPY REAL_N    the real grid (3, 2, 3, 3)
 #   OURS_SERVERS OURS_K OURS_HAPPY OURS_N    our storage nodes and the encoding used on them (3, 2, 3, 3)
-#   EXTRA_MUTABLE=1   also tahoe put --mutable (SDMF, MDMF) -> lafs get (off: lafs get refuses SSK/MDMF today)
+#   EXTRA_MUTABLE=0   skip tahoe put --mutable (SDMF, MDMF) -> lafs get
 #   SAME_CONVERGENCE=1  our gateway gets the real client's convergence secret, and (a) also checks that
 #                     tahoe put of the same file gives the same cap
 #   KEEP_RUNNING=1    leave the nodes running on exit (PIDs are printed)
@@ -47,7 +47,7 @@ OURS_SERVERS=${OURS_SERVERS:-3}
 OURS_K=${OURS_K:-2}
 OURS_HAPPY=${OURS_HAPPY:-3}
 OURS_N=${OURS_N:-3}
-EXTRA_MUTABLE=${EXTRA_MUTABLE:-0}
+EXTRA_MUTABLE=${EXTRA_MUTABLE:-1}
 SAME_CONVERGENCE=${SAME_CONVERGENCE:-1}
 KEEP_RUNNING=${KEEP_RUNNING:-0}
 SIZE_ONE_SEGMENT=300000    # fits in one 1 MiB segment
