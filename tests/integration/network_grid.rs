@@ -507,3 +507,85 @@ fn lease_expirer_deletes_shares_whose_leases_aged_out_and_keeps_counting() {
     let gone = lafs(&gw, &["get", &cap, root.path().join("out").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&gone.stderr).contains("not enough shares: 1 needed, 0 found"));
 }
+
+/// Waits for `needle` in the file at `path` and returns the rest of that line.
+fn wait_for_line(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains(needle)) {
+            return line[line.find(needle).unwrap() + needle.len()..].trim().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no {needle:?} in {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
+    let root = scratch_dir();
+    let nodes: Vec<StorageNode> = (1..=3)
+        .map(|i| StorageNode::create(root.path(), &format!("s{i}")))
+        .collect();
+    let gw = gateway_with(root.path(), &nodes, (2, 3, 3));
+    lafs_ok(&gw, &["alias", "create", "tahoe"]);
+    let mut add = Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .arg("--node-dir")
+        .arg(&gw)
+        .args(["account", "add", "bob", "--password", "--root", "tahoe:"])
+        .env_remove("LAFS_NODE_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"bobs password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let log_path = root.path().join("gateway.log");
+    let mut gateway = Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .arg("--node-dir")
+        .arg(&gw)
+        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+        .env_remove("LAFS_NODE_DIR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let ftp = wait_for_line(&log_path, "ftp listening on ");
+    let sftp = wait_for_line(&log_path, "sftp listening on ");
+    let (ftp, sftp) = (
+        ftp.split_whitespace().next().unwrap(),
+        sftp.split_whitespace().next().unwrap(),
+    );
+    // 3 segments: these uploads are spooled first (HTTP shares are allocated at their exact size).
+    let data = random_file(&root.path().join("f"), 3_000_000, 5);
+    let f = root.path().join("f");
+    let back = root.path().join("back");
+    for url in [
+        format!("ftp://{ftp}/via-ftp.bin"),
+        format!("sftp://{sftp}/via-sftp.bin"),
+    ] {
+        let put = Command::new("curl")
+            .args(["-sS", "--insecure", "--user", "bob:bobs password", "-T"])
+            .arg(&f)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(put.status.success(), "{url}: {}", String::from_utf8_lossy(&put.stderr));
+        let get = Command::new("curl")
+            .args(["-sS", "--insecure", "--user", "bob:bobs password", "-o"])
+            .arg(&back)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(get.status.success(), "{url}: {}", String::from_utf8_lossy(&get.stderr));
+        assert_eq!(std::fs::read(&back).unwrap(), data, "{url}");
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    // Both files are in bob's root (the `tahoe` alias), on the storage nodes.
+    let listing = lafs_ok(&gw, &["ls", "-l", "tahoe:"]);
+    assert!(
+        listing.contains("via-ftp.bin") && listing.contains("via-sftp.bin"),
+        "{listing}"
+    );
+}
