@@ -75,6 +75,58 @@ pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> 
     found
 }
 
+/// How long a read waits for the remaining servers' listings once k distinct shares are found:
+/// a hung server then costs this, not its connection timeout.
+const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Finds the shares of `si` for reading: like [`locate_shares`], but once `needed` distinct
+/// shares are known it waits only [`STRAGGLER_GRACE`] for servers still to answer.
+pub async fn locate_shares_for_reading(grid: &Grid, si: StorageIndex, needed: usize) -> Vec<ShareLocation> {
+    use futures::StreamExt as _;
+    let servers = grid.permuted_servers(si);
+    let mut pending: futures::stream::FuturesUnordered<_> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let s = s.clone();
+            async move { (i, s.list_shares(si).await) }
+        })
+        .collect();
+    let mut listings: Vec<BTreeSet<ShareNum>> = vec![BTreeSet::new(); servers.len()];
+    let mut deadline = None;
+    loop {
+        let next = match deadline {
+            None => pending.next().await,
+            Some(at) => match tokio::time::timeout_at(at, pending.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!(storage_index = %si, waiting = pending.len(), "reading without the servers that have not answered");
+                    break;
+                }
+            },
+        };
+        let Some((i, listing)) = next else { break };
+        match listing {
+            Ok(shares) => listings[i] = shares,
+            Err(e) => tracing::warn!(server = %servers[i].id().nickname, "cannot list shares: {e}"),
+        }
+        let distinct = listings.iter().flatten().collect::<BTreeSet<_>>().len();
+        if deadline.is_none() && distinct >= needed {
+            deadline = Some(tokio::time::Instant::now() + STRAGGLER_GRACE);
+        }
+    }
+    servers
+        .into_iter()
+        .zip(listings)
+        .flat_map(|(server, shares)| {
+            shares.into_iter().map(move |share| ShareLocation {
+                share,
+                server: server.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Reads a share's header and UEB; `None` if it is unreadable or the UEB does not match `ueb_hash`.
 pub async fn read_share_ueb(
     si: StorageIndex,
@@ -117,7 +169,7 @@ impl Grid {
         let si = cap.storage_index();
         self.check_allowed(si)?;
         let needed = cap.needed as usize;
-        let mut spare = locate_shares(self, si).await;
+        let mut spare = locate_shares_for_reading(self, si, needed).await;
         // Primary shares (< k) need no erasure decoding, so try them first.
         spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
         let mut ueb_and_tree = None;

@@ -589,3 +589,33 @@ fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
         "{listing}"
     );
 }
+
+#[test]
+fn a_hung_storage_node_does_not_hold_up_reads() {
+    let root = scratch_dir();
+    let nodes: Vec<StorageNode> = (1..=5)
+        .map(|i| StorageNode::create(root.path(), &format!("s{i}")))
+        .collect();
+    let gw = gateway(root.path(), &nodes);
+    let data = random_file(&root.path().join("f"), 1_500_000, 6);
+    let cap = lafs_ok(&gw, &["put", root.path().join("f").to_str().unwrap()])
+        .trim()
+        .to_string();
+    // SIGSTOP: its port still accepts connections, but nothing answers (a hung machine).
+    let pid = nodes[1].child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let out = root.path().join("out");
+    let started = Instant::now();
+    let got = lafs(&gw, &["get", &cap, out.to_str().unwrap()]);
+    let took = started.elapsed();
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    // Behaviour, not speed: the read went on without the hung node instead of waiting for the
+    // client's 10 s connection timeout to give up on it.
+    assert!(
+        took < Duration::from_secs(8),
+        "the read waited {took:?} for a hung server"
+    );
+    assert!(String::from_utf8_lossy(&got.stderr).contains("reading without the servers that have not answered"));
+}
