@@ -645,7 +645,11 @@ async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow
             );
         }
         let repaired = node.grid.repair(&chk, &node.config.spool_dir).await?;
-        println!("repair: re-created shares; after repair:");
+        if repaired.repaired {
+            println!("repair: re-created shares; after repair:");
+        } else {
+            println!("repair: not needed");
+        }
         repaired.after
     } else {
         node.grid.check(&chk, verify).await?

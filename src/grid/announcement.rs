@@ -87,9 +87,7 @@ pub fn parse_announcement(server_id: &str, ann: &Value) -> Result<StorageAnnounc
         }
     }
     if parsed.is_empty() {
-        return Err(fail(
-            "no TCP anonymous-storage-NURLs (Foolscap-only servers are not supported)",
-        ));
+        return Err(fail(&format!("{NO_NURLS} (Foolscap-only servers are not supported)")));
     }
     let permutation_seed = match text(ann, "permutation-seed-base32") {
         Some(seed) => base32::decode(seed).ok_or_else(|| fail("permutation-seed-base32 is not base32"))?,
@@ -111,8 +109,28 @@ pub fn parse_announcement(server_id: &str, ann: &Value) -> Result<StorageAnnounc
     })
 }
 
-/// Reads a Tahoe `servers.yaml`: `storage: {<server id>: {ann: {...}}}`.
+/// Reads a Tahoe `servers.yaml`: `storage: {<server id>: {ann: {...}}}`. Servers this client
+/// cannot reach (Foolscap-only or Tor-only announcements) are skipped, with a warning, as
+/// Tahoe skips what it cannot use; any other flaw in an entry is an error.
 pub fn parse_servers_yaml(text: &str) -> Result<Vec<StorageAnnouncement>, AnnouncementError> {
+    let mut usable = Vec::new();
+    for entry in parse_servers_yaml_entries(text)? {
+        match entry {
+            Ok(announcement) => usable.push(announcement),
+            Err(AnnouncementError::Server { server, why }) if why.contains(NO_NURLS) => {
+                tracing::warn!(%server, "skipping a storage server: {why}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(usable)
+}
+
+const NO_NURLS: &str = "no TCP anonymous-storage-NURLs";
+
+fn parse_servers_yaml_entries(
+    text: &str,
+) -> Result<Vec<Result<StorageAnnouncement, AnnouncementError>>, AnnouncementError> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| AnnouncementError::Shape(format!("not YAML: {e}")))?;
     let storage = doc
         .get("storage")
@@ -128,7 +146,7 @@ pub fn parse_servers_yaml(text: &str) -> Result<Vec<StorageAnnouncement>, Announ
                 server: id.to_string(),
                 why: "no `ann`".into(),
             })?;
-            parse_announcement(id, ann)
+            Ok(parse_announcement(id, ann))
         })
         .collect()
 }
@@ -237,7 +255,15 @@ storage:
         assert_eq!(parsed[0].server_id, "v0-aaaa");
         assert_eq!(parsed[0].permutation_seed, b"abc");
         let no_nurl = REAL.replace("anonymous-storage-NURLs", "other-key");
-        let e = parse_servers_yaml(&no_nurl).unwrap_err().to_string();
+        assert!(
+            parse_servers_yaml(&no_nurl).unwrap().is_empty(),
+            "a Foolscap-only server is skipped"
+        );
+        let storage = serde_yaml::from_str::<Value>(&no_nurl).unwrap();
+        let (id, entry) = storage["storage"].as_mapping().unwrap().iter().next().unwrap();
+        let e = parse_announcement(id.as_str().unwrap(), &entry["ann"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no TCP anonymous-storage-NURLs"), "{e}");
         assert!(!e.contains("mfqqv6agaglcfn4tlbjpwd5cn43givi3"), "swissnum leaked: {e}");
         let no_furl = REAL.replace("anonymous-storage-FURL", "other-key");

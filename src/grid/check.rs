@@ -67,7 +67,11 @@ impl Grid {
     pub async fn check(&self, cap: &ChkCap, verify: bool) -> Result<CheckReport, Error> {
         let si = cap.storage_index();
         let mut shares = Vec::new();
-        let opened = if verify { Some(self.open_file(cap).await) } else { None };
+        let opened = if verify {
+            Some(self.open_file_with_every_share(cap).await)
+        } else {
+            None
+        };
         let verify = verify && !matches!(opened, Some(Err(Error::NotEnoughShares { .. })));
         if let Some(opened) = opened.filter(|_| verify) {
             match opened {

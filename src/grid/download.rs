@@ -164,12 +164,25 @@ pub async fn read_share_ueb(
 }
 
 impl Grid {
-    /// Opens a CHK file for reading.
+    /// Opens a CHK file for reading (without waiting long for slow servers once k shares are found).
     pub async fn open_file(&self, cap: &ChkCap) -> Result<FileReader, Error> {
+        self.open_file_with(cap, false).await
+    }
+
+    /// Opens a CHK file with the shares of every server that answers (for verifying all of them).
+    pub async fn open_file_with_every_share(&self, cap: &ChkCap) -> Result<FileReader, Error> {
+        self.open_file_with(cap, true).await
+    }
+
+    async fn open_file_with(&self, cap: &ChkCap, every_share: bool) -> Result<FileReader, Error> {
         let si = cap.storage_index();
         self.check_allowed(si)?;
         let needed = cap.needed as usize;
-        let mut spare = locate_shares_for_reading(self, si, needed).await;
+        let mut spare = if every_share {
+            locate_shares(self, si).await
+        } else {
+            locate_shares_for_reading(self, si, needed).await
+        };
         // Primary shares (< k) need no erasure decoding, so try them first.
         spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
         let mut ueb_and_tree = None;

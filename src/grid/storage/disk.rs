@@ -356,11 +356,13 @@ impl StorageServer for DiskServer {
             let mut opened = Vec::new();
             let mut space = fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))?;
             for num in wanted {
-                if existing.contains_key(&num) {
+                if let Some(path) = existing.get(&num) {
+                    // As Tahoe does: an uploader that finds the share holds a lease on it too.
+                    add_or_renew_immutable_lease(path, &lease)?;
                     allocation.already_have.insert(num);
                     continue;
                 }
-                let needed = IMMUTABLE_HEADER + allocated_size + IMMUTABLE_LEASE;
+                let needed = (IMMUTABLE_HEADER + IMMUTABLE_LEASE).saturating_add(allocated_size);
                 if busy.contains(&num) || space < needed {
                     continue;
                 }

@@ -180,6 +180,7 @@ impl LeaseCrawler {
         for si_dir in storage_indexes.flatten() {
             let si_path = si_dir.path();
             let Ok(shares) = fs::read_dir(&si_path) else { continue };
+            let deleted_before = counts.deleted;
             for share in shares.flatten() {
                 let path = share.path();
                 if share.file_name().to_str().and_then(|n| n.parse::<u16>().ok()).is_none() {
@@ -204,8 +205,11 @@ impl LeaseCrawler {
                     }
                 }
             }
-            // An emptied storage-index directory goes too (fails harmlessly if not empty).
-            let _ = fs::remove_dir(&si_path);
+            // A directory this crawl emptied goes too (fails harmlessly if not empty). Others are
+            // left alone: an upload's close creates the directory just before renaming into it.
+            if counts.deleted > deleted_before {
+                let _ = fs::remove_dir(&si_path);
+            }
         }
         counts
     }

@@ -174,10 +174,19 @@ impl HttpStorageClient {
             .header(reqwest::header::RANGE, format!("bytes={offset}-{last}"));
         let response = self.send(what, request).await?;
         match response.status() {
-            StatusCode::PARTIAL_CONTENT | StatusCode::OK => {
+            StatusCode::PARTIAL_CONTENT => {
                 let mut data = self.body(what, response).await?.to_vec();
-                data.truncate(len as usize);
+                data.truncate(usize::try_from(len).unwrap_or(usize::MAX));
                 Ok(data)
+            }
+            // A server that ignored the range sent the whole share.
+            StatusCode::OK => {
+                let whole = self.body(what, response).await?;
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(whole.len());
+                let end = start
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(whole.len());
+                Ok(whole[start..end].to_vec())
             }
             StatusCode::NO_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => Ok(Vec::new()),
             StatusCode::NOT_FOUND => Err(Error::NoSuchShare),

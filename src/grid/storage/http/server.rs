@@ -35,6 +35,10 @@ const UPLOAD_IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 const MAX_CBOR_BODY: usize = 64 * 1024 * 1024;
 /// Largest PATCH body (the 1.20 client sends about 1 MiB at a time).
 const MAX_PATCH_BODY: usize = 64 * 1024 * 1024;
+/// Largest range one read answers (Tahoe's client asks for far less); longer ones are short reads.
+const MAX_READ: u64 = 64 * 1024 * 1024;
+/// Largest share size an allocation may ask for.
+const MAX_ALLOCATION: u64 = 1 << 56;
 /// Chunk size of whole-share reads.
 const READ_CHUNK: u64 = 1024 * 1024;
 /// A TLS handshake must finish within this.
@@ -45,13 +49,27 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 const CBOR: &str = "application/cbor";
 
 /// An immutable share being uploaded over HTTP.
-#[derive(Debug)]
 struct Upload {
     secret: Vec<u8>,
     allocated: u64,
     /// Written byte ranges `[begin, end)`, sorted and merged.
     written: Vec<(u64, u64)>,
     last_write: Instant,
+    /// Its last byte arrived and it is being made durable: no more writes or aborts.
+    closing: bool,
+    /// Held from a write's checks to its record (and through the close), so a share's writes,
+    /// its close and its abort happen one at a time.
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Upload(allocated={}, written={:?}, closing={})",
+            self.allocated, self.written, self.closing
+        )
+    }
 }
 
 impl Upload {
@@ -97,7 +115,6 @@ impl Upload {
 }
 
 /// The storage service behind the HTTPS listener.
-#[derive(Debug)]
 pub struct StorageService {
     backend: Arc<DiskServer>,
     /// The whole expected `Authorization` header value.
@@ -108,6 +125,13 @@ pub struct StorageService {
 
 /// A refused request: the status and a short plain-text reason (never a secret).
 struct Refusal(StatusCode, String);
+
+impl std::fmt::Debug for StorageService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The authorization header holds the swissnum.
+        write!(f, "StorageService({:?})", self.backend.id())
+    }
+}
 
 impl Refusal {
     fn new(status: StatusCode, why: impl Into<String>) -> Self {
@@ -278,7 +302,7 @@ fn parse_content_range(headers: &HeaderMap) -> Result<(u64, u64), Refusal> {
     if last < first {
         return Err(unusable());
     }
-    Ok((first, last + 1))
+    Ok((first, last.checked_add(1).ok_or_else(unusable)?))
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Refusal> {
@@ -404,6 +428,9 @@ impl StorageService {
             &[SecretKind::LeaseRenew, SecretKind::LeaseCancel, SecretKind::Upload],
         )?;
         let (wanted, allocated_size) = wire::parse_allocate_request(&read_cbor(request, 8192).await?)?;
+        if allocated_size > MAX_ALLOCATION {
+            return Err(Error::NoSpace.into());
+        }
         let upload_secret = found[&SecretKind::Upload].clone();
         self.drop_idle_uploads().await;
         // Shares this upload already holds stay allocated; those another upload is writing are
@@ -445,6 +472,8 @@ impl StorageService {
                         allocated: allocated_size,
                         written: Vec::new(),
                         last_write: Instant::now(),
+                        closing: false,
+                        turn: Arc::default(),
                     },
                 );
             }
@@ -462,7 +491,7 @@ impl StorageService {
             let mut uploads = self.uploads();
             let idle: Vec<_> = uploads
                 .iter()
-                .filter(|(_, u)| u.last_write.elapsed() > UPLOAD_IDLE_LIMIT)
+                .filter(|(_, u)| !u.closing && u.last_write.elapsed() > UPLOAD_IDLE_LIMIT)
                 .map(|(k, _)| *k)
                 .collect();
             for key in &idle {
@@ -475,7 +504,13 @@ impl StorageService {
         }
     }
 
-    fn check_upload_secret(&self, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Checks the upload secret; returns the share's turn lock.
+    fn check_upload_secret(
+        &self,
+        si: StorageIndex,
+        n: ShareNum,
+        headers: &HeaderMap,
+    ) -> Result<Arc<tokio::sync::Mutex<()>>, Refusal> {
         let found = secrets(headers, &[SecretKind::Upload])?;
         let uploads = self.uploads();
         let upload = uploads
@@ -484,7 +519,7 @@ impl StorageService {
         if !bool::from(upload.secret.ct_eq(&found[&SecretKind::Upload])) {
             return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong upload secret"));
         }
-        Ok(())
+        Ok(upload.turn.clone())
     }
 
     async fn write(&self, si: StorageIndex, n: ShareNum, request: Request<Incoming>) -> Answer {
@@ -497,11 +532,13 @@ impl StorageService {
                 "body length does not match Content-Range",
             ));
         }
+        let gone = || Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress");
+        // One write (or close, or abort) of a share at a time, from the checks to the record.
+        let turn = self.uploads().get(&(si, n)).map(|u| u.turn.clone()).ok_or_else(gone)?;
+        let _turn = turn.lock().await;
         let overlaps = {
             let uploads = self.uploads();
-            let upload = uploads
-                .get(&(si, n))
-                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress"))?;
+            let upload = uploads.get(&(si, n)).filter(|u| !u.closing).ok_or_else(gone)?;
             if end > upload.allocated {
                 return Err(Refusal::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -520,25 +557,26 @@ impl StorageService {
         self.backend.write_share(si, n, begin, data).await?;
         let missing = {
             let mut uploads = self.uploads();
-            let upload = uploads
-                .get_mut(&(si, n))
-                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "upload aborted"))?;
+            let upload = uploads.get_mut(&(si, n)).ok_or_else(gone)?;
             upload.record(begin, end);
-            upload.missing()
+            let missing = upload.missing();
+            upload.closing = missing.is_empty();
+            missing
         };
         if !missing.is_empty() {
             return Ok(cbor(StatusCode::OK, &wire::required_ranges(&missing)));
         }
-        // Only one request can see the share complete: whoever removes it closes it.
-        if self.uploads().remove(&(si, n)).is_some() {
-            self.backend.close_share(si, n).await?;
-        }
+        // The last byte: the share is made durable before anyone hears it is complete; until
+        // then it stays in the map (closing), so no allocation or abort can touch it.
+        let closed = self.backend.close_share(si, n).await;
+        self.uploads().remove(&(si, n));
+        closed?;
         Ok(cbor(StatusCode::CREATED, &wire::required_ranges(&[])))
     }
 
     async fn abort(&self, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Answer {
-        match self.check_upload_secret(si, n, headers) {
-            Ok(()) => {}
+        let turn = match self.check_upload_secret(si, n, headers) {
+            Ok(turn) => turn,
             Err(Refusal(StatusCode::NOT_FOUND, why)) => {
                 if self.backend.list_shares(si).await?.contains(&n) {
                     return Err(Refusal::new(
@@ -549,10 +587,23 @@ impl StorageService {
                 return Err(Refusal(StatusCode::NOT_FOUND, why));
             }
             Err(other) => return Err(other),
+        };
+        let _turn = turn.lock().await;
+        let removed = {
+            let mut uploads = self.uploads();
+            match uploads.get(&(si, n)) {
+                Some(u) if u.closing => None,
+                Some(_) => uploads.remove(&(si, n)),
+                None => None,
+            }
+        };
+        if removed.is_none() {
+            return Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "that share is complete or completing",
+            ));
         }
-        if self.uploads().remove(&(si, n)).is_some() {
-            self.backend.abort_share(si, n).await?;
-        }
+        self.backend.abort_share(si, n).await?;
         Ok(empty(StatusCode::OK))
     }
 
@@ -624,7 +675,8 @@ impl StorageService {
                 BodyExt::boxed_unsync(StreamBody::new(body)),
             ));
         };
-        let data = self.read_range(kind, si, n, first, last - first + 1).await?;
+        let len = (last - first).saturating_add(1).min(MAX_READ);
+        let data = self.read_range(kind, si, n, first, len).await?;
         if data.is_empty() {
             return Ok(empty(StatusCode::NO_CONTENT));
         }
@@ -727,6 +779,8 @@ mod tests {
             allocated: 100,
             written: Vec::new(),
             last_write: Instant::now(),
+            closing: false,
+            turn: Arc::default(),
         };
         assert_eq!(upload.missing(), vec![(0, 100)]);
         upload.record(50, 60);

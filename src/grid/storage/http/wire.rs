@@ -307,6 +307,18 @@ pub fn read_test_write_request(
     ])
 }
 
+/// Tahoe's schema allows at most 30 tests per share and 30 reads per request.
+const MAX_VECTORS: usize = 30;
+/// Offsets and lengths in a mutable share stay below this (Tahoe's maximum mutable share size).
+const MAX_MUTABLE_EXTENT: u64 = MAXIMUM_MUTABLE_SHARE_SIZE;
+
+fn within_share(offset: u64, len: u64) -> Result<(), WireError> {
+    match offset.checked_add(len) {
+        Some(end) if end <= MAX_MUTABLE_EXTENT => Ok(()),
+        _ => Err(bad("offset and size reach past the largest mutable share")),
+    }
+}
+
 /// The parts of a read-test-write request.
 pub type ReadTestWrite = (BTreeMap<ShareNum, TestAndWrite>, Vec<(u64, u64)>);
 
@@ -325,11 +337,13 @@ pub fn parse_read_test_write_request(value: &Value) -> Result<ReadTestWrite, Wir
             .iter()
             .map(|t| {
                 let t = TextMap::parse(t, &["offset", "size", "specimen"])?;
-                Ok(TestVector {
+                let test = TestVector {
                     offset: as_u64(t.get("offset")?)?,
                     size: as_u64(t.get("size")?)?,
                     specimen: as_bytes(t.get("specimen")?)?.to_vec(),
-                })
+                };
+                within_share(test.offset, test.size)?;
+                Ok(test)
             })
             .collect::<Result<Vec<_>, WireError>>()?;
         let writes = tw
@@ -337,13 +351,21 @@ pub fn parse_read_test_write_request(value: &Value) -> Result<ReadTestWrite, Wir
             .iter()
             .map(|w| {
                 let w = TextMap::parse(w, &["offset", "data"])?;
-                Ok((as_u64(w.get("offset")?)?, as_bytes(w.get("data")?)?.to_vec()))
+                let (offset, data) = (as_u64(w.get("offset")?)?, as_bytes(w.get("data")?)?.to_vec());
+                within_share(offset, data.len() as u64)?;
+                Ok((offset, data))
             })
             .collect::<Result<Vec<_>, WireError>>()?;
         let new_length = match tw.get("new-length")? {
             Value::Null => None,
             v => Some(as_u64(v)?),
         };
+        if tests.len() > MAX_VECTORS {
+            return Err(bad("more than 30 tests for one share"));
+        }
+        if let Some(len) = new_length {
+            within_share(len, 0)?;
+        }
         if test_and_writes
             .insert(
                 share,
@@ -363,9 +385,14 @@ pub fn parse_read_test_write_request(value: &Value) -> Result<ReadTestWrite, Wir
         .iter()
         .map(|r| {
             let r = TextMap::parse(r, &["offset", "size"])?;
-            Ok((as_u64(r.get("offset")?)?, as_u64(r.get("size")?)?))
+            let (offset, size) = (as_u64(r.get("offset")?)?, as_u64(r.get("size")?)?);
+            within_share(offset, size)?;
+            Ok((offset, size))
         })
         .collect::<Result<Vec<_>, WireError>>()?;
+    if read_vector.len() > MAX_VECTORS {
+        return Err(bad("more than 30 reads"));
+    }
     Ok((test_and_writes, read_vector))
 }
 
