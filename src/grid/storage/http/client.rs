@@ -25,9 +25,12 @@ use crate::grid::uri::StorageIndex;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request fails when the server sends nothing for this long (Tahoe's client waits 60 s).
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most one ranged read asks for; longer reads are split (our servers answer at most 64 MiB).
+const READ_CHUNK: u64 = 8 * 1024 * 1024;
+/// The largest CBOR answer taken from a server (Tahoe's client limits them to 30 MiB too).
+const MAX_CBOR_BODY: u64 = 30 * 1024 * 1024;
 
 /// An immutable share this client is uploading.
-#[derive(Debug)]
 struct Upload {
     secret: [u8; 20],
     /// The server answered 201: every byte is there and the share is closed.
@@ -69,6 +72,21 @@ impl Secret<'_> {
     }
 }
 
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upload")
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `bytes FIRST-LAST/*` (or `/LENGTH`) as `(FIRST, LAST)`.
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let (range, _total) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
 impl HttpStorageClient {
     /// A client for the server at `nurl`, known as `id`.
     pub fn new(id: ServerId, nurl: &Nurl) -> Result<Self, tls::TlsError> {
@@ -84,6 +102,9 @@ impl HttpStorageClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .pool_max_idle_per_host(16)
+            // A redirect would carry the X-Tahoe-Authorization secrets to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
             .build()
             .map_err(|e| tls::TlsError::Identity(e.to_string()))?;
         Ok(HttpStorageClient {
@@ -132,12 +153,28 @@ impl HttpStorageClient {
         Error::Unavailable(format!("{} ({what}): HTTP {status}", self.id.nickname))
     }
 
-    async fn body(&self, what: &str, response: reqwest::Response) -> Result<Bytes, Error> {
-        response.bytes().await.map_err(|e| self.unavailable(what, e))
+    /// Reads a response body of at most `limit` bytes; a server sending more is refused
+    /// before the excess is held in memory.
+    async fn body(&self, what: &str, mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, Error> {
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(self.protocol(what, format!("answer longer than the {limit} bytes expected")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.unavailable(what, e))? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(self.protocol(what, format!("answer longer than the {limit} bytes expected")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn protocol(&self, what: &str, why: String) -> Error {
+        Error::Unavailable(format!("{} ({what}): {why}", self.id.nickname))
     }
 
     async fn cbor(&self, what: &str, response: reqwest::Response) -> Result<ciborium::value::Value, Error> {
-        let bytes = self.body(what, response).await?;
+        let bytes = self.body(what, response, MAX_CBOR_BODY).await?;
         wire::decode(&bytes).map_err(|e| Error::Unavailable(format!("{} ({what}): {e}", self.id.nickname)))
     }
 
@@ -163,33 +200,62 @@ impl HttpStorageClient {
         wire::parse_share_set(&value).map_err(|e| self.wire_error(what, e))
     }
 
+    /// Reads `len` bytes from `offset` (fewer at the share's end), in ranged requests of at most
+    /// [`READ_CHUNK`] bytes.
     async fn read(&self, kind: &str, si: StorageIndex, n: ShareNum, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
-        if len == 0 {
-            return Ok(Vec::new());
+        let mut data = Vec::new();
+        let mut at = offset;
+        let end = offset.saturating_add(len);
+        while at < end {
+            let want = (end - at).min(READ_CHUNK);
+            let chunk = self.read_once(kind, si, n, at, want).await?;
+            let got = chunk.len() as u64;
+            data.extend_from_slice(&chunk);
+            if got < want {
+                break;
+            }
+            at += got;
         }
+        Ok(data)
+    }
+
+    async fn read_once(
+        &self,
+        kind: &str,
+        si: StorageIndex,
+        n: ShareNum,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, Error> {
         let what = "read share";
-        let last = offset.saturating_add(len - 1);
+        let last = offset + (len - 1);
         let request = self
             .request(Method::GET, &format!("{kind}/{si}/{n}"), &[])
             .header(reqwest::header::RANGE, format!("bytes={offset}-{last}"));
         let response = self.send(what, request).await?;
         match response.status() {
             StatusCode::PARTIAL_CONTENT => {
-                let mut data = self.body(what, response).await?.to_vec();
-                data.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-                Ok(data)
+                let range = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_content_range);
+                match range {
+                    Some((first, end)) if first == offset && end >= first && end <= last => {
+                        let data = self.body(what, response, end - first + 1).await?;
+                        if data.len() as u64 != end - first + 1 {
+                            return Err(self.protocol(what, "body shorter than its Content-Range".into()));
+                        }
+                        Ok(data)
+                    }
+                    _ => Err(self.protocol(what, "206 without the Content-Range asked for".into())),
+                }
             }
-            // A server that ignored the range sent the whole share.
-            StatusCode::OK => {
-                let whole = self.body(what, response).await?;
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(whole.len());
-                let end = start
-                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-                    .min(whole.len());
-                Ok(whole[start..end].to_vec())
-            }
-            StatusCode::NO_CONTENT | StatusCode::RANGE_NOT_SATISFIABLE => Ok(Vec::new()),
+            // Past the end of the share.
+            StatusCode::NO_CONTENT => Ok(Vec::new()),
             StatusCode::NOT_FOUND => Err(Error::NoSuchShare),
+            // 200 (the whole share, range ignored) and 416 (a range it could not parse) are
+            // protocol errors, as for Tahoe's client.
             status => Err(self.refused(what, status)),
         }
     }
@@ -260,6 +326,10 @@ impl StorageServer for HttpStorageClient {
         }
         let value = self.cbor(what, response).await?;
         let (already_have, allocated) = wire::parse_allocate_response(&value).map_err(|e| self.wire_error(what, e))?;
+        if !allocated.is_subset(share_nums) {
+            // Our writes would go to shares nobody asked for: this is not a storage server we can trust.
+            return Err(self.protocol(what, "allocated shares that were not asked for".into()));
+        }
         let mut uploads = self.uploads();
         for &n in &allocated {
             uploads.insert(
@@ -408,5 +478,19 @@ impl StorageServer for HttpStorageClient {
 
     async fn read_mutable_share(&self, si: StorageIndex, n: ShareNum, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
         self.read("mutable", si, n, offset, len).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_is_read_with_or_without_a_length() {
+        assert_eq!(parse_content_range("bytes 0-99/*"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes 5-9/1000"), Some((5, 9)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("items 0-1/*"), None);
+        assert_eq!(parse_content_range("bytes 0-99"), None);
     }
 }
