@@ -31,6 +31,9 @@ pub const LITERAL_THRESHOLD: u64 = 55;
 /// its real size replaces it when the stream ends.
 const STREAM_BOUND_SIZE: u64 = 1 << 50;
 
+/// How long the aborts sent to a server that failed mid-upload may take, in the background.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How the file's AES key is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyChoice {
@@ -97,9 +100,13 @@ impl Placement {
                 self.failed.push(self.servers[server].id().node_id);
             }
             tracing::warn!(storage_index = %si, server = %self.servers[server].id().nickname, "server failed during upload; its shares are dropped");
-            for share in shares {
-                let _ = self.servers[server].abort_share(si, share).await;
-            }
+            // A failing server may hang: its aborts must not hold up the shares still going to the others.
+            let failing = self.servers[server].clone();
+            tokio::spawn(async move {
+                for share in shares {
+                    let _ = tokio::time::timeout(ABORT_TIMEOUT, failing.abort_share(si, share)).await;
+                }
+            });
         }
         let achieved = self.happiness();
         if achieved < happy {
@@ -338,9 +345,19 @@ impl Grid {
         let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
         let mut usable: Vec<usize> = Vec::new();
         let mut existing = BTreeMap::new();
+        // Share numbers at or past N are none of this file's (a confused or lying server):
+        // counting them would let it fake happiness.
+        let in_range = |shares: &BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
+            shares
+                .iter()
+                .copied()
+                .filter(|&s| usize::from(s) < params.total)
+                .collect()
+        };
         for (i, listing) in listings.into_iter().enumerate() {
             match listing {
                 Ok(shares) => {
+                    let shares = in_range(&shares);
                     usable.push(i);
                     if !shares.is_empty() {
                         existing.insert(i, shares);
@@ -394,21 +411,28 @@ impl Grid {
             for (server, asked, answer) in join_all(requests).await {
                 match answer {
                     Ok(allocation) => {
-                        if !allocation.already_have.is_empty() {
+                        let already_have = in_range(&allocation.already_have);
+                        // Only shares asked for are written to (the HTTP client refuses others too).
+                        let allocated: BTreeSet<ShareNum> =
+                            allocation.allocated.intersection(&asked).copied().collect();
+                        if !already_have.is_empty() {
                             placement
                                 .existing
                                 .entry(server)
                                 .or_default()
-                                .extend(allocation.already_have.iter().copied());
+                                .extend(already_have.iter().copied());
                         }
-                        if !allocation.allocated.is_empty() {
+                        if !allocated.is_empty() {
                             placement
                                 .allocated
                                 .entry(server)
                                 .or_default()
-                                .extend(allocation.allocated.iter().copied());
+                                .extend(allocated.iter().copied());
                         }
-                        let answered = allocation.allocated.len() + allocation.already_have.len();
+                        let answered = asked
+                            .iter()
+                            .filter(|s| allocated.contains(s) || already_have.contains(s))
+                            .count();
                         if answered < asked.len() {
                             // Full (or busy with these shares): ask it for nothing more.
                             usable.retain(|&u| u != server);
