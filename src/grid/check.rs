@@ -90,8 +90,8 @@ impl Grid {
         } else {
             for location in locate_shares(self, si).await {
                 let health = match read_share_ueb(si, &location, &cap.ueb_hash).await {
-                    Some(_) => ShareHealth::Good,
-                    None => ShareHealth::Bad("header or URI extension block does not match the cap".into()),
+                    Ok(_) => ShareHealth::Good,
+                    Err(fault) => ShareHealth::Bad(fault.to_string()),
                 };
                 shares.push(ShareReport {
                     share: location.share,

@@ -79,6 +79,9 @@ pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> 
 /// a hung server then costs this, not its connection timeout.
 const STRAGGLER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How long a corruption advisory may take, sent in the background.
+const ADVISORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Finds the shares of `si` for reading: like [`locate_shares`], but once `needed` distinct
 /// shares are known it waits only [`STRAGGLER_GRACE`] for servers still to answer.
 pub async fn locate_shares_for_reading(grid: &Grid, si: StorageIndex, needed: usize) -> Vec<ShareLocation> {
@@ -127,40 +130,94 @@ pub async fn locate_shares_for_reading(grid: &Grid, si: StorageIndex, needed: us
         .collect()
 }
 
-/// Reads a share's header and UEB; `None` if it is unreadable or the UEB does not match `ueb_hash`.
+/// Why a share could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareFault {
+    /// Its server did not answer (or answered an error): the share may be fine.
+    Unreadable(String),
+    /// Its bytes do not match the cap: corrupt, or not this file's.
+    Corrupt(&'static str),
+}
+
+impl std::fmt::Display for ShareFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShareFault::Unreadable(why) => write!(f, "unreadable: {why}"),
+            ShareFault::Corrupt(why) => f.write_str(why),
+        }
+    }
+}
+
+fn unreadable(e: crate::grid::storage::Error) -> ShareFault {
+    ShareFault::Unreadable(e.to_string())
+}
+
+/// Reads a share's header and UEB, checking the UEB against `ueb_hash`.
 pub async fn read_share_ueb(
     si: StorageIndex,
     location: &ShareLocation,
     ueb_hash: &Hash,
-) -> Option<(ShareLayout, UriExtension)> {
+) -> Result<(ShareLayout, UriExtension), ShareFault> {
+    const BAD_HEADER: ShareFault = ShareFault::Corrupt("header or URI extension block does not match the cap");
     let header = location
         .server
         .read_share(si, location.share, 0, MAX_HEADER)
         .await
-        .ok()?;
-    let layout = ShareLayout::decode_header(&header).ok()?;
+        .map_err(unreadable)?;
+    let layout = ShareLayout::decode_header(&header).map_err(|_| BAD_HEADER)?;
     let field = layout.ueb_length_field();
     let len_bytes = location
         .server
         .read_share(si, location.share, layout.uri_extension, field)
         .await
-        .ok()?;
+        .map_err(unreadable)?;
     if len_bytes.len() as u64 != field {
-        return None;
+        return Err(BAD_HEADER);
     }
     let len = crate::grid::layout::be_uint(&len_bytes);
     if len > 1 << 20 {
-        return None;
+        return Err(BAD_HEADER);
     }
     let packed = location
         .server
         .read_share(si, location.share, layout.uri_extension + field, len)
         .await
-        .ok()?;
+        .map_err(unreadable)?;
     if ueb::hash_packed(&packed) != *ueb_hash {
+        return Err(BAD_HEADER);
+    }
+    let ueb = UriExtension::parse(&packed).map_err(|_| BAD_HEADER)?;
+    Ok((layout, ueb))
+}
+
+/// The length of a share's hash region (crypttext tree, block tree, share hash chain), if the
+/// header's offsets are ordered and no larger than the file's shape allows.
+fn hash_region_len(layout: &ShareLayout, ueb: &UriExtension) -> Option<u64> {
+    let len = layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?;
+    let total = usize::try_from(ueb.total_shares).ok()?;
+    (len <= crate::grid::layout::max_hash_region(ueb.num_segments, total)).then_some(len)
+}
+
+/// The shape a verified UEB describes, if it is consistent (sizes, segments, k).
+fn file_shape(ueb: &UriExtension, needed: usize, total: usize) -> Option<FileShape> {
+    if ueb.segment_size == 0
+        || !ueb.segment_size.is_multiple_of(needed as u64)
+        || ueb.size.div_ceil(ueb.segment_size) != ueb.num_segments
+    {
         return None;
     }
-    Some((layout, UriExtension::parse(&packed).ok()?))
+    let tail_size = match ueb.num_segments {
+        0 => 0,
+        n => ueb.size.checked_sub((n - 1).checked_mul(ueb.segment_size)?)?,
+    };
+    Some(FileShape {
+        size: ueb.size,
+        needed,
+        total,
+        segment_size: ueb.segment_size,
+        num_segments: ueb.num_segments,
+        tail_size,
+    })
 }
 
 impl Grid {
@@ -187,7 +244,7 @@ impl Grid {
         spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
         let mut ueb_and_tree = None;
         for location in &spare {
-            let Some((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
+            let Ok((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
                 continue;
             };
             if ueb.needed_shares != u64::from(cap.needed)
@@ -196,14 +253,12 @@ impl Grid {
             {
                 return Err(Error::IntegrityFailure { storage_index: si });
             }
+            let Some(region_len) = hash_region_len(&layout, &ueb) else {
+                continue;
+            };
             let region = location
                 .server
-                .read_share(
-                    si,
-                    location.share,
-                    layout.crypttext_hash_tree,
-                    layout.uri_extension - layout.crypttext_hash_tree,
-                )
+                .read_share(si, location.share, layout.crypttext_hash_tree, region_len)
                 .await;
             if let Ok(leaves) = region
                 .map_err(|_| ())
@@ -216,23 +271,8 @@ impl Grid {
         let Some((ueb, crypttext_leaves)) = ueb_and_tree else {
             return Err(Error::NotEnoughShares { needed, found: 0 });
         };
-        let shape = FileShape {
-            size: ueb.size,
-            needed,
-            total: cap.total as usize,
-            segment_size: ueb.segment_size,
-            num_segments: ueb.num_segments,
-            tail_size: match ueb.num_segments {
-                0 => 0,
-                n => ueb.size - (n - 1) * ueb.segment_size,
-            },
-        };
-        if shape.segment_size == 0
-            || !shape.segment_size.is_multiple_of(needed as u64)
-            || ueb.size.div_ceil(shape.segment_size) != ueb.num_segments
-        {
-            return Err(Error::IntegrityFailure { storage_index: si });
-        }
+        let shape =
+            file_shape(&ueb, needed, cap.total as usize).ok_or(Error::IntegrityFailure { storage_index: si })?;
         let mut reader = FileReader {
             cap: cap.clone(),
             si,
@@ -273,47 +313,54 @@ impl FileReader {
             };
             let location = self.spare.remove(pos);
             match self.verify_share(&location).await {
-                Some(good) => self.active.push(Arc::new(good)),
-                None => self.report_bad(&location, "share hashes do not verify").await,
+                Ok(good) => self.active.push(Arc::new(good)),
+                Err(fault) => self.report_bad(&location, fault),
             }
         }
         Ok(())
     }
 
-    async fn verify_share(&self, location: &ShareLocation) -> Option<GoodShare> {
+    async fn verify_share(&self, location: &ShareLocation) -> Result<GoodShare, ShareFault> {
+        const BAD_HASHES: ShareFault = ShareFault::Corrupt("share hashes do not verify");
         let (layout, _) = read_share_ueb(self.si, location, &self.cap.ueb_hash).await?;
+        let region_len = hash_region_len(&layout, &self.ueb).ok_or(BAD_HASHES)?;
         let region = location
             .server
-            .read_share(
-                self.si,
-                location.share,
-                layout.crypttext_hash_tree,
-                layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?,
-            )
+            .read_share(self.si, location.share, layout.crypttext_hash_tree, region_len)
             .await
-            .ok()?;
-        let hashes = chk::verify_share_hashes(&region, &layout, &self.ueb, location.share as usize).ok()?;
+            .map_err(unreadable)?;
+        let hashes =
+            chk::verify_share_hashes(&region, &layout, &self.ueb, location.share as usize).map_err(|_| BAD_HASHES)?;
         // Each share carries its own copy of the crypttext tree; a bad copy marks a bad share.
-        if chk::verify_crypttext_leaves(&region, &self.ueb).ok()?.as_slice() != self.crypttext_leaves.as_slice() {
-            return None;
+        if chk::verify_crypttext_leaves(&region, &self.ueb)
+            .map_err(|_| BAD_HASHES)?
+            .as_slice()
+            != self.crypttext_leaves.as_slice()
+        {
+            return Err(BAD_HASHES);
         }
         if hashes.block_leaves.len() as u64 != self.shape.num_segments {
-            return None;
+            return Err(BAD_HASHES);
         }
-        Some(GoodShare {
+        Ok(GoodShare {
             location: location.clone(),
             layout,
             hashes,
         })
     }
 
-    async fn report_bad(&mut self, location: &ShareLocation, reason: &str) {
-        self.rejected.push((location.clone(), reason.to_string()));
+    /// Sets a share aside; a corrupt one is reported to its server (in the background: a
+    /// failing server must not hold up the read), an unreadable one is not.
+    fn report_bad(&mut self, location: &ShareLocation, fault: ShareFault) {
+        let reason = fault.to_string();
         tracing::warn!(storage_index = %self.si, share = location.share, server = %location.server.id().nickname, "skipping bad share: {reason}");
-        let _ = location
-            .server
-            .advise_corrupt_share(self.si, location.share, reason)
-            .await;
+        if matches!(fault, ShareFault::Corrupt(_)) {
+            let (server, si, share, advice) = (location.server.clone(), self.si, location.share, reason.clone());
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(ADVISORY_TIMEOUT, server.advise_corrupt_share(si, share, &advice)).await;
+            });
+        }
+        self.rejected.push((location.clone(), reason));
     }
 
     /// Shares found bad so far.
@@ -349,8 +396,10 @@ impl FileReader {
                     for share in bad_shares {
                         if let Some(pos) = self.active.iter().position(|g| g.location.share == share) {
                             let gone = self.active.remove(pos);
-                            self.report_bad(&gone.location, "block hash mismatch or unreadable block")
-                                .await;
+                            self.report_bad(
+                                &gone.location,
+                                ShareFault::Corrupt("block hash mismatch or unreadable block"),
+                            );
                         }
                     }
                     self.fill_active().await?;
@@ -438,8 +487,8 @@ impl FileReader {
         let mut report = Vec::new();
         for location in locations {
             let verdict = match self.verify_share(&location).await {
-                None => Err("share hashes do not verify".to_string()),
-                Some(good) => {
+                Err(fault) => Err(fault.to_string()),
+                Ok(good) => {
                     let mut verdict = Ok(());
                     for segnum in 0..self.shape.num_segments {
                         let block = read_block(self.si, &good, &self.shape, segnum).await;

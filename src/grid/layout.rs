@@ -262,6 +262,17 @@ impl ShareLayout {
     }
 }
 
+/// The most bytes between a share's `crypttext_hash_tree` and `uri_extension` offsets (two hash
+/// trees over the segments and the share hash chain) for a file of `num_segments` segments in
+/// `total` shares: a reader fetches no more than this, whatever a share's header claims.
+pub fn max_hash_region(num_segments: u64, total: usize) -> u64 {
+    // hashtree::node_count, saturating: the segment count may come from a lying share.
+    let slots = num_segments.max(1).checked_next_power_of_two().unwrap_or(u64::MAX);
+    let tree = slots.saturating_mul(2).saturating_sub(1).saturating_mul(32);
+    tree.saturating_mul(2)
+        .saturating_add(share_hash_count(total) as u64 * 34)
+}
+
 /// Share-hash-chain entries stored per share: `log2(next_pow2(N)) + 1`.
 pub fn share_hash_count(total: usize) -> usize {
     hashtree::leaf_slots(total).trailing_zeros() as usize + 1
@@ -294,6 +305,10 @@ mod tests {
         // 8 segments: 15-node trees; 10 shares: 5 chain entries.
         assert_eq!(layout.uri_extension - layout.share_hashes, 5 * 34);
         assert_eq!(layout.block_hashes - layout.crypttext_hash_tree, 15 * 32);
+        assert_eq!(
+            max_hash_region(shape.num_segments, shape.total),
+            layout.uri_extension - layout.crypttext_hash_tree
+        );
         let header = layout.encode_header();
         assert_eq!(header.len(), 0x24);
         assert_eq!(ShareLayout::decode_header(&header), Ok(layout));
