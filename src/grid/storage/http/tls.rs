@@ -148,3 +148,75 @@ impl ServerCertVerifier for PinVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed identity valid only between the two years.
+    fn identity(from_year: i32, to_year: i32) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.not_before = rcgen::date_time_ymd(from_year, 1, 1);
+        params.not_after = rcgen::date_time_ymd(to_year, 1, 1);
+        let certificate = params.self_signed(&key).unwrap();
+        parse_identity_pem(&(certificate.pem() + &key.serialize_pem())).unwrap()
+    }
+
+    /// Runs a TLS handshake between the two configurations in memory.
+    fn handshake(client: rustls::ClientConfig, server: rustls::ServerConfig) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from("storage.invalid").unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client), name)?;
+        let mut server = rustls::ServerConnection::new(Arc::new(server))?;
+        for _ in 0..16 {
+            let mut flight = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut flight).unwrap();
+            }
+            let mut input = flight.as_slice();
+            while !input.is_empty() {
+                server.read_tls(&mut input).unwrap();
+                server.process_new_packets()?;
+            }
+            let mut flight = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut flight).unwrap();
+            }
+            let mut input = flight.as_slice();
+            while !input.is_empty() {
+                client.read_tls(&mut input).unwrap();
+                client.process_new_packets()?;
+            }
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::General("handshake made no progress".into()))
+    }
+
+    #[test]
+    fn the_pinned_certificate_is_trusted_whatever_its_dates() {
+        for (from, to) in [(2000, 9999), (2001, 2002), (2200, 2300)] {
+            let (certificate, key) = identity(from, to);
+            let pin = spki::certificate_spki_hash(&certificate).unwrap();
+            let server = server_config(certificate, key).unwrap();
+            handshake(client_config(&pin).unwrap(), server).unwrap_or_else(|e| panic!("{from}-{to}: {e}"));
+        }
+    }
+
+    #[test]
+    fn another_certificate_is_refused() {
+        let (certificate, key) = identity(2000, 9999);
+        let (other, _) = identity(2000, 9999);
+        let wrong_pin = spki::certificate_spki_hash(&other).unwrap();
+        let server = server_config(certificate, key).unwrap();
+        let refused = handshake(client_config(&wrong_pin).unwrap(), server).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
+            ),
+            "{refused:?}"
+        );
+    }
+}
