@@ -17,6 +17,16 @@ struct StorageNode {
     extra_config: String,
 }
 
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl StorageNode {
     /// Creates the node directory, starts it on a free port, then pins that port in its config
     /// so a restart comes back where the gateway's server list says it is.
@@ -222,15 +232,14 @@ fn five_storage_nodes_survive_two_losses_and_repair_restores_every_share() {
 
     // One share on each node.
     let si = storage_index(&big_cap);
+    let mut placed: Vec<String> = Vec::new();
     for node in &nodes {
-        assert_eq!(
-            node.shares(&si).len(),
-            1,
-            "{} holds {:?}",
-            node.dir.display(),
-            node.shares(&si)
-        );
+        let held = node.shares(&si);
+        assert_eq!(held.len(), 1, "{} holds {held:?}", node.dir.display());
+        placed.extend(held);
     }
+    placed.sort();
+    assert_eq!(placed, ["0", "1", "2", "3", "4"], "one of each share, one a node");
 
     // Two nodes down: reads still work (3 of 5 left); a new put cannot reach happiness 4.
     nodes[0].kill();
@@ -279,15 +288,14 @@ fn five_storage_nodes_survive_two_losses_and_repair_restores_every_share() {
         verified.contains("5 of 5 shares good (3 needed), every block verified: healthy"),
         "{verified}"
     );
+    let mut placed: Vec<String> = Vec::new();
     for node in &nodes {
-        assert_eq!(
-            node.shares(&si).len(),
-            1,
-            "{} holds {:?}",
-            node.dir.display(),
-            node.shares(&si)
-        );
+        let held = node.shares(&si);
+        assert_eq!(held.len(), 1, "{} holds {held:?}", node.dir.display());
+        placed.extend(held);
     }
+    placed.sort();
+    assert_eq!(placed, ["0", "1", "2", "3", "4"], "one of each share, one a node");
     // The other file lost its shares on the wiped nodes too; a healthy file needs nothing.
     let small_repaired = lafs_ok(&gw, &["check", "--repair", &small_cap]);
     assert!(small_repaired.contains("3 of 5 shares good"), "{small_repaired}");
@@ -554,15 +562,17 @@ fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
     std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"bobs password\n").unwrap();
     assert!(add.wait().unwrap().success());
     let log_path = root.path().join("gateway.log");
-    let mut gateway = Command::new(env!("CARGO_BIN_EXE_lafs"))
-        .arg("--node-dir")
-        .arg(&gw)
-        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
-        .env_remove("LAFS_NODE_DIR")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
+    let gateway = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_lafs"))
+            .arg("--node-dir")
+            .arg(&gw)
+            .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+            .env_remove("LAFS_NODE_DIR")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let ftp = wait_for_line(&log_path, "ftp listening on ");
     let sftp = wait_for_line(&log_path, "sftp listening on ");
     let (ftp, sftp) = (
@@ -593,8 +603,7 @@ fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
         assert!(get.status.success(), "{url}: {}", String::from_utf8_lossy(&get.stderr));
         assert_eq!(std::fs::read(&back).unwrap(), data, "{url}");
     }
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    drop(gateway);
     // Both files are in bob's root (the `tahoe` alias), on the storage nodes.
     let listing = lafs_ok(&gw, &["ls", "-l", "tahoe:"]);
     assert!(
