@@ -709,32 +709,26 @@ impl MutableShare {
 
     fn write(&mut self, writes: &[(u64, Vec<u8>)], new_length: Option<u64>) -> Result<(), Error> {
         let extra = self.extra_leases()?;
-        let mut length = self.header.data_length;
+        let old_end = self.header.data_length;
+        let mut length = old_end;
         for (offset, data) in writes {
-            self.file
-                .write_all_at(data, DATA_OFFSET + offset)
-                .map_err(|e| Error::io("write mutable share", e))?;
             length = length.max(offset + data.len() as u64);
         }
         if let Some(new_length) = new_length {
             length = length.min(new_length);
         }
-        if length > self.header.data_length {
-            // Bytes between the old end and a write past it must read as zeros,
-            // not as the extra-lease block that used to sit there.
-            let old_end = self.header.data_length;
-            let gap_end = writes
-                .iter()
-                .map(|(o, _)| *o)
-                .filter(|&o| o > old_end)
-                .min()
-                .unwrap_or(old_end)
-                .min(old_end + 4 + (extra.len() * LEASE_SIZE) as u64);
-            if gap_end > old_end {
-                self.file
-                    .write_all_at(&vec![0u8; (gap_end - old_end) as usize], DATA_OFFSET + old_end)
-                    .map_err(|e| Error::io("zero-fill mutable share", e))?;
-            }
+        if writes.iter().any(|(offset, data)| offset + data.len() as u64 > old_end) {
+            // The extra-lease block sits right after the data: zero it before writing, so bytes
+            // between the old end and a write past it read as zeros, and no write is overwritten.
+            let block = 4 + (extra.len() * LEASE_SIZE) as u64;
+            self.file
+                .write_all_at(&vec![0u8; block as usize], DATA_OFFSET + old_end)
+                .map_err(|e| Error::io("zero-fill mutable share", e))?;
+        }
+        for (offset, data) in writes {
+            self.file
+                .write_all_at(data, DATA_OFFSET + offset)
+                .map_err(|e| Error::io("write mutable share", e))?;
         }
         self.header.data_length = length;
         self.write_extra_leases(&extra)?;
@@ -998,5 +992,42 @@ mod tests {
                 .success
         );
         assert!(server.list_mutable_shares(si).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn writes_past_the_end_keep_each_other_and_the_gaps_read_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([5; 16]);
+        // As an MDMF publish does: one call writes a header at 0 and blocks further on.
+        let create = TestAndWrite {
+            tests: vec![],
+            writes: vec![(0, b"header".to_vec()), (10, b"blocks".to_vec())],
+            new_length: None,
+        };
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(0, create)].into(), vec![])
+            .await
+            .unwrap();
+        assert!(r.success);
+        assert_eq!(
+            server.read_mutable_share(si, 0, 0, 100).await.unwrap(),
+            b"header\0\0\0\0blocks"
+        );
+        // A write that starts inside the data and runs past its end, beside one further out.
+        let grow = TestAndWrite {
+            tests: vec![],
+            writes: vec![(30, b"far".to_vec()), (14, b"KSMORE".to_vec())],
+            new_length: None,
+        };
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(0, grow)].into(), vec![])
+            .await
+            .unwrap();
+        assert!(r.success);
+        let mut expected = b"header\0\0\0\0blocKSMORE".to_vec();
+        expected.resize(30, 0);
+        expected.extend_from_slice(b"far");
+        assert_eq!(server.read_mutable_share(si, 0, 0, 100).await.unwrap(), expected);
     }
 }
