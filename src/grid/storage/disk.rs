@@ -718,11 +718,12 @@ impl MutableShare {
             length = length.min(new_length);
         }
         if writes.iter().any(|(offset, data)| offset + data.len() as u64 > old_end) {
-            // The extra-lease block sits right after the data: zero it before writing, so bytes
-            // between the old end and a write past it read as zeros, and no write is overwritten.
-            let block = 4 + (extra.len() * LEASE_SIZE) as u64;
+            // Whatever follows the data (our extra-lease block, or in a container Tahoe truncated
+            // with new-length, stale data up to its extra_lease_offset) must not show through a
+            // gap a write past the end opens: Tahoe zero-fills from the old end. Cutting the file
+            // there does that at once; the leases were read above and are written back below.
             self.file
-                .write_all_at(&vec![0u8; block as usize], DATA_OFFSET + old_end)
+                .set_len(DATA_OFFSET + old_end)
                 .map_err(|e| Error::io("zero-fill mutable share", e))?;
         }
         for (offset, data) in writes {
@@ -1029,5 +1030,72 @@ mod tests {
         expected.resize(30, 0);
         expected.extend_from_slice(b"far");
         assert_eq!(server.read_mutable_share(si, 0, 0, 100).await.unwrap(), expected);
+    }
+
+    /// Writes (untested) to share 0 of `si`; whether the server took it.
+    async fn write_0(server: &DiskServer, si: StorageIndex, writes: &[(u64, &[u8])], new_length: Option<u64>) -> bool {
+        let tw = TestAndWrite {
+            tests: vec![],
+            writes: writes.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
+            new_length,
+        };
+        server
+            .mutable_read_test_write(si, [9; 32], lease(1), [(0, tw)].into(), vec![])
+            .await
+            .unwrap()
+            .success
+    }
+
+    #[tokio::test]
+    async fn a_write_past_the_end_of_a_share_tahoe_truncated_reads_zeros_not_stale_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([6; 16]);
+        assert!(write_0(&server, si, &[(0, &[b'x'; 1000])], None).await);
+        server.add_or_renew_lease(si, lease(2)).await.unwrap();
+        server.add_or_renew_lease(si, lease(3)).await.unwrap();
+        server.add_or_renew_lease(si, lease(4)).await.unwrap();
+        server.add_or_renew_lease(si, lease(5)).await.unwrap();
+        // An extra lease beyond the four slots, so there is an extra-lease block to keep.
+        server.add_or_renew_lease(si, lease(6)).await.unwrap();
+        // Tahoe's writev(new_length=10) only lowers data_length: the container keeps its size,
+        // the 990 stale bytes after the data and the extra leases at the old extra_lease_offset.
+        let path = server.share_dir(si).join("0");
+        let file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let mut raw = [0u8; 100];
+        file.read_exact_at(&mut raw, 0).unwrap();
+        let mut header = mutable_container::Header::decode(&raw).unwrap();
+        assert_eq!(header.extra_lease_offset, DATA_OFFSET + 1000);
+        header.data_length = 10;
+        file.write_all_at(&header.encode(), 0).unwrap();
+        drop(file);
+        assert_eq!(server.read_mutable_share(si, 0, 0, 1000).await.unwrap(), vec![b'x'; 10]);
+
+        assert!(write_0(&server, si, &[(600, b"new")], None).await);
+        let mut expected = vec![b'x'; 10];
+        expected.resize(600, 0);
+        expected.extend_from_slice(b"new");
+        assert_eq!(server.read_mutable_share(si, 0, 0, 1000).await.unwrap(), expected);
+        let (_, expirations) = share_lease_expirations(&path).unwrap();
+        assert_eq!(expirations.len(), 6, "the extra lease survives the move");
+    }
+
+    #[tokio::test]
+    async fn new_length_applies_after_the_writes_and_truncated_bytes_never_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([7; 16]);
+        // As Tahoe: the writes land first, then the share is cut to new_length.
+        assert!(write_0(&server, si, &[(0, b"0123456789")], Some(4)).await);
+        assert_eq!(server.read_mutable_share(si, 0, 0, 100).await.unwrap(), b"0123");
+        // A new_length past the end does not grow the share.
+        assert!(write_0(&server, si, &[], Some(50)).await);
+        assert_eq!(server.read_mutable_share(si, 0, 0, 100).await.unwrap(), b"0123");
+        // Growing again: the cut-off "456789" must read as zeros.
+        assert!(write_0(&server, si, &[(12, b"AB")], None).await);
+        assert_eq!(
+            server.read_mutable_share(si, 0, 0, 100).await.unwrap(),
+            b"0123\0\0\0\0\0\0\0\0AB"
+        );
     }
 }
