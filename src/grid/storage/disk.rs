@@ -35,6 +35,10 @@ const IMMUTABLE_LEASE: u64 = 72;
 pub const LEASE_SECONDS: u64 = 31 * 24 * 3600;
 /// The immutable container version new shares get (as Tahoe 1.20).
 const IMMUTABLE_CONTAINER_VERSION: u32 = 2;
+/// The most bytes a read-test-write answers with, over all its reads of all shares: the read
+/// vector is applied to every share of the storage index, so a small request could otherwise
+/// make the server hold gigabytes (and the client refuses answers far smaller than this).
+pub const MAX_READ_TEST_WRITE_ANSWER: u64 = 64 * 1024 * 1024;
 
 /// A storage server whose shares are files under one directory.
 #[derive(Debug)]
@@ -658,9 +662,14 @@ impl MutableShare {
             .map_err(|e| Error::io("write mutable header", e))
     }
 
-    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+    /// Where a read of `len` bytes at `offset` starts and ends, short at the end of the data.
+    fn read_extent(&self, offset: u64, len: u64) -> (u64, u64) {
         let end = offset.saturating_add(len).min(self.header.data_length);
-        let start = offset.min(end);
+        (offset.min(end), end)
+    }
+
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let (start, end) = self.read_extent(offset, len);
         let mut buf = vec![0u8; (end - start) as usize];
         self.file
             .read_exact_at(&mut buf, DATA_OFFSET + start)
@@ -815,6 +824,22 @@ fn read_test_write(
             return Err(Error::BadWriteEnabler);
         }
     }
+    let answer = shares
+        .values()
+        .flat_map(|(share, _)| {
+            read_vector.iter().map(|&(offset, size)| {
+                let (start, end) = share.read_extent(offset, size);
+                end - start
+            })
+        })
+        .fold(0u64, u64::saturating_add);
+    if answer > MAX_READ_TEST_WRITE_ANSWER {
+        return Err(Error::OutOfBounds {
+            offset: 0,
+            len: answer,
+            allocated: MAX_READ_TEST_WRITE_ANSWER,
+        });
+    }
     let mut result = ReadTestWriteResult::default();
     for (num, (share, _)) in &shares {
         let reads = read_vector
@@ -825,8 +850,11 @@ fn read_test_write(
     }
     for (num, tw) in &test_and_writes {
         for test in &tw.tests {
+            // One byte more than the specimen tells a longer range from an equal one, so a
+            // test's size cannot make the server read (and hold) more than the request carried.
+            let size = test.size.min(test.specimen.len() as u64 + 1);
             let actual = match shares.get(num) {
-                Some((share, _)) => share.read(test.offset, test.size)?,
+                Some((share, _)) => share.read(test.offset, size)?,
                 None => Vec::new(),
             };
             if !bool::from(actual.ct_eq(&test.specimen)) {
@@ -1097,5 +1125,92 @@ mod tests {
             server.read_mutable_share(si, 0, 0, 100).await.unwrap(),
             b"0123\0\0\0\0\0\0\0\0AB"
         );
+    }
+
+    #[tokio::test]
+    async fn read_test_write_answers_are_capped_in_total_over_all_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([8; 16]);
+        let half = MAX_READ_TEST_WRITE_ANSWER / 2;
+        // Two sparse shares of half the cap each.
+        let grow = |n: ShareNum| {
+            let tw = TestAndWrite {
+                tests: vec![],
+                writes: vec![(half - 1, b"z".to_vec())],
+                new_length: None,
+            };
+            (n, tw)
+        };
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), [grow(0), grow(1)].into(), vec![])
+            .await
+            .unwrap();
+        assert!(r.success);
+        // Exactly the cap: answered.
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), BTreeMap::new(), vec![(0, half)])
+            .await
+            .unwrap();
+        assert_eq!(
+            r.data.values().map(|reads| reads[0].len() as u64).sum::<u64>(),
+            2 * half
+        );
+        assert_eq!(r.data[&1][0].last(), Some(&b'z'));
+        // A byte over it, counting every share's reads together: refused, and nothing written.
+        let write = TestAndWrite {
+            tests: vec![],
+            writes: vec![(0, b"changed".to_vec())],
+            new_length: None,
+        };
+        let refused = server
+            .mutable_read_test_write(
+                si,
+                [9; 32],
+                lease(1),
+                [(0, write)].into(),
+                vec![(0, half), (half - 1, 1)],
+            )
+            .await;
+        assert!(matches!(refused, Err(Error::OutOfBounds { .. })), "{refused:?}");
+        assert_eq!(server.read_mutable_share(si, 0, 0, 1).await.unwrap(), b"\0");
+        // Reads past the end of the data cost nothing: only what is answered counts.
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), BTreeMap::new(), vec![(half, u64::MAX / 2); 30])
+            .await
+            .unwrap();
+        assert!(r.data.values().flatten().all(Vec::is_empty));
+    }
+
+    #[tokio::test]
+    async fn a_test_compares_its_whole_range_whatever_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([10; 16]);
+        assert!(write_0(&server, si, &[(0, b"abcdef")], None).await);
+        let test = |size: u64, specimen: &[u8]| {
+            let tw = TestAndWrite {
+                tests: vec![TestVector {
+                    offset: 1,
+                    size,
+                    specimen: specimen.to_vec(),
+                }],
+                writes: vec![(0, b"abcdef".to_vec())],
+                new_length: None,
+            };
+            server.mutable_read_test_write(si, [9; 32], lease(1), [(0, tw)].into(), vec![])
+        };
+        assert!(test(3, b"bcd").await.unwrap().success);
+        assert!(
+            !test(4, b"bcd").await.unwrap().success,
+            "the range is longer than the specimen"
+        );
+        assert!(
+            !test(2, b"bcd").await.unwrap().success,
+            "the range is shorter than the specimen"
+        );
+        // Reaching past the data, the range is what the share has.
+        assert!(test(1000, b"bcdef").await.unwrap().success);
+        assert!(!test(1000, b"bcde").await.unwrap().success);
     }
 }

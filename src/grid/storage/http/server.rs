@@ -22,7 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::wire;
 use crate::grid::base32;
-use crate::grid::storage::disk::DiskServer;
+use crate::grid::storage::disk::{DiskServer, MAX_READ_TEST_WRITE_ANSWER};
 use crate::grid::storage::{Error, LeaseSecrets, ShareNum, StorageServer};
 use crate::grid::uri::StorageIndex;
 
@@ -712,7 +712,16 @@ impl StorageService {
                 test_and_writes,
                 read_vector,
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // The request asked for too much at once: its fault, not the share's size (a 416
+                // would tell the client to retry a different range of the same share).
+                Error::OutOfBounds { .. } => Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the reads would answer more than {MAX_READ_TEST_WRITE_ANSWER} bytes"),
+                ),
+                other => other.into(),
+            })?;
         Ok(cbor(StatusCode::OK, &wire::read_test_write_response(&result)))
     }
 }
@@ -771,6 +780,119 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grid::spki;
+    use crate::grid::storage::TestAndWrite;
+    use crate::grid::storage::http::tls;
+
+    const SWISSNUM: &str = "loopback-swissnum";
+
+    /// A storage server on 127.0.0.1:0 over a temporary directory, and a client pinned to its
+    /// certificate: requests go through TLS, hyper and the routing exactly as a Tahoe client's do.
+    struct Harness {
+        base: String,
+        http: reqwest::Client,
+        _stop: tokio::sync::oneshot::Sender<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Harness {
+        async fn start() -> Harness {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Arc::new(DiskServer::open(dir.path(), "loopback").unwrap());
+            let (certificate, key) = tls::parse_identity_pem(&tls::generate_identity_pem().unwrap()).unwrap();
+            let pin = spki::certificate_spki_hash(&certificate).unwrap();
+            let config = Arc::new(tls::server_config(certificate, key).unwrap());
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let service = Arc::new(StorageService::new(backend, SWISSNUM));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(serve(listener, config, service, async move {
+                let _ = stopped.await;
+            }));
+            let http = reqwest::Client::builder()
+                .use_preconfigured_tls(tls::client_config(&pin).unwrap())
+                .http1_only()
+                .no_proxy()
+                .build()
+                .unwrap();
+            Harness {
+                base: format!("https://{addr}/storage/v1"),
+                http,
+                _stop: stop,
+                _dir: dir,
+            }
+        }
+
+        fn authorization() -> String {
+            format!("Tahoe-LAFS {}", BASE64.encode(SWISSNUM))
+        }
+
+        fn request(&self, method: Method, path: &str, secrets: &[(&str, &[u8])]) -> reqwest::RequestBuilder {
+            let mut request = self
+                .http
+                .request(method, format!("{}/{path}", self.base))
+                .header(hyper::header::AUTHORIZATION, Self::authorization());
+            for (kind, secret) in secrets {
+                request = request.header("X-Tahoe-Authorization", format!("{kind} {}", BASE64.encode(secret)));
+            }
+            request
+        }
+
+        fn cbor_request(
+            &self,
+            method: Method,
+            path: &str,
+            secrets: &[(&str, &[u8])],
+            body: &ciborium::value::Value,
+        ) -> reqwest::RequestBuilder {
+            self.request(method, path, secrets)
+                .header(CONTENT_TYPE, CBOR)
+                .body(wire::encode(body))
+        }
+
+        async fn read_test_write(
+            &self,
+            si: StorageIndex,
+            test_and_writes: &BTreeMap<ShareNum, TestAndWrite>,
+            read_vector: &[(u64, u64)],
+        ) -> reqwest::Response {
+            let secrets: [(&str, &[u8]); 3] = [
+                ("write-enabler", &[9; 32]),
+                ("lease-renew-secret", &[1; 32]),
+                ("lease-cancel-secret", &[2; 32]),
+            ];
+            let body = wire::read_test_write_request(test_and_writes, read_vector);
+            self.cbor_request(Method::POST, &format!("mutable/{si}/read-test-write"), &secrets, &body)
+                .send()
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_test_write_answering_more_than_the_cap_is_a_bad_request() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([3; 16]);
+        let half = MAX_READ_TEST_WRITE_ANSWER / 2;
+        // Two sparse shares of half the cap each.
+        let grow = TestAndWrite {
+            tests: vec![],
+            writes: vec![(half - 1, b"z".to_vec())],
+            new_length: None,
+        };
+        let shares = [(0, grow.clone()), (1, grow)].into();
+        let created = harness.read_test_write(si, &shares, &[]).await;
+        assert_eq!(created.status(), StatusCode::OK);
+        let answered = harness.read_test_write(si, &BTreeMap::new(), &[(half - 4, 4)]).await;
+        assert_eq!(answered.status(), StatusCode::OK);
+        let body = wire::decode(&answered.bytes().await.unwrap()).unwrap();
+        let result = wire::parse_read_test_write_response(&body).unwrap();
+        assert_eq!(result.data[&1], vec![b"\0\0\0z".to_vec()]);
+        let refused = harness
+            .read_test_write(si, &BTreeMap::new(), &[(0, half), (half - 1, 1)])
+            .await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
 
     #[test]
     fn written_ranges_merge_and_report_what_is_missing() {
