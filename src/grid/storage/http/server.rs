@@ -329,6 +329,38 @@ async fn read_cbor(request: Request<Incoming>, limit: usize) -> Result<ciborium:
     Ok(wire::decode(&bytes)?)
 }
 
+/// An upload a request presented the right secret for. The request checks it again once it
+/// holds the turn: while it waited (for its body, or for the turn) the upload may have been
+/// aborted, dropped as idle, or replaced by a new allocation of the same share.
+struct CheckedUpload {
+    secret: Vec<u8>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl CheckedUpload {
+    /// The upload, if it is still the one checked; call with its turn held.
+    fn current<'a>(
+        &self,
+        uploads: &'a mut HashMap<(StorageIndex, ShareNum), Upload>,
+        key: (StorageIndex, ShareNum),
+    ) -> Result<&'a mut Upload, Refusal> {
+        let upload = uploads.get_mut(&key).ok_or_else(no_upload)?;
+        if !bool::from(upload.secret.ct_eq(&self.secret)) {
+            return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong upload secret"));
+        }
+        // The same secret on a new upload (a client that aborted and allocated again) is
+        // still not the upload this request was checked against.
+        if !Arc::ptr_eq(&upload.turn, &self.turn) {
+            return Err(no_upload());
+        }
+        Ok(upload)
+    }
+}
+
+fn no_upload() -> Refusal {
+    Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress")
+}
+
 /// Which kind of share a route is about.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -489,41 +521,50 @@ impl StorageService {
     async fn drop_idle_uploads(&self) {
         let idle: Vec<_> = {
             let mut uploads = self.uploads();
-            let idle: Vec<_> = uploads
+            let candidates: Vec<_> = uploads
                 .iter()
                 .filter(|(_, u)| !u.closing && u.last_write.elapsed() > UPLOAD_IDLE_LIMIT)
                 .map(|(k, _)| *k)
                 .collect();
-            for key in &idle {
-                uploads.remove(key);
+            let mut idle = Vec::new();
+            for key in candidates {
+                // Dropped only with its turn held, as an abort is: a request holding the turn is
+                // using the upload right now, so it is not idle.
+                let Some(turn) = uploads.get(&key).and_then(|u| u.turn.clone().try_lock_owned().ok()) else {
+                    continue;
+                };
+                uploads.remove(&key);
+                idle.push((key, turn));
             }
             idle
         };
-        for (si, n) in idle {
+        for ((si, n), _turn) in idle {
             let _ = self.backend.abort_share(si, n).await;
         }
     }
 
-    /// Checks the upload secret; returns the share's turn lock.
+    /// Checks the upload secret; returns it and the share's turn lock.
     fn check_upload_secret(
         &self,
         si: StorageIndex,
         n: ShareNum,
         headers: &HeaderMap,
-    ) -> Result<Arc<tokio::sync::Mutex<()>>, Refusal> {
-        let found = secrets(headers, &[SecretKind::Upload])?;
+    ) -> Result<CheckedUpload, Refusal> {
+        let mut found = secrets(headers, &[SecretKind::Upload])?;
+        let secret = found.remove(&SecretKind::Upload).unwrap_or_default();
         let uploads = self.uploads();
-        let upload = uploads
-            .get(&(si, n))
-            .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress"))?;
-        if !bool::from(upload.secret.ct_eq(&found[&SecretKind::Upload])) {
+        let upload = uploads.get(&(si, n)).ok_or_else(no_upload)?;
+        if !bool::from(upload.secret.ct_eq(&secret)) {
             return Err(Refusal::new(StatusCode::UNAUTHORIZED, "wrong upload secret"));
         }
-        Ok(upload.turn.clone())
+        Ok(CheckedUpload {
+            secret,
+            turn: upload.turn.clone(),
+        })
     }
 
     async fn write(&self, si: StorageIndex, n: ShareNum, request: Request<Incoming>) -> Answer {
-        self.check_upload_secret(si, n, request.headers())?;
+        let checked = self.check_upload_secret(si, n, request.headers())?;
         let (begin, end) = parse_content_range(request.headers())?;
         let data = read_body(request.into_body(), MAX_PATCH_BODY).await?;
         if data.len() as u64 != end - begin {
@@ -532,13 +573,14 @@ impl StorageService {
                 "body length does not match Content-Range",
             ));
         }
-        let gone = || Refusal::new(StatusCode::NOT_FOUND, "no upload of that share is in progress");
         // One write (or close, or abort) of a share at a time, from the checks to the record.
-        let turn = self.uploads().get(&(si, n)).map(|u| u.turn.clone()).ok_or_else(gone)?;
-        let _turn = turn.lock().await;
+        let _turn = checked.turn.lock().await;
         let overlaps = {
-            let uploads = self.uploads();
-            let upload = uploads.get(&(si, n)).filter(|u| !u.closing).ok_or_else(gone)?;
+            let mut uploads = self.uploads();
+            let upload = checked.current(&mut uploads, (si, n))?;
+            if upload.closing {
+                return Err(no_upload());
+            }
             if end > upload.allocated {
                 return Err(Refusal::new(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -557,7 +599,7 @@ impl StorageService {
         self.backend.write_share(si, n, begin, data).await?;
         let missing = {
             let mut uploads = self.uploads();
-            let upload = uploads.get_mut(&(si, n)).ok_or_else(gone)?;
+            let upload = checked.current(&mut uploads, (si, n))?;
             upload.record(begin, end);
             let missing = upload.missing();
             upload.closing = missing.is_empty();
@@ -575,36 +617,40 @@ impl StorageService {
     }
 
     async fn abort(&self, si: StorageIndex, n: ShareNum, headers: &HeaderMap) -> Answer {
-        let turn = match self.check_upload_secret(si, n, headers) {
-            Ok(turn) => turn,
-            Err(Refusal(StatusCode::NOT_FOUND, why)) => {
-                if self.backend.list_shares(si).await?.contains(&n) {
-                    return Err(Refusal::new(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "that share is already complete",
-                    ));
-                }
-                return Err(Refusal(StatusCode::NOT_FOUND, why));
-            }
+        let checked = match self.check_upload_secret(si, n, headers) {
+            Ok(checked) => checked,
+            Err(Refusal(StatusCode::NOT_FOUND, _)) => return Err(self.nothing_to_abort(si, n).await),
             Err(other) => return Err(other),
         };
-        let _turn = turn.lock().await;
+        let _turn = checked.turn.lock().await;
         let removed = {
             let mut uploads = self.uploads();
-            match uploads.get(&(si, n)) {
-                Some(u) if u.closing => None,
-                Some(_) => uploads.remove(&(si, n)),
-                None => None,
+            match checked.current(&mut uploads, (si, n)).map(|upload| upload.closing) {
+                Ok(true) => Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "that share is completing")),
+                Ok(false) => Ok(uploads.remove(&(si, n))),
+                Err(refusal) => Err(refusal),
             }
         };
-        if removed.is_none() {
-            return Err(Refusal::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "that share is complete or completing",
-            ));
+        match removed {
+            Ok(Some(_)) => {
+                self.backend.abort_share(si, n).await?;
+                Ok(empty(StatusCode::OK))
+            }
+            // Completed (or aborted) while this request waited for the turn.
+            Ok(None) | Err(Refusal(StatusCode::NOT_FOUND, _)) => Err(self.nothing_to_abort(si, n).await),
+            Err(other) => Err(other),
         }
-        self.backend.abort_share(si, n).await?;
-        Ok(empty(StatusCode::OK))
+    }
+
+    /// Why an abort found no upload: 405 if the share is complete, else 404.
+    async fn nothing_to_abort(&self, si: StorageIndex, n: ShareNum) -> Refusal {
+        match self.backend.list_shares(si).await {
+            Ok(shares) if shares.contains(&n) => {
+                Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "that share is already complete")
+            }
+            Ok(_) => no_upload(),
+            Err(e) => e.into(),
+        }
     }
 
     async fn corrupt(&self, kind: Kind, si: StorageIndex, n: ShareNum, request: Request<Incoming>) -> Answer {
@@ -790,7 +836,10 @@ mod tests {
     /// certificate: requests go through TLS, hyper and the routing exactly as a Tahoe client's do.
     struct Harness {
         base: String,
+        addr: std::net::SocketAddr,
+        pin: String,
         http: reqwest::Client,
+        service: Arc<StorageService>,
         _stop: tokio::sync::oneshot::Sender<()>,
         _dir: tempfile::TempDir,
     }
@@ -806,7 +855,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let service = Arc::new(StorageService::new(backend, SWISSNUM));
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(serve(listener, config, service, async move {
+            tokio::spawn(serve(listener, config, service.clone(), async move {
                 let _ = stopped.await;
             }));
             let http = reqwest::Client::builder()
@@ -817,7 +866,10 @@ mod tests {
                 .unwrap();
             Harness {
                 base: format!("https://{addr}/storage/v1"),
+                addr,
+                pin,
                 http,
+                service,
                 _stop: stop,
                 _dir: dir,
             }
@@ -848,6 +900,62 @@ mod tests {
             self.request(method, path, secrets)
                 .header(CONTENT_TYPE, CBOR)
                 .body(wire::encode(body))
+        }
+
+        /// A TLS connection to the server, for requests sent a piece at a time.
+        async fn raw_connection(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(tls::client_config(&self.pin).unwrap()));
+            let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());
+            connector.connect(name, tcp).await.unwrap()
+        }
+
+        async fn allocate(&self, si: StorageIndex, upload_secret: &[u8], size: u64) -> BTreeSet<ShareNum> {
+            let secrets: [(&str, &[u8]); 3] = [
+                ("lease-renew-secret", &[1; 32]),
+                ("lease-cancel-secret", &[2; 32]),
+                ("upload-secret", upload_secret),
+            ];
+            let body = wire::allocate_request(&[0].into(), size);
+            let response = self
+                .cbor_request(Method::POST, &format!("immutable/{si}"), &secrets, &body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = wire::decode(&response.bytes().await.unwrap()).unwrap();
+            wire::parse_allocate_response(&body).unwrap().1
+        }
+
+        async fn patch(&self, si: StorageIndex, upload_secret: &[u8], data: &'static [u8]) -> StatusCode {
+            let range = format!("bytes 0-{}/*", data.len() - 1);
+            self.request(
+                Method::PATCH,
+                &format!("immutable/{si}/0"),
+                &[("upload-secret", upload_secret)],
+            )
+            .header(CONTENT_RANGE, range)
+            .body(data)
+            .send()
+            .await
+            .unwrap()
+            .status()
+        }
+
+        /// Waits until `count` holders share share 0's turn lock (a request that checked its
+        /// upload secret holds one).
+        async fn wait_for_turn_holders(&self, si: StorageIndex, count: usize) {
+            let poll = async {
+                loop {
+                    let holders = self.service.uploads().get(&(si, 0)).map(|u| Arc::strong_count(&u.turn));
+                    if holders >= Some(count) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            // Without the request holding the turn the test still runs on, and shows what happens.
+            let _ = tokio::time::timeout(Duration::from_secs(5), poll).await;
         }
 
         async fn read_test_write(
@@ -953,5 +1061,115 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append("x-tahoe-authorization", secret("mystery", 20));
         assert!(secrets(&headers, &[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_patch_whose_upload_was_replaced_while_its_body_arrived_writes_nothing() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let harness = Harness::start().await;
+        let si = StorageIndex([4; 16]);
+        let (first, second) = ([1u8; 20], [2u8; 20]);
+        assert_eq!(harness.allocate(si, &first, 10).await, [0].into());
+        // The first uploader's PATCH: headers and half the body, the rest held back.
+        let mut slow = harness.raw_connection().await;
+        let head = format!(
+            "PATCH /storage/v1/immutable/{si}/0 HTTP/1.1\r\nHost: storage\r\nAuthorization: {}\r\n\
+             X-Tahoe-Authorization: upload-secret {}\r\nContent-Range: bytes 0-9/*\r\n\
+             Content-Length: 10\r\nConnection: close\r\n\r\n01234",
+            Harness::authorization(),
+            BASE64.encode(first)
+        );
+        slow.write_all(head.as_bytes()).await.unwrap();
+        slow.flush().await.unwrap();
+        harness.wait_for_turn_holders(si, 2).await;
+        // Meanwhile the upload is aborted and another uploader allocates the share.
+        let abort = harness
+            .request(
+                Method::PUT,
+                &format!("immutable/{si}/0/abort"),
+                &[("upload-secret", &first)],
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(abort.status(), StatusCode::OK);
+        assert_eq!(harness.allocate(si, &second, 10).await, [0].into());
+        slow.write_all(b"56789").await.unwrap();
+        slow.flush().await.unwrap();
+        let mut answer = Vec::new();
+        slow.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 401") || answer.starts_with("HTTP/1.1 404"),
+            "{answer}"
+        );
+        // The new upload is untouched: its own different bytes are no conflict.
+        assert_eq!(harness.patch(si, &second, b"abcdefghij").await, StatusCode::CREATED);
+        assert_eq!(
+            harness.service.backend.read_share(si, 0, 0, 100).await.unwrap(),
+            b"abcdefghij"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_abort_waiting_for_its_turn_does_not_abort_the_upload_that_replaced_its_own() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([5; 16]);
+        let (first, second) = ([1u8; 20], [2u8; 20]);
+        assert_eq!(harness.allocate(si, &first, 10).await, [0].into());
+        // Another request of the first upload holds the turn, so this abort waits for it.
+        let turn = harness.service.uploads()[&(si, 0)].turn.clone();
+        let held = turn.clone().lock_owned().await;
+        let mut headers = HeaderMap::new();
+        let secret = format!("upload-secret {}", BASE64.encode(first));
+        headers.append("x-tahoe-authorization", HeaderValue::from_str(&secret).unwrap());
+        let service = harness.service.clone();
+        let waiting = tokio::spawn(async move {
+            match service.abort(si, 0, &headers).await {
+                Ok(response) => response.status(),
+                Err(Refusal(status, _)) => status,
+            }
+        });
+        // The map's, ours, the guard's and the waiting abort's.
+        harness.wait_for_turn_holders(si, 4).await;
+        // The holder is an abort of the same upload: it does what abort does under the turn.
+        harness.service.uploads().remove(&(si, 0));
+        harness.service.backend.abort_share(si, 0).await.unwrap();
+        // A new allocation of the share takes its place before the waiting abort runs.
+        assert_eq!(harness.allocate(si, &second, 10).await, [0].into());
+        drop(held);
+        let status = waiting.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::NOT_FOUND,
+            "{status}"
+        );
+        assert_eq!(harness.patch(si, &second, b"abcdefghij").await, StatusCode::CREATED);
+    }
+
+    #[tokio::test]
+    async fn an_idle_upload_is_not_dropped_while_a_request_holds_its_turn() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([6; 16]);
+        assert_eq!(harness.allocate(si, &[1; 20], 10).await, [0].into());
+        let Some(long_ago) = Instant::now().checked_sub(UPLOAD_IDLE_LIMIT + Duration::from_secs(1)) else {
+            // The monotonic clock started too recently to fake an idle upload.
+            return;
+        };
+        let turn = {
+            let mut uploads = harness.service.uploads();
+            let upload = uploads.get_mut(&(si, 0)).unwrap();
+            upload.last_write = long_ago;
+            upload.turn.clone()
+        };
+        let held = turn.lock_owned().await;
+        harness.service.drop_idle_uploads().await;
+        assert!(harness.service.uploads().contains_key(&(si, 0)));
+        drop(held);
+        harness.service.drop_idle_uploads().await;
+        assert!(!harness.service.uploads().contains_key(&(si, 0)));
+        assert!(matches!(
+            harness.service.backend.read_incoming(si, 0, 0, 1).await,
+            Err(Error::NoSuchUpload)
+        ));
     }
 }
