@@ -862,11 +862,14 @@ fn read_test_write(
             }
         }
     }
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    // Made only when a share is created, so a request that creates none leaves no empty directory.
+    let mut new_dir_parents: Option<Vec<PathBuf>> = None;
+    let mut changed = false;
     for (num, tw) in test_and_writes {
         if tw.new_length == Some(0) {
             if let Some((_, path)) = shares.remove(&num) {
                 fs::remove_file(&path).map_err(|e| Error::io("delete mutable share", e))?;
+                changed = true;
             }
             continue;
         }
@@ -875,15 +878,39 @@ fn read_test_write(
         }
         let mut share = match shares.remove(&num) {
             Some((share, _)) => share,
-            None => MutableShare::create(&dir.join(num.to_string()), node_id, write_enabler)?,
+            None => {
+                if new_dir_parents.is_none() {
+                    new_dir_parents = Some(create_dirs(dir)?);
+                }
+                MutableShare::create(&dir.join(num.to_string()), node_id, write_enabler)?
+            }
         };
         share.write(&tw.writes, tw.new_length)?;
         share.add_or_renew_lease(&lease, node_id)?;
         share.file.sync_all().map_err(|e| Error::io("fsync mutable share", e))?;
+        changed = true;
     }
-    fsync_dir(dir)?;
+    if changed {
+        fsync_dir(dir)?;
+        // A new share (or prefix) directory is only an entry in its parent until that is synced:
+        // without it a crash could lose the directory, and the fsynced share with it.
+        for parent in new_dir_parents.into_iter().flatten() {
+            fsync_dir(&parent)?;
+        }
+    }
     result.success = true;
     Ok(result)
+}
+
+/// Creates `dir` and its missing ancestors; returns the parents of those it created, whose
+/// entries must be synced for the new directories to survive a crash.
+fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    Ok(missing
+        .iter()
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .collect())
 }
 
 #[cfg(test)]
@@ -1212,5 +1239,40 @@ mod tests {
         // Reaching past the data, the range is what the share has.
         assert!(test(1000, b"bcdef").await.unwrap().success);
         assert!(!test(1000, b"bcde").await.unwrap().success);
+    }
+
+    #[tokio::test]
+    async fn share_directories_are_made_only_for_a_share_created_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        let si = StorageIndex([11; 16]);
+        let prefix = server.share_dir(si).parent().unwrap().to_path_buf();
+        // Reads, a failed test and a delete of a share that is not there create nothing.
+        let r = server
+            .mutable_read_test_write(si, [9; 32], lease(1), BTreeMap::new(), vec![(0, 10)])
+            .await
+            .unwrap();
+        assert!(r.success && r.data.is_empty());
+        assert!(write_0(&server, si, &[], Some(0)).await);
+        assert!(!prefix.exists());
+        assert!(write_0(&server, si, &[(0, b"data")], None).await);
+        assert_eq!(server.list_mutable_shares(si).await.unwrap(), [0].into());
+        assert!(write_0(&server, si, &[], Some(0)).await);
+        assert!(server.list_mutable_shares(si).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn create_dirs_names_the_parents_of_the_directories_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let shares = dir.path().join("shares");
+        fs::create_dir(&shares).unwrap();
+        let si_dir = shares.join("aa").join("aaaa");
+        assert_eq!(create_dirs(&si_dir).unwrap(), vec![shares.join("aa"), shares.clone()]);
+        assert!(si_dir.is_dir());
+        assert!(create_dirs(&si_dir).unwrap().is_empty());
+        assert_eq!(
+            create_dirs(&shares.join("aa").join("bbbb")).unwrap(),
+            vec![shares.join("aa")]
+        );
     }
 }
