@@ -48,6 +48,28 @@ pub struct DiskServer {
     uploads: Mutex<HashMap<(StorageIndex, ShareNum), Arc<Upload>>>,
     /// Read-test-write must be atomic across all shares of a storage index.
     mutable_lock: Arc<Mutex<()>>,
+    /// Adding a lease to an immutable share rewrites its lease count and appends a record:
+    /// two at once would both append at the same place and one lease would be lost.
+    lease_locks: Arc<StripedLocks>,
+}
+
+/// Locks by storage index, a fixed number shared among indexes (which are uniformly random),
+/// so nothing grows with the number of indexes ever touched.
+#[derive(Debug)]
+struct StripedLocks(Vec<Mutex<()>>);
+
+impl StripedLocks {
+    const STRIPES: usize = 64;
+
+    fn new() -> Self {
+        StripedLocks((0..Self::STRIPES).map(|_| Mutex::new(())).collect())
+    }
+
+    fn lock(&self, si: &StorageIndex) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = usize::from(u16::from_be_bytes([si.0[0], si.0[1]])) % self.0.len();
+        // The lock guards no data of its own: a panic while it was held leaves nothing to repair.
+        self.0[stripe].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[derive(Debug)]
@@ -114,6 +136,7 @@ impl DiskServer {
             id,
             uploads: Mutex::new(HashMap::new()),
             mutable_lock: Arc::new(Mutex::new(())),
+            lease_locks: Arc::new(StripedLocks::new()),
         })
     }
 
@@ -348,6 +371,7 @@ impl StorageServer for DiskServer {
         let incoming_dir = self.incoming_dir(si);
         let wanted = share_nums.clone();
         let root = self.root.clone();
+        let lease_locks = self.lease_locks.clone();
         let busy: BTreeSet<ShareNum> = self
             .uploads()
             .keys()
@@ -362,6 +386,7 @@ impl StorageServer for DiskServer {
             for num in wanted {
                 if let Some(path) = existing.get(&num) {
                     // As Tahoe does: an uploader that finds the share holds a lease on it too.
+                    let _leases = lease_locks.lock(&si);
                     add_or_renew_immutable_lease(path, &lease)?;
                     allocation.already_have.insert(num);
                     continue;
@@ -524,6 +549,7 @@ impl StorageServer for DiskServer {
         let dir = self.share_dir(si);
         let node_id = self.id.node_id;
         let lock = self.mutable_lock.clone();
+        let lease_locks = self.lease_locks.clone();
         blocking(move || {
             let files = share_files(&dir)?;
             if files.is_empty() {
@@ -536,6 +562,7 @@ impl StorageServer for DiskServer {
                     share.add_or_renew_lease(&lease, node_id)?;
                     share.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
                 } else {
+                    let _leases = lease_locks.lock(&si);
                     add_or_renew_immutable_lease(path, &lease)?;
                 }
             }
@@ -1274,5 +1301,35 @@ mod tests {
             create_dirs(&shares.join("aa").join("bbbb")).unwrap(),
             vec![shares.join("aa")]
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_lease_renewals_of_an_immutable_share_all_keep_their_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Arc::new(DiskServer::open(dir.path(), "s0").unwrap());
+        let si = StorageIndex([12; 16]);
+        server.allocate_buckets(si, lease(0), &[0].into(), 4).await.unwrap();
+        server.write_share(si, 0, 0, Bytes::from_static(b"data")).await.unwrap();
+        server.close_share(si, 0).await.unwrap();
+        let renewals: Vec<_> = (1..=40)
+            .map(|n| {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    if n % 2 == 0 {
+                        server.add_or_renew_lease(si, lease(n)).await.unwrap();
+                    } else {
+                        // An uploader finding the share complete adds its lease the same way.
+                        let allocation = server.allocate_buckets(si, lease(n), &[0].into(), 4).await.unwrap();
+                        assert_eq!(allocation.already_have, [0].into());
+                    }
+                })
+            })
+            .collect();
+        for renewal in renewals {
+            renewal.await.unwrap();
+        }
+        let (_, expirations) = share_lease_expirations(&server.share_dir(si).join("0")).unwrap();
+        assert_eq!(expirations.len(), 41);
+        assert_eq!(server.read_share(si, 0, 0, 100).await.unwrap(), b"data");
     }
 }
