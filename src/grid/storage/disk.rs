@@ -110,6 +110,26 @@ fn fsync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("fsync {}", dir.display()), e))
 }
 
+/// Creates an upload's file in `shares/incoming/` exclusively: the file is the claim on the
+/// share, so of two allocations racing for it exactly one gets it (`None` for the other).
+fn claim_incoming(dir: &Path, path: &Path) -> Result<Option<File>, Error> {
+    // A closing upload removes the incoming directories it empties, perhaps between our
+    // create_dir_all and our create; then the directory is simply made again.
+    for _ in 0..3 {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
+            Ok(file) => return Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
+        }
+    }
+    Err(Error::io(
+        format!("create {}", path.display()),
+        std::io::Error::other("its directory kept disappearing"),
+    ))
+}
+
 impl DiskServer {
     /// Opens (creating if needed) a server rooted at `root`.
     pub fn open(root: impl Into<PathBuf>, nickname: impl Into<String>) -> Result<Self, Error> {
@@ -239,6 +259,19 @@ fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
         num_leases,
         data_len,
     })
+}
+
+/// Writes a new immutable container's header and its uploader's lease (owner 0, as Tahoe's).
+fn start_container(file: &File, allocated_size: u64, lease: &LeaseSecrets) -> Result<(), Error> {
+    let mut header = Vec::with_capacity(12);
+    header.extend_from_slice(&IMMUTABLE_CONTAINER_VERSION.to_be_bytes());
+    header.extend_from_slice(&u32::try_from(allocated_size).unwrap_or(u32::MAX).to_be_bytes());
+    header.extend_from_slice(&1u32.to_be_bytes());
+    file.write_all_at(&header, 0)
+        .map_err(|e| Error::io("write share header", e))?;
+    let record = immutable_lease_bytes(IMMUTABLE_CONTAINER_VERSION, 0, lease);
+    file.write_all_at(&record, IMMUTABLE_HEADER + allocated_size)
+        .map_err(|e| Error::io("write lease", e))
 }
 
 /// Shrinks an immutable container allocated for `allocated` data bytes to the `written` it holds:
@@ -379,54 +412,67 @@ impl StorageServer for DiskServer {
             .map(|(_, n)| *n)
             .collect();
         let (allocation, opened) = blocking(move || {
-            let existing = share_files(&final_dir)?;
-            let mut allocation = Allocation::default();
-            let mut opened = Vec::new();
-            let mut space = fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))?;
-            for num in wanted {
-                if let Some(path) = existing.get(&num) {
+            let mut opened: Vec<(ShareNum, Upload)> = Vec::new();
+            let claim = || -> Result<Allocation, Error> {
+                let existing = share_files(&final_dir)?;
+                let mut allocation = Allocation::default();
+                let mut space = fs4::available_space(&root).map_err(|e| Error::io("statvfs", e))?;
+                let renew = |path: &Path| {
                     // As Tahoe does: an uploader that finds the share holds a lease on it too.
                     let _leases = lease_locks.lock(&si);
-                    add_or_renew_immutable_lease(path, &lease)?;
-                    allocation.already_have.insert(num);
-                    continue;
+                    add_or_renew_immutable_lease(path, &lease)
+                };
+                for num in wanted {
+                    if let Some(path) = existing.get(&num) {
+                        renew(path)?;
+                        allocation.already_have.insert(num);
+                        continue;
+                    }
+                    let needed = (IMMUTABLE_HEADER + IMMUTABLE_LEASE).saturating_add(allocated_size);
+                    if busy.contains(&num) || space < needed {
+                        continue;
+                    }
+                    let path = incoming_dir.join(num.to_string());
+                    let Some(file) = claim_incoming(&incoming_dir, &path)? else {
+                        // Another allocation claimed it since `busy` was read.
+                        continue;
+                    };
+                    let final_path = final_dir.join(num.to_string());
+                    if final_path.exists() {
+                        // Its upload was closed since `existing` was read: this claim came too late.
+                        let _ = fs::remove_file(&path);
+                        renew(&final_path)?;
+                        allocation.already_have.insert(num);
+                        continue;
+                    }
+                    if let Err(e) = start_container(&file, allocated_size, &lease) {
+                        let _ = fs::remove_file(&path);
+                        return Err(e);
+                    }
+                    opened.push((
+                        num,
+                        Upload {
+                            file,
+                            incoming: path,
+                            max_size: allocated_size,
+                            written_end: std::sync::atomic::AtomicU64::new(0),
+                        },
+                    ));
+                    space = space.saturating_sub(needed);
+                    allocation.allocated.insert(num);
                 }
-                let needed = (IMMUTABLE_HEADER + IMMUTABLE_LEASE).saturating_add(allocated_size);
-                if busy.contains(&num) || space < needed {
-                    continue;
+                Ok(allocation)
+            };
+            match claim() {
+                Ok(allocation) => Ok((allocation, opened)),
+                Err(e) => {
+                    // Nobody will write or abort these: unclaim them, or the shares stay busy.
+                    for (_, upload) in &opened {
+                        let _ = fs::remove_file(&upload.incoming);
+                    }
+                    Err(e)
                 }
-                fs::create_dir_all(&incoming_dir)
-                    .map_err(|e| Error::io(format!("create {}", incoming_dir.display()), e))?;
-                let path = incoming_dir.join(num.to_string());
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
-                let mut header = Vec::with_capacity(12);
-                header.extend_from_slice(&IMMUTABLE_CONTAINER_VERSION.to_be_bytes());
-                header.extend_from_slice(&u32::try_from(allocated_size).unwrap_or(u32::MAX).to_be_bytes());
-                header.extend_from_slice(&1u32.to_be_bytes());
-                file.write_all_at(&header, 0)
-                    .map_err(|e| Error::io("write share header", e))?;
-                let record = immutable_lease_bytes(IMMUTABLE_CONTAINER_VERSION, 0, &lease);
-                file.write_all_at(&record, IMMUTABLE_HEADER + allocated_size)
-                    .map_err(|e| Error::io("write lease", e))?;
-                space = space.saturating_sub(needed);
-                allocation.allocated.insert(num);
-                opened.push((
-                    num,
-                    Upload {
-                        file,
-                        incoming: path,
-                        max_size: allocated_size,
-                        written_end: std::sync::atomic::AtomicU64::new(0),
-                    },
-                ));
             }
-            Ok((allocation, opened))
         })
         .await?;
         let mut uploads = self.uploads();
@@ -1331,5 +1377,36 @@ mod tests {
         let (_, expirations) = share_lease_expirations(&server.share_dir(si).join("0")).unwrap();
         assert_eq!(expirations.len(), 41);
         assert_eq!(server.read_share(si, 0, 0, 100).await.unwrap(), b"data");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn of_concurrent_allocations_of_a_share_exactly_one_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Arc::new(DiskServer::open(dir.path(), "s0").unwrap());
+        for round in 0..5u8 {
+            let si = StorageIndex([20 + round; 16]);
+            let attempts: Vec<_> = (1..=16)
+                .map(|n| {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.allocate_buckets(si, lease(n), &[0, 1].into(), 8).await })
+                })
+                .collect();
+            let mut winners = [0; 2];
+            for attempt in attempts {
+                let allocation = attempt.await.unwrap().unwrap();
+                assert!(allocation.already_have.is_empty());
+                for n in allocation.allocated {
+                    winners[usize::from(n)] += 1;
+                }
+            }
+            assert_eq!(winners, [1, 1], "round {round}");
+            // The one claim is a working upload.
+            server
+                .write_share(si, 0, 0, Bytes::from_static(b"12345678"))
+                .await
+                .unwrap();
+            server.close_share(si, 0).await.unwrap();
+            assert_eq!(server.read_share(si, 0, 0, 8).await.unwrap(), b"12345678");
+        }
     }
 }

@@ -1172,4 +1172,23 @@ mod tests {
             Err(Error::NoSuchUpload)
         ));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_allocations_over_http_exactly_one_gets_the_share() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([7; 16]);
+        let secrets: Vec<[u8; 20]> = (1..=8).map(|n| [n; 20]).collect();
+        let answers = futures::future::join_all(secrets.iter().map(|secret| harness.allocate(si, secret, 10))).await;
+        let winners: Vec<_> = secrets
+            .iter()
+            .zip(&answers)
+            .filter(|(_, allocated)| allocated.contains(&0))
+            .map(|(secret, _)| *secret)
+            .collect();
+        assert_eq!(winners.len(), 1, "{answers:?}");
+        for loser in secrets.iter().filter(|s| **s != winners[0]) {
+            assert_eq!(harness.patch(si, loser, b"0123456789").await, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(harness.patch(si, &winners[0], b"0123456789").await, StatusCode::CREATED);
+    }
 }
