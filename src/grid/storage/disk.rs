@@ -110,6 +110,54 @@ fn fsync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("fsync {}", dir.display()), e))
 }
 
+/// Locks a just-created incoming file for as long as the upload holds it, so that a server
+/// opening the same directory (another process on a local grid) leaves it alone; `None` if such
+/// a server took it for a leftover and removed it before the lock was taken.
+fn lock_claim(file: File, path: &Path) -> Option<File> {
+    use std::os::unix::fs::MetadataExt as _;
+    file.try_lock().ok()?;
+    let ours = file.metadata().ok()?;
+    let named = fs::metadata(path).ok()?;
+    (ours.dev() == named.dev() && ours.ino() == named.ino()).then_some(file)
+}
+
+/// Removes the partial uploads in `shares/incoming/`, as Tahoe's storage server does when it
+/// starts: nobody can finish them, and each file is a claim that keeps its share from being
+/// allocated again. Files another open server is still uploading (locked) are kept.
+fn clear_incoming(incoming: &Path) -> Result<(), Error> {
+    let list = |dir: &Path| -> Result<Vec<PathBuf>, Error> {
+        match fs::read_dir(dir) {
+            Ok(entries) => entries
+                .map(|entry| entry.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Error::io(format!("list {}", dir.display()), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(format!("list {}", dir.display()), e)),
+        }
+    };
+    for prefix in list(incoming)? {
+        for si_dir in list(&prefix)? {
+            for path in list(&si_dir)? {
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                // Held while removing, so an upload cannot lock the file in between.
+                if file.try_lock().is_ok() {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(format!("remove {}", path.display()), e)),
+                    }
+                }
+            }
+            // Fails, harmlessly, while another server's upload is still in it.
+            let _ = fs::remove_dir(&si_dir);
+        }
+        let _ = fs::remove_dir(&prefix);
+    }
+    Ok(())
+}
+
 /// Creates an upload's file in `shares/incoming/` exclusively: the file is the claim on the
 /// share, so of two allocations racing for it exactly one gets it (`None` for the other).
 fn claim_incoming(dir: &Path, path: &Path) -> Result<Option<File>, Error> {
@@ -118,7 +166,7 @@ fn claim_incoming(dir: &Path, path: &Path) -> Result<Option<File>, Error> {
     for _ in 0..3 {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
-            Ok(file) => return Ok(Some(file)),
+            Ok(file) => return Ok(lock_claim(file, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(format!("create {}", path.display()), e)),
@@ -134,8 +182,9 @@ impl DiskServer {
     /// Opens (creating if needed) a server rooted at `root`.
     pub fn open(root: impl Into<PathBuf>, nickname: impl Into<String>) -> Result<Self, Error> {
         let root = root.into();
-        fs::create_dir_all(root.join("shares").join("incoming"))
-            .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
+        let incoming = root.join("shares").join("incoming");
+        clear_incoming(&incoming)?;
+        fs::create_dir_all(&incoming).map_err(|e| Error::io(format!("create {}", root.display()), e))?;
         let id_path = root.join("node-id");
         let node_id = match read_identity(&id_path) {
             Some(id) => id,
@@ -1408,5 +1457,47 @@ mod tests {
             server.close_share(si, 0).await.unwrap();
             assert_eq!(server.read_share(si, 0, 0, 8).await.unwrap(), b"12345678");
         }
+    }
+
+    #[tokio::test]
+    async fn partial_uploads_are_cleared_when_the_store_opens_and_their_shares_can_be_allocated_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let si = StorageIndex([30; 16]);
+        let server = DiskServer::open(dir.path(), "s0").unwrap();
+        assert_eq!(
+            server
+                .allocate_buckets(si, lease(1), &[0].into(), 10)
+                .await
+                .unwrap()
+                .allocated,
+            [0].into()
+        );
+        server.write_share(si, 0, 0, Bytes::from_static(b"part")).await.unwrap();
+        let incoming = server.incoming_dir(si).join("0");
+        drop(server);
+        // As after a crash: the partial share is still there.
+        assert!(incoming.exists());
+        let reopened = DiskServer::open(dir.path(), "s0").unwrap();
+        assert!(!incoming.exists());
+        assert!(!incoming.parent().unwrap().exists(), "its empty directories go too");
+        assert!(dir.path().join("shares").join("incoming").is_dir());
+        let again = reopened.allocate_buckets(si, lease(1), &[0].into(), 10).await.unwrap();
+        assert_eq!(again.allocated, [0].into());
+        assert!(reopened.list_shares(si).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn opening_a_store_another_server_is_uploading_to_keeps_its_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let si = StorageIndex([31; 16]);
+        let first = DiskServer::open(dir.path(), "s0").unwrap();
+        first.allocate_buckets(si, lease(1), &[0].into(), 4).await.unwrap();
+        first.write_share(si, 0, 0, Bytes::from_static(b"ab")).await.unwrap();
+        let second = DiskServer::open(dir.path(), "s0").unwrap();
+        let claimed = second.allocate_buckets(si, lease(2), &[0].into(), 4).await.unwrap();
+        assert!(claimed.allocated.is_empty(), "the share is still being uploaded");
+        first.write_share(si, 0, 2, Bytes::from_static(b"cd")).await.unwrap();
+        first.close_share(si, 0).await.unwrap();
+        assert_eq!(second.read_share(si, 0, 0, 4).await.unwrap(), b"abcd");
     }
 }
