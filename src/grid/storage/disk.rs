@@ -292,22 +292,30 @@ struct ImmutableContainer {
     data_len: u64,
 }
 
-fn read_immutable_container(file: &File) -> Result<ImmutableContainer, Error> {
+/// The container's header, or `None` if the file is not an immutable container: too short for
+/// its header, another version (a mutable container's magic, say), or too short for its leases.
+fn read_immutable_container(file: &File) -> Result<Option<ImmutableContainer>, Error> {
     let mut header = [0u8; 12];
-    file.read_exact_at(&mut header, 0)
-        .map_err(|e| Error::io("read share header", e))?;
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(Error::io("read share header", e)),
+    }
     let version = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     let num_leases = u64::from(u32::from_be_bytes([header[8], header[9], header[10], header[11]]));
     let file_len = file.metadata().map_err(|e| Error::io("stat share", e))?.len();
     let data_len = file_len
         .checked_sub(IMMUTABLE_HEADER + IMMUTABLE_LEASE * num_leases)
-        .filter(|_| version == 1 || version == 2)
-        .ok_or_else(|| Error::io("read share", std::io::Error::other("not an immutable share container")))?;
-    Ok(ImmutableContainer {
+        .filter(|_| version == 1 || version == 2);
+    Ok(data_len.map(|data_len| ImmutableContainer {
         version,
         num_leases,
         data_len,
-    })
+    }))
+}
+
+fn not_immutable_container() -> Error {
+    Error::io("read share", std::io::Error::other("not an immutable share container"))
 }
 
 /// Writes a new immutable container's header and its uploader's lease (owner 0, as Tahoe's).
@@ -359,7 +367,7 @@ fn add_or_renew_immutable_lease(path: &Path, lease: &LeaseSecrets) -> Result<(),
         .write(true)
         .open(path)
         .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let container = read_immutable_container(&file)?;
+    let container = read_immutable_container(&file)?.ok_or_else(not_immutable_container)?;
     let leases_at = IMMUTABLE_HEADER + container.data_len;
     let wanted = if container.version == 1 {
         lease.renew
@@ -414,7 +422,7 @@ pub fn share_lease_expirations(path: &Path) -> Result<(ShareKind, Vec<u32>), Err
         return Ok((ShareKind::Mutable, expirations));
     }
     let file = File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-    let container = read_immutable_container(&file)?;
+    let container = read_immutable_container(&file)?.ok_or_else(not_immutable_container)?;
     let leases_at = IMMUTABLE_HEADER + container.data_len;
     let mut expirations = Vec::new();
     for i in 0..container.num_leases {
@@ -623,13 +631,21 @@ impl StorageServer for DiskServer {
 
     async fn read_share(&self, si: StorageIndex, share_num: ShareNum, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
         let path = self.share_dir(si).join(share_num.to_string());
+        let server = self.id.nickname.clone();
         blocking(move || {
             let file = match File::open(&path) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchShare),
                 Err(e) => return Err(Error::io("open share", e)),
             };
-            let container = read_immutable_container(&file)?;
+            // A mutable share is no immutable share to read; nor is a truncated or corrupt file,
+            // whose "data" would be garbage to the client (which finds the share elsewhere).
+            let Some(container) = read_immutable_container(&file)? else {
+                if !is_mutable_container(&path)? {
+                    tracing::warn!(storage_index = %si, share = share_num, %server, "unreadable immutable share container");
+                }
+                return Err(Error::NoSuchShare);
+            };
             let end = offset.saturating_add(len).min(container.data_len);
             let start = offset.min(end);
             let mut buf = vec![0u8; (end - start) as usize];

@@ -1191,4 +1191,58 @@ mod tests {
         }
         assert_eq!(harness.patch(si, &winners[0], b"0123456789").await, StatusCode::CREATED);
     }
+
+    #[tokio::test]
+    async fn the_immutable_read_route_answers_404_for_a_mutable_truncated_or_corrupt_share() {
+        let harness = Harness::start().await;
+        let get = |si: StorageIndex, range: Option<&'static str>| {
+            let mut request = harness.request(Method::GET, &format!("immutable/{si}/0"), &[]);
+            if let Some(range) = range {
+                request = request.header(hyper::header::RANGE, range);
+            }
+            async move { request.send().await.unwrap().status() }
+        };
+        let mutable = StorageIndex([8; 16]);
+        let create = TestAndWrite {
+            tests: vec![],
+            writes: vec![(0, b"a mutable share".to_vec())],
+            new_length: None,
+        };
+        let created = harness.read_test_write(mutable, &[(0, create)].into(), &[]).await;
+        assert_eq!(created.status(), StatusCode::OK);
+        assert_eq!(get(mutable, None).await, StatusCode::NOT_FOUND);
+        assert_eq!(get(mutable, Some("bytes=0-9")).await, StatusCode::NOT_FOUND);
+        let as_mutable = harness.request(Method::GET, &format!("mutable/{mutable}/0"), &[]);
+        assert_eq!(as_mutable.send().await.unwrap().status(), StatusCode::OK);
+
+        let broken = |si: StorageIndex, bytes: &[u8]| {
+            let dir = harness.service.backend.share_dir(si);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("0"), bytes).unwrap();
+        };
+        let truncated = StorageIndex([9; 16]);
+        broken(truncated, &[0, 0, 0, 2, 0]);
+        assert_eq!(get(truncated, None).await, StatusCode::NOT_FOUND);
+        assert_eq!(get(truncated, Some("bytes=0-9")).await, StatusCode::NOT_FOUND);
+        // A version 2 header claiming 1000 leases, on a file with room for none.
+        let corrupt = StorageIndex([10; 16]);
+        broken(
+            corrupt,
+            &[0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0x03, 0xe8, b'd', b'a', b't', b'a'],
+        );
+        assert_eq!(get(corrupt, None).await, StatusCode::NOT_FOUND);
+        assert_eq!(get(corrupt, Some("bytes=0-3")).await, StatusCode::NOT_FOUND);
+        // The same bytes with the one lease they have room for are a share.
+        let mut whole = vec![0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0, 1, b'd', b'a', b't', b'a'];
+        whole.extend_from_slice(&[0; 72]);
+        let fine = StorageIndex([11; 16]);
+        broken(fine, &whole);
+        let response = harness
+            .request(Method::GET, &format!("immutable/{fine}/0"), &[])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&response.bytes().await.unwrap()[..], b"data");
+    }
 }
