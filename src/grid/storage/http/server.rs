@@ -368,6 +368,17 @@ enum Kind {
     Mutable,
 }
 
+impl Kind {
+    /// The kind a route's first path segment names (`immutable` or `mutable`).
+    fn of(segment: &str) -> Kind {
+        if segment == "mutable" {
+            Kind::Mutable
+        } else {
+            Kind::Immutable
+        }
+    }
+}
+
 impl StorageService {
     /// Serves `backend` to clients that present `swissnum`.
     pub fn new(backend: Arc<DiskServer>, swissnum: &str) -> Self {
@@ -414,27 +425,35 @@ impl StorageService {
                 .filter(|n| *n < 256 && text.bytes().all(|b| b.is_ascii_digit()))
                 .ok_or_else(not_found)
         };
+        // As Tahoe's server: a route that takes no secrets refuses any it is given (a client
+        // sending one is confused about what it is asking, and a secret should not go where
+        // it is not needed).
+        let no_secrets = |headers: &HeaderMap| secrets(headers, &[]).map(drop);
         let method = request.method().clone();
         match (&method, parts.as_slice()) {
-            (&Method::GET, ["version"]) => self.version().await,
+            (&Method::GET, ["version"]) => {
+                no_secrets(request.headers())?;
+                self.version().await
+            }
             (&Method::PUT, ["lease", s]) => self.renew_lease(si(s)?, request.headers()).await,
             (&Method::POST, ["immutable", s]) => self.allocate(si(s)?, request).await,
             (&Method::PATCH, ["immutable", s, n]) => self.write(si(s)?, shnum(n)?, request).await,
             (&Method::PUT, ["immutable", s, n, "abort"]) => self.abort(si(s)?, shnum(n)?, request.headers()).await,
             (&Method::POST, [kind @ ("immutable" | "mutable"), s, n, "corrupt"]) => {
-                let kind = if *kind == "mutable" {
-                    Kind::Mutable
-                } else {
-                    Kind::Immutable
-                };
-                self.corrupt(kind, si(s)?, shnum(n)?, request).await
+                let (si, n) = (si(s)?, shnum(n)?);
+                no_secrets(request.headers())?;
+                self.corrupt(Kind::of(kind), si, n, request).await
             }
-            (&Method::GET, ["immutable", s, "shares"]) => self.list(Kind::Immutable, si(s)?).await,
-            (&Method::GET, ["mutable", s, "shares"]) => self.list(Kind::Mutable, si(s)?).await,
-            (&Method::GET, ["immutable", s, n]) => {
-                self.read(Kind::Immutable, si(s)?, shnum(n)?, request.headers()).await
+            (&Method::GET, [kind @ ("immutable" | "mutable"), s, "shares"]) => {
+                let si = si(s)?;
+                no_secrets(request.headers())?;
+                self.list(Kind::of(kind), si).await
             }
-            (&Method::GET, ["mutable", s, n]) => self.read(Kind::Mutable, si(s)?, shnum(n)?, request.headers()).await,
+            (&Method::GET, [kind @ ("immutable" | "mutable"), s, n]) => {
+                let (si, n) = (si(s)?, shnum(n)?);
+                no_secrets(request.headers())?;
+                self.read(Kind::of(kind), si, n, request.headers()).await
+            }
             (&Method::POST, ["mutable", s, "read-test-write"]) => self.read_test_write(si(s)?, request).await,
             _ => Err(not_found()),
         }
@@ -1244,5 +1263,45 @@ mod tests {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(&response.bytes().await.unwrap()[..], b"data");
+    }
+
+    #[tokio::test]
+    async fn routes_that_take_no_secrets_refuse_any_given() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([12; 16]);
+        assert_eq!(harness.allocate(si, &[1; 20], 4).await, [0].into());
+        assert_eq!(harness.patch(si, &[1; 20], b"data").await, StatusCode::CREATED);
+        let create = TestAndWrite {
+            tests: vec![],
+            writes: vec![(0, b"mutable".to_vec())],
+            new_length: None,
+        };
+        let created = harness.read_test_write(si, &[(1, create)].into(), &[]).await;
+        assert_eq!(created.status(), StatusCode::OK);
+        let corrupt = wire::corrupt_request("bad hash");
+        let routes = [
+            (Method::GET, "version".to_string(), None),
+            (Method::GET, format!("immutable/{si}/shares"), None),
+            (Method::GET, format!("mutable/{si}/shares"), None),
+            (Method::GET, format!("immutable/{si}/0"), None),
+            (Method::GET, format!("mutable/{si}/1"), None),
+            (Method::POST, format!("immutable/{si}/0/corrupt"), Some(&corrupt)),
+            (Method::POST, format!("mutable/{si}/1/corrupt"), Some(&corrupt)),
+        ];
+        let unexpected: [(&str, &[u8]); 1] = [("lease-renew-secret", &[1; 32])];
+        for (method, path, body) in routes {
+            for secrets in [&[][..], &unexpected[..]] {
+                let request = match body {
+                    Some(body) => harness.cbor_request(method.clone(), &path, secrets, body),
+                    None => harness.request(method.clone(), &path, secrets),
+                };
+                let status = request.send().await.unwrap().status();
+                if secrets.is_empty() {
+                    assert!(status.is_success(), "{method} {path}: {status}");
+                } else {
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path} with a secret");
+                }
+            }
+        }
     }
 }
