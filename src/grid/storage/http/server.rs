@@ -123,7 +123,8 @@ pub struct StorageService {
     uploads: Mutex<HashMap<(StorageIndex, ShareNum), Upload>>,
 }
 
-/// A refused request: the status and a short plain-text reason (never a secret).
+/// A refused request: the status and a short plain-text reason (never a secret; a 5xx's is
+/// logged, not sent).
 struct Refusal(StatusCode, String);
 
 impl std::fmt::Debug for StorageService {
@@ -146,10 +147,7 @@ impl From<Error> for Refusal {
             Error::OutOfBounds { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::BadWriteEnabler => StatusCode::UNAUTHORIZED,
             Error::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
-            Error::Io { .. } => {
-                tracing::warn!("storage request failed: {e}");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Refusal(status, e.to_string())
@@ -409,6 +407,13 @@ impl StorageService {
         }
         match self.route(request).await {
             Ok(response) => response,
+            Err(Refusal(status, why)) if status.is_server_error() => {
+                // The reason names paths and system errors: the log gets it, the client only
+                // learns that the fault is ours.
+                tracing::warn!(%status, "storage request failed: {why}");
+                let generic = status.canonical_reason().unwrap_or("Server Error");
+                respond(status, Some("text/plain"), full(generic))
+            }
             Err(Refusal(status, why)) => respond(status, Some("text/plain"), full(why)),
         }
     }
@@ -1303,5 +1308,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_server_error_answers_a_generic_body() {
+        let harness = Harness::start().await;
+        let si = StorageIndex([13; 16]);
+        // A file where the storage index's directory should be: listing it fails on our side.
+        let dir = harness.service.backend.share_dir(si);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        std::fs::write(&dir, b"not a directory").unwrap();
+        let response = harness
+            .request(Method::GET, &format!("immutable/{si}/shares"), &[])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.text().await.unwrap();
+        assert_eq!(body, "Internal Server Error");
+        // Client errors still say what was wrong.
+        let response = harness
+            .request(
+                Method::GET,
+                &format!("immutable/{si}/shares"),
+                &[("upload-secret", &[1; 20])],
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.text().await.unwrap().contains("secrets"));
     }
 }
