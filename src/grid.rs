@@ -193,7 +193,7 @@ pub enum Error {
 type WriteLocks = std::sync::Mutex<std::collections::HashMap<StorageIndex, Arc<tokio::sync::Mutex<()>>>>;
 
 /// A set of storage servers with the parameters and secrets to use them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Grid {
     servers: Vec<Arc<dyn StorageServer>>,
     params: EncodingParams,
@@ -205,6 +205,17 @@ pub struct Grid {
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
     /// Uploads re-place the shares of servers that failed during them (off inside a repair).
     replace_dropped: bool,
+}
+
+/// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
+/// with every command): the servers by id and the encoding, never the secrets or the locks.
+impl std::fmt::Debug for Grid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grid")
+            .field("servers", &self.servers.iter().map(|s| s.id()).collect::<Vec<_>>())
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Grid {
@@ -307,5 +318,25 @@ impl Grid {
             .into_iter()
             .map(|i| self.servers[i].clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_brief_and_hides_the_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = ClientSecrets {
+            convergence: b"convergence-secret".to_vec(),
+            lease: b"lease-secret".to_vec(),
+        };
+        let grid = Grid::open_local(dir.path(), 10, EncodingParams::default(), secrets).unwrap();
+        let shown = format!("{grid:?}");
+        // Log spans print it with every FTP data command: ten servers must stay one short line.
+        assert!(shown.len() < 600, "{} bytes: {shown}", shown.len());
+        assert!(shown.contains("server-09"), "{shown}");
+        assert!(!shown.contains("secret") && !shown.contains("Mutex"), "{shown}");
     }
 }

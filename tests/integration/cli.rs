@@ -246,6 +246,8 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
         }
         seen.push_str(&line);
     }
+    // Keep reading what the node logs: a pipe nobody drains fills up and stalls the node.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     assert!(seen.contains("10 local storage servers"), "{seen}");
     assert!(seen.contains("encoding 3-of-10 (happy 7)"), "{seen}");
     assert!(seen.contains("demo account (user demo, password demo)"), "{seen}");
