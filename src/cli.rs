@@ -631,25 +631,20 @@ async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow
     println!("storage index {}", chk.storage_index());
     println!("{}-of-{} encoding, {} bytes", chk.needed, chk.total, chk.size);
     let report = if repair {
-        let before = node.grid.check(&chk, verify).await?;
-        print_check(&before);
-        if before.is_healthy() {
+        let repaired = node.grid.repair(&chk, &node.config.spool_dir, verify).await?;
+        print_check(&repaired.before);
+        if repaired.before.is_healthy() {
             println!("repair: not needed");
             return Ok(());
         }
-        if !before.is_recoverable() {
+        if !repaired.repaired {
             bail!(
                 "file is unrecoverable: {} shares needed, {} good found",
-                before.needed,
-                before.good_shares()
+                repaired.before.needed,
+                repaired.before.good_shares()
             );
         }
-        let repaired = node.grid.repair(&chk, &node.config.spool_dir).await?;
-        if repaired.repaired {
-            println!("repair: re-created shares; after repair:");
-        } else {
-            println!("repair: not needed");
-        }
+        println!("repair: re-created shares; after repair:");
         repaired.after
     } else {
         node.grid.check(&chk, verify).await?

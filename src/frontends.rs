@@ -2,7 +2,8 @@
 //!
 //! - [`accounts`]: the accounts file (users, keys, password hashes, root dircaps).
 //! - [`throttle`]: failed-login limits per source address.
-//! - [`file_reader`] / [`file_writer`] / [`spool`]: reading and writing files at client offsets.
+//! - [`file_reader`] / [`file_writer`]: reading and writing files at client offsets (spooled in
+//!   [`crate::grid::spool`]).
 //! - [`sftp`]: the SSH/SFTP server; [`ftp`]: the FTP server.
 
 pub mod accounts;
@@ -11,5 +12,4 @@ pub mod file_reader;
 pub mod file_writer;
 pub mod ftp;
 pub mod sftp;
-pub mod spool;
 pub mod throttle;

@@ -22,6 +22,7 @@ pub mod nurl;
 pub mod repair;
 pub mod selection;
 pub mod spki;
+pub mod spool;
 pub mod storage;
 pub mod ueb;
 pub mod upload;
@@ -205,6 +206,9 @@ pub struct Grid {
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
     /// Uploads re-place the shares of servers that failed during them (off inside a repair).
     replace_dropped: bool,
+    /// (server node id, share) copies an upload must neither count nor ask for: a repair's
+    /// corrupt shares, which are placed afresh on other servers.
+    avoid_shares: Arc<std::collections::BTreeSet<([u8; 20], storage::ShareNum)>>,
 }
 
 /// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
@@ -229,6 +233,7 @@ impl Grid {
             blocklist: None,
             key_pool: None,
             replace_dropped: true,
+            avoid_shares: Arc::default(),
         }
     }
 

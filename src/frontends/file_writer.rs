@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::frontends::file_reader::FileContents;
-use crate::frontends::spool::Spool;
+use crate::grid::spool::Spool;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 use crate::vfs::{self, Vfs};

@@ -23,6 +23,8 @@ pub struct ShareReport {
     pub share: ShareNum,
     /// Nickname of the server holding it.
     pub server: String,
+    /// That server's node id (nicknames need not be unique).
+    pub node_id: [u8; 20],
     /// Whether it passed.
     pub health: ShareHealth,
 }
@@ -80,6 +82,7 @@ impl Grid {
                         shares.push(ShareReport {
                             share: location.share,
                             server: location.server.id().nickname.clone(),
+                            node_id: location.server.id().node_id,
                             health: verdict.map_or_else(ShareHealth::Bad, |()| ShareHealth::Good),
                         });
                     }
@@ -96,6 +99,7 @@ impl Grid {
                 shares.push(ShareReport {
                     share: location.share,
                     server: location.server.id().nickname.clone(),
+                    node_id: location.server.id().node_id,
                     health,
                 });
             }

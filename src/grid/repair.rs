@@ -1,9 +1,10 @@
 //! Repairing an immutable file: re-creating the shares the grid lost from the ones it kept.
 
-use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
-use crate::grid::check::CheckReport;
+use crate::grid::check::{CheckReport, ShareHealth};
+use crate::grid::download::FileReader;
+use crate::grid::spool::Spool;
 use crate::grid::upload::KeyChoice;
 use crate::grid::uri::{Cap, ChkCap};
 use crate::grid::{EncodingParams, Error, Grid};
@@ -15,18 +16,20 @@ pub struct RepairReport {
     pub before: CheckReport,
     /// The check after it (the same as `before` when nothing was needed).
     pub after: CheckReport,
-    /// Whether shares were re-created.
+    /// Whether shares were re-created (not when the file was healthy, or had fewer than k good shares).
     pub repaired: bool,
 }
 
 impl Grid {
-    /// Re-creates the missing shares of a CHK file. The file is downloaded (verified, into a
-    /// temporary file under `scratch_dir`, so memory does not grow with it), encoded again with
+    /// Re-creates the missing shares of a CHK file. The file is downloaded (verified, into an
+    /// encrypted spool under `scratch_dir`, so memory does not grow with it), encoded again with
     /// its own key, k, N and segment size, which gives byte-identical shares, and the shares no
     /// server holds are placed; servers that still hold shares keep them, with renewed leases.
-    pub async fn repair(&self, cap: &ChkCap, scratch_dir: &Path) -> Result<RepairReport, Error> {
-        let before = self.check(cap, false).await?;
-        if before.is_healthy() {
+    /// With `verify` every block is checked first, and a share whose copy is corrupt is placed
+    /// afresh on another server (the corrupt copy is left for its server's operator, as Tahoe does).
+    pub async fn repair(&self, cap: &ChkCap, scratch_dir: &Path, verify: bool) -> Result<RepairReport, Error> {
+        let before = self.check(cap, verify).await?;
+        if before.is_healthy() || !before.is_recoverable() {
             let after = before.clone();
             return Ok(RepairReport {
                 before,
@@ -36,22 +39,7 @@ impl Grid {
         }
         let mut reader = self.open_file(cap).await?;
         let segment_size = reader.ueb().segment_size;
-        let io = |context: &str| {
-            let context = context.to_string();
-            move |source| Error::Io { context, source }
-        };
-        std::fs::create_dir_all(scratch_dir).map_err(io("create the repair scratch directory"))?;
-        let scratch = tempfile::tempfile_in(scratch_dir).map_err(io("create a repair scratch file"))?;
-        let mut out = tokio::fs::File::from_std(scratch.try_clone().map_err(io("open the repair scratch file"))?);
-        reader.write_to(&mut out, None).await?;
-        tokio::io::AsyncWriteExt::flush(&mut out)
-            .await
-            .map_err(io("write the repair scratch file"))?;
-        drop(out);
-        let mut source = scratch;
-        source
-            .seek(SeekFrom::Start(0))
-            .map_err(io("rewind the repair scratch file"))?;
+        let spool = spool_plaintext(&mut reader, scratch_dir).await?;
         let params = EncodingParams {
             needed: cap.needed.into(),
             total: cap.total.into(),
@@ -62,19 +50,65 @@ impl Grid {
         };
         let mut grid = self.clone().with_params(params);
         grid.replace_dropped = false;
-        let stored = grid.upload(source, cap.size, KeyChoice::Given(cap.key), None).await?;
+        grid.avoid_shares = std::sync::Arc::new(
+            before
+                .shares
+                .iter()
+                .filter(|s| s.health != ShareHealth::Good)
+                .map(|s| (s.node_id, s.share))
+                .collect(),
+        );
+        let stored = grid
+            .upload(spool.reader(), cap.size, KeyChoice::Given(cap.key), None)
+            .await?;
         if stored != Cap::Chk(cap.clone()) {
             return Err(Error::Internal(
                 "repair re-encoded the file to a different cap; shares left as they were".into(),
             ));
         }
-        let after = self.check(cap, false).await?;
+        let after = self.check(cap, verify).await?;
         Ok(RepairReport {
             before,
             after,
             repaired: true,
         })
     }
+}
+
+/// Plaintext is read into the spool this many bytes at a time: enough segments per read for
+/// the download's prefetch to overlap fetching and decoding, few enough to keep memory flat.
+const SPOOL_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// Downloads a whole file (verified) into an encrypted spool, so the plaintext never reaches the disk.
+async fn spool_plaintext(reader: &mut FileReader, scratch_dir: &Path) -> Result<Spool, Error> {
+    let io = |context: &'static str| {
+        move |source: std::io::Error| Error::Io {
+            context: context.into(),
+            source,
+        }
+    };
+    let dir = scratch_dir.to_path_buf();
+    let mut spool = tokio::task::spawn_blocking(move || Spool::new(&dir))
+        .await
+        .map_err(|e| Error::Internal(format!("repair spool task failed: {e}")))?
+        .map_err(io("create the repair spool"))?;
+    let size = reader.size();
+    let chunk = SPOOL_CHUNK.max(reader.ueb().segment_size);
+    let mut offset = 0;
+    while offset < size {
+        let mut plain = Vec::new();
+        reader.write_range_to(offset, chunk, &mut plain, None).await?;
+        if plain.is_empty() {
+            return Err(Error::Internal("the download ended before the file's size".into()));
+        }
+        let at = offset;
+        offset += plain.len() as u64;
+        spool = tokio::task::spawn_blocking(move || spool.write_at(at, &plain).map(|()| spool))
+            .await
+            .map_err(|e| Error::Internal(format!("repair spool task failed: {e}")))?
+            .map_err(io("write the repair spool"))?;
+    }
+    Ok(spool)
 }
 
 /// The newest recoverable version of a mutable file and where its shares are.

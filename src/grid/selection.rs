@@ -64,18 +64,30 @@ pub fn assign_homeless(
     candidates: &[usize],
     existing: &BTreeMap<usize, usize>,
 ) -> BTreeMap<usize, BTreeSet<ShareNum>> {
+    assign_homeless_avoiding(homeless, candidates, existing, &BTreeSet::new())
+}
+
+/// As [`assign_homeless`], but never gives a server a share paired with it in `avoid`
+/// (a repair does not hand a share back to the server whose copy of it is corrupt).
+/// A share every candidate must avoid stays unassigned.
+pub fn assign_homeless_avoiding(
+    homeless: &[ShareNum],
+    candidates: &[usize],
+    existing: &BTreeMap<usize, usize>,
+    avoid: &BTreeSet<(usize, ShareNum)>,
+) -> BTreeMap<usize, BTreeSet<ShareNum>> {
     let mut assigned: BTreeMap<usize, BTreeSet<ShareNum>> = BTreeMap::new();
-    if candidates.is_empty() {
-        return assigned;
-    }
     let load = |server: usize, assigned: &BTreeMap<usize, BTreeSet<ShareNum>>| {
         existing.get(&server).copied().unwrap_or(0) + assigned.get(&server).map_or(0, BTreeSet::len)
     };
     for &share in homeless {
-        let Some(&least) = candidates.iter().min_by_key(|&&s| load(s, &assigned)) else {
-            break;
-        };
-        assigned.entry(least).or_default().insert(share);
+        let least = candidates
+            .iter()
+            .filter(|&&s| !avoid.contains(&(s, share)))
+            .min_by_key(|&&s| load(s, &assigned));
+        if let Some(&least) = least {
+            assigned.entry(least).or_default().insert(share);
+        }
     }
     assigned
 }
@@ -109,6 +121,9 @@ mod tests {
         assert!(assigned[&2].contains(&1));
         let with_existing = assign_homeless(&[5], &[4, 2], &[(4, 1)].into());
         assert_eq!(with_existing[&2], [5].into());
+        // A share is never given to a server it must avoid, even the least loaded one.
+        let avoiding = assign_homeless_avoiding(&[5, 6], &[4, 2], &[(4, 1)].into(), &[(2, 5), (4, 5)].into());
+        assert_eq!(avoiding, [(2, [6].into())].into());
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl Grid {
             // The servers that failed are left out: they would take the shares and fail again.
             let mut others = self.clone();
             others.servers.retain(|s| !failed.contains(&s.id().node_id));
-            match others.repair(chk, &std::env::temp_dir()).await {
+            match others.repair(chk, &std::env::temp_dir(), false).await {
                 Ok(report) => tracing::info!(
                     storage_index = %si,
                     good_shares = report.after.good_shares(),
@@ -354,10 +354,25 @@ impl Grid {
                 .filter(|&s| usize::from(s) < params.total)
                 .collect()
         };
+        // Copies this upload must not count (a repair's corrupt shares), by server index.
+        let avoid: BTreeSet<(usize, ShareNum)> = servers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let node_id = s.id().node_id;
+                self.avoid_shares
+                    .iter()
+                    .filter(move |(id, _)| *id == node_id)
+                    .map(move |&(_, share)| (i, share))
+            })
+            .collect();
+        let countable = |server: usize, shares: BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
+            shares.into_iter().filter(|&s| !avoid.contains(&(server, s))).collect()
+        };
         for (i, listing) in listings.into_iter().enumerate() {
             match listing {
                 Ok(shares) => {
-                    let shares = in_range(&shares);
+                    let shares = countable(i, in_range(&shares));
                     usable.push(i);
                     if !shares.is_empty() {
                         existing.insert(i, shares);
@@ -395,7 +410,11 @@ impl Grid {
                     )
                 })
                 .collect();
-            let assignment = selection::assign_homeless(&homeless, &usable, &load);
+            let assignment = selection::assign_homeless_avoiding(&homeless, &usable, &load, &avoid);
+            if assignment.is_empty() {
+                // What is left may go only to servers holding bad copies of it.
+                break;
+            }
             let requests = assignment.iter().map(|(&server, shares)| {
                 let s = placement.servers[server].clone();
                 let lease = self.secrets().lease_for(si, &s.id().node_id);
@@ -411,7 +430,7 @@ impl Grid {
             for (server, asked, answer) in join_all(requests).await {
                 match answer {
                     Ok(allocation) => {
-                        let already_have = in_range(&allocation.already_have);
+                        let already_have = countable(server, in_range(&allocation.already_have));
                         // Only shares asked for are written to (the HTTP client refuses others too).
                         let allocated: BTreeSet<ShareNum> =
                             allocation.allocated.intersection(&asked).copied().collect();

@@ -546,3 +546,81 @@ async fn streamed_uploads_of_unknown_size_read_back_and_their_shares_are_trimmed
     assert!(files_under(test.dir.path(), "incoming").is_empty());
     assert_eq!(walk(test.dir.path()).iter().filter(|p| p.is_file()).count(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_repair_recreates_lost_and_corrupt_shares_on_other_servers() {
+    let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
+    // Past the repair's 8 MiB spool chunk, so the spool is written more than once.
+    let data = pseudo_random(9 * MIB + 5, 31);
+    let cap = chk(&test.grid.upload_bytes(data.clone()).await.unwrap());
+    let si = cap.storage_index().to_string();
+    let server_of = |path: &std::path::Path| path.ancestors().nth(4).unwrap().to_path_buf();
+    let original = test.share_files(&si);
+    assert_eq!(original.len(), 10);
+    // Shares 0-2 are lost; a byte in the middle of the blocks of shares 3 and 4 is flipped.
+    let mut corrupt_on = std::collections::BTreeMap::new();
+    for (share, path) in &original {
+        match share {
+            0..=2 => std::fs::remove_file(path).unwrap(),
+            3 | 4 => {
+                let mut bytes = std::fs::read(path).unwrap();
+                let middle = bytes.len() / 2;
+                bytes[middle] ^= 0x40;
+                std::fs::write(path, bytes).unwrap();
+                corrupt_on.insert(*share, server_of(path));
+            }
+            _ => {}
+        }
+    }
+    // Without verify, the corrupt shares' headers still match: they pass as present.
+    let quick = test.grid.check(&cap, false).await.unwrap();
+    assert_eq!(quick.good_shares(), 7);
+
+    let scratch = test.dir.path().join("scratch");
+    let report = test.grid.repair(&cap, &scratch, true).await.unwrap();
+    assert!(report.repaired);
+    assert_eq!(report.before.good_shares(), 5, "{:?}", report.before);
+    let bad: BTreeSet<ShareNum> = report
+        .before
+        .shares
+        .iter()
+        .filter(|s| s.health != ShareHealth::Good)
+        .map(|s| s.share)
+        .collect();
+    assert_eq!(bad, [3, 4].into());
+    assert!(report.after.verified && report.after.is_healthy(), "{:?}", report.after);
+    assert_eq!(report.after.good_shares(), 10);
+    // The new copies of shares 3 and 4 went to servers other than the corrupt ones.
+    let now = test.share_files(&si);
+    for (share, corrupt_server) in &corrupt_on {
+        let holders: Vec<_> = now
+            .iter()
+            .filter(|(s, _)| s == share)
+            .map(|(_, p)| server_of(p))
+            .collect();
+        assert_eq!(holders.len(), 2, "share {share}: {holders:?}");
+        assert!(
+            holders.iter().any(|h| h != corrupt_server),
+            "share {share}: {holders:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&scratch).unwrap().count(),
+        0,
+        "the spool leaves no file"
+    );
+    // The re-created shares alone (the survivors and corrupt copies removed) give the file back.
+    let survivors: BTreeSet<_> = original
+        .iter()
+        .filter(|(s, _)| *s >= 3)
+        .map(|(_, p)| p.clone())
+        .collect();
+    for (_, path) in &now {
+        if survivors.contains(path) {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    assert_eq!(test.share_files(&si).len(), 5);
+    let mut reader = test.grid.open_file(&cap).await.unwrap();
+    assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
+}

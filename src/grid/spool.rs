@@ -1,4 +1,4 @@
-//! An encrypted, anonymous temporary file for uploads written out of order: plaintext never touches the disk.
+//! An encrypted, anonymous temporary file for uploads written out of order and for repairs: plaintext never touches the disk.
 //!
 //! Each spool has its own random AES-128-CTR key that lives only in memory, and
 //! the file is unlinked from the start, so a crash leaves nothing readable behind.
