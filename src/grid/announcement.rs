@@ -55,10 +55,12 @@ fn text<'a>(ann: &'a Mapping, key: &str) -> Option<&'a str> {
     ann.get(key).and_then(Value::as_str)
 }
 
-/// The tubid of a Foolscap fURL, `pb://<tubid>@...`.
+/// The tubid of a Foolscap fURL, `pb://<tubid>@...`, read case-blind as Tahoe reads it (the
+/// lease and write-enabler secrets hang on these bytes, so a differently cased fURL must give
+/// the same ones).
 pub fn furl_tubid(furl: &str) -> Option<[u8; 20]> {
     let tubid = furl.strip_prefix("pb://")?.split_once('@')?.0;
-    base32::decode_array(tubid)
+    base32::decode_array(&tubid.to_ascii_lowercase())
 }
 
 /// Reads one `ann` dict of server `server_id`.
@@ -109,21 +111,28 @@ pub fn parse_announcement(server_id: &str, ann: &Value) -> Result<StorageAnnounc
     })
 }
 
-/// Reads a Tahoe `servers.yaml`: `storage: {<server id>: {ann: {...}}}`. Servers this client
-/// cannot reach (Foolscap-only or Tor-only announcements) are skipped, with a warning, as
-/// Tahoe skips what it cannot use; any other flaw in an entry is an error.
-pub fn parse_servers_yaml(text: &str) -> Result<Vec<StorageAnnouncement>, AnnouncementError> {
-    let mut usable = Vec::new();
+/// The servers of a `servers.yaml`: those this client can use, and why the others were left out.
+#[derive(Debug, Clone, Default)]
+pub struct ServersYaml {
+    /// Usable servers, in the file's order.
+    pub usable: Vec<StorageAnnouncement>,
+    /// Entries skipped: Foolscap-only or Tor-only servers, and announcements that lack
+    /// something or hold malformed values.
+    pub skipped: Vec<AnnouncementError>,
+}
+
+/// Reads a Tahoe `servers.yaml`: `storage: {<server id>: {ann: {...}}}`. A server entry this
+/// client cannot use is skipped, and the reason kept, as Tahoe's client skips a static server
+/// it fails to make; only a file that is not this shape at all is an error.
+pub fn parse_servers_yaml(text: &str) -> Result<ServersYaml, AnnouncementError> {
+    let mut servers = ServersYaml::default();
     for entry in parse_servers_yaml_entries(text)? {
         match entry {
-            Ok(announcement) => usable.push(announcement),
-            Err(AnnouncementError::Server { server, why }) if why.contains(NO_NURLS) => {
-                tracing::warn!(%server, "skipping a storage server: {why}");
-            }
-            Err(e) => return Err(e),
+            Ok(announcement) => servers.usable.push(announcement),
+            Err(e) => servers.skipped.push(e),
         }
     }
-    Ok(usable)
+    Ok(servers)
 }
 
 const NO_NURLS: &str = "no TCP anonymous-storage-NURLs";
@@ -139,14 +148,16 @@ fn parse_servers_yaml_entries(
     storage
         .iter()
         .map(|(id, entry)| {
-            let id = id
-                .as_str()
-                .ok_or_else(|| AnnouncementError::Shape("a server id is not text".into()))?;
-            let ann = entry.get("ann").ok_or_else(|| AnnouncementError::Server {
-                server: id.to_string(),
-                why: "no `ann`".into(),
-            })?;
-            Ok(parse_announcement(id, ann))
+            let Some(id) = id.as_str() else {
+                return Err(AnnouncementError::Shape("a server id is not text".into()));
+            };
+            Ok(match entry.get("ann") {
+                Some(ann) => parse_announcement(id, ann),
+                None => Err(AnnouncementError::Server {
+                    server: id.to_string(),
+                    why: "no `ann`".into(),
+                }),
+            })
         })
         .collect()
 }
@@ -224,11 +235,17 @@ storage:
 
     #[test]
     fn reads_a_real_tahoe_announcement() {
-        let servers = parse_servers_yaml(REAL).unwrap();
+        let servers = parse_servers_yaml(REAL).unwrap().usable;
         assert_eq!(servers.len(), 1);
         let s = &servers[0];
         assert_eq!(s.nickname, "s1");
         assert_eq!(base32::encode(&s.tubid), "qbam4kytkiby34f4n3m5shydxznaivnf");
+        // An upper-cased fURL names the same tub, so the same secrets.
+        let upper = REAL.replace(
+            "pb://qbam4kytkiby34f4n3m5shydxznaivnf@",
+            "pb://QBAM4KYTKIBY34F4N3M5SHYDXZNAIVNF@",
+        );
+        assert_eq!(parse_servers_yaml(&upper).unwrap().usable[0].tubid, s.tubid);
         assert_eq!(s.nurls[0].port, 50153);
         assert_eq!(s.nurls[0].spki_hash, "qYeVNLODVpYpzn6pBjZW0asGvFJcdljs5M--F4GG_1A");
         // The seed is the ASCII text of the server's key.
@@ -251,14 +268,13 @@ storage:
             seqnum: 9,
             nonce: "x",
         });
-        let parsed = parse_servers_yaml(&yaml).unwrap();
+        let parsed = parse_servers_yaml(&yaml).unwrap().usable;
         assert_eq!(parsed[0].server_id, "v0-aaaa");
         assert_eq!(parsed[0].permutation_seed, b"abc");
         let no_nurl = REAL.replace("anonymous-storage-NURLs", "other-key");
-        assert!(
-            parse_servers_yaml(&no_nurl).unwrap().is_empty(),
-            "a Foolscap-only server is skipped"
-        );
+        let skipped = parse_servers_yaml(&no_nurl).unwrap();
+        assert!(skipped.usable.is_empty(), "a Foolscap-only server is skipped");
+        assert_eq!(skipped.skipped.len(), 1);
         let storage = serde_yaml::from_str::<Value>(&no_nurl).unwrap();
         let (id, entry) = storage["storage"].as_mapping().unwrap().iter().next().unwrap();
         let e = parse_announcement(id.as_str().unwrap(), &entry["ann"])
@@ -266,8 +282,20 @@ storage:
             .to_string();
         assert!(e.contains("no TCP anonymous-storage-NURLs"), "{e}");
         assert!(!e.contains("mfqqv6agaglcfn4tlbjpwd5cn43givi3"), "swissnum leaked: {e}");
+        // A broken entry is skipped with its reason; the good ones beside it are kept.
         let no_furl = REAL.replace("anonymous-storage-FURL", "other-key");
-        assert!(parse_servers_yaml(&no_furl).unwrap_err().to_string().contains("FURL"));
+        let both = format!("{}{}", no_furl, yaml.replace("storage:\n", ""));
+        let parsed = parse_servers_yaml(&both).unwrap();
+        assert_eq!(parsed.usable.len(), 1, "{both}");
+        assert_eq!(parsed.usable[0].server_id, "v0-aaaa");
+        let why = parsed.skipped[0].to_string();
+        assert!(why.contains("v0-uxtjaqstt") && why.contains("FURL"), "{why}");
+        let bad_nurl = REAL.replace("pb://qYeVNLODVpYpzn6pBjZW0asGvFJcdljs5M--F4GG_1A@", "pb://short@");
+        let why = parse_servers_yaml(&bad_nurl).unwrap().skipped[0].to_string();
+        assert!(
+            why.contains("bad NURL") && !why.contains("mfqqv6agaglcfn4tlbjpwd5cn43givi3"),
+            "{why}"
+        );
         assert!(parse_servers_yaml("storage: 3").is_err());
         assert!(parse_servers_yaml(": :").is_err());
     }
