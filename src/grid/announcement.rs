@@ -162,8 +162,8 @@ fn parse_servers_yaml_entries(
         .collect()
 }
 
-/// What a storage node announces about itself.
-#[derive(Debug, Clone)]
+/// What a storage node announces about itself. `Debug` leaves out the fURL and NURL (their swissnums are secrets).
+#[derive(Clone)]
 pub struct OwnAnnouncement<'a> {
     /// `v0-<base32 ed25519 public key>`.
     pub server_id: &'a str,
@@ -179,6 +179,16 @@ pub struct OwnAnnouncement<'a> {
     pub seqnum: u64,
     /// Random, base32.
     pub nonce: &'a str,
+}
+
+impl std::fmt::Debug for OwnAnnouncement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnAnnouncement")
+            .field("server_id", &self.server_id)
+            .field("nickname", &self.nickname)
+            .field("seqnum", &self.seqnum)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A `servers.yaml` document holding this node's announcement, in the keys Tahoe 1.20 publishes.
@@ -268,6 +278,22 @@ storage:
             seqnum: 9,
             nonce: "x",
         });
+        let shown = format!(
+            "{:?}",
+            OwnAnnouncement {
+                server_id: "v0-aaaa",
+                nickname: "n1",
+                furl,
+                nurl,
+                permutation_seed_base32: "mfrgg",
+                seqnum: 9,
+                nonce: "x",
+            }
+        );
+        assert!(
+            shown.contains("v0-aaaa") && !shown.contains("/abc"),
+            "a swissnum leaked: {shown}"
+        );
         let parsed = parse_servers_yaml(&yaml).unwrap().usable;
         assert_eq!(parsed[0].server_id, "v0-aaaa");
         assert_eq!(parsed[0].permutation_seed, b"abc");
