@@ -269,7 +269,7 @@ storage:
     fn our_announcement_reads_back_and_bad_ones_say_why() {
         let nurl = "pb://qYeVNLODVpYpzn6pBjZW0asGvFJcdljs5M--F4GG_1A@127.0.0.1:7/abc#v=1";
         let furl = "pb://qbam4kytkiby34f4n3m5shydxznaivnf@tcp:127.0.0.1:7/abc";
-        let yaml = servers_yaml_entry(&OwnAnnouncement {
+        let own = OwnAnnouncement {
             server_id: "v0-aaaa",
             nickname: "n1",
             furl,
@@ -277,19 +277,9 @@ storage:
             permutation_seed_base32: "mfrgg",
             seqnum: 9,
             nonce: "x",
-        });
-        let shown = format!(
-            "{:?}",
-            OwnAnnouncement {
-                server_id: "v0-aaaa",
-                nickname: "n1",
-                furl,
-                nurl,
-                permutation_seed_base32: "mfrgg",
-                seqnum: 9,
-                nonce: "x",
-            }
-        );
+        };
+        let yaml = servers_yaml_entry(&own);
+        let shown = format!("{own:?}");
         assert!(
             shown.contains("v0-aaaa") && !shown.contains("/abc"),
             "a swissnum leaked: {shown}"
