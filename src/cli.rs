@@ -630,25 +630,36 @@ async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow
     let node = Node::open(dir)?;
     println!("storage index {}", chk.storage_index());
     println!("{}-of-{} encoding, {} bytes", chk.needed, chk.total, chk.size);
-    let report = if repair {
+    if repair {
         let repaired = node.grid.repair(&chk, &node.config.spool_dir, verify).await?;
         print_check(&repaired.before);
         if repaired.before.is_healthy() {
             println!("repair: not needed");
             return Ok(());
         }
-        if !repaired.repaired {
+        if !repaired.before.is_recoverable() {
             bail!(
                 "file is unrecoverable: {} shares needed, {} good found",
                 repaired.before.needed,
                 repaired.before.good_shares()
             );
         }
-        println!("repair: re-created shares; after repair:");
-        repaired.after
-    } else {
-        node.grid.check(&chk, verify).await?
-    };
+        if repaired.repaired {
+            println!("repair: re-created shares; after repair:");
+        } else {
+            println!("repair: no server could take the missing shares; after repair:");
+        }
+        print_check(&repaired.after);
+        if !repaired.after.is_healthy() {
+            bail!(
+                "repair incomplete: {} of {} shares good (too few servers could take the rest)",
+                repaired.after.good_shares(),
+                repaired.after.total
+            );
+        }
+        return Ok(());
+    }
+    let report = node.grid.check(&chk, verify).await?;
     print_check(&report);
     if !report.is_recoverable() {
         bail!(

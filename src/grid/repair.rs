@@ -16,7 +16,8 @@ pub struct RepairReport {
     pub before: CheckReport,
     /// The check after it (the same as `before` when nothing was needed).
     pub after: CheckReport,
-    /// Whether shares were re-created (not when the file was healthy, or had fewer than k good shares).
+    /// Whether good shares were added (not when the file was healthy or had fewer than k good
+    /// shares, nor when no server could take the missing ones).
     pub repaired: bool,
 }
 
@@ -67,10 +68,13 @@ impl Grid {
             ));
         }
         let after = self.check(cap, verify).await?;
+        // The upload succeeds with only the shares already there (happy is 1): say whether
+        // any share was added, so a repair with nowhere to put them is not called one.
+        let repaired = after.good_shares() > before.good_shares();
         Ok(RepairReport {
             before,
             after,
-            repaired: true,
+            repaired,
         })
     }
 }
@@ -93,10 +97,12 @@ async fn spool_plaintext(reader: &mut FileReader, scratch_dir: &Path) -> Result<
         .map_err(|e| Error::Internal(format!("repair spool task failed: {e}")))?
         .map_err(io("create the repair spool"))?;
     let size = reader.size();
-    let chunk = SPOOL_CHUNK.max(reader.ueb().segment_size);
+    // Whole segments per read, so no segment is fetched and decoded for two reads.
+    let segment = reader.ueb().segment_size.max(1);
+    let chunk = (SPOOL_CHUNK / segment).max(1) * segment;
     let mut offset = 0;
     while offset < size {
-        let mut plain = Vec::new();
+        let mut plain = Vec::with_capacity(chunk.min(size - offset) as usize);
         reader.write_range_to(offset, chunk, &mut plain, None).await?;
         if plain.is_empty() {
             return Err(Error::Internal("the download ended before the file's size".into()));

@@ -604,11 +604,6 @@ async fn verified_repair_recreates_lost_and_corrupt_shares_on_other_servers() {
             "share {share}: {holders:?}"
         );
     }
-    assert_eq!(
-        std::fs::read_dir(&scratch).unwrap().count(),
-        0,
-        "the spool leaves no file"
-    );
     // The re-created shares alone (the survivors and corrupt copies removed) give the file back.
     let survivors: BTreeSet<_> = original
         .iter()
@@ -621,6 +616,30 @@ async fn verified_repair_recreates_lost_and_corrupt_shares_on_other_servers() {
         }
     }
     assert_eq!(test.share_files(&si).len(), 5);
+    let mut reader = test.grid.open_file(&cap).await.unwrap();
+    assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_with_nowhere_to_put_a_corrupt_share_says_so() {
+    // One server holds both shares; the only home for share 1 is the server whose copy is bad.
+    let test = TestGrid::new(1, params(1, 1, 2, 1 << 20), b"conv");
+    let data = pseudo_random(300_000, 8);
+    let cap = chk(&test.grid.upload_bytes(data.clone()).await.unwrap());
+    let files = test.share_files(&cap.storage_index().to_string());
+    let (_, share_1) = files.iter().find(|(s, _)| *s == 1).unwrap();
+    let mut bytes = std::fs::read(share_1).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(share_1, bytes).unwrap();
+    let report = test
+        .grid
+        .repair(&cap, &test.dir.path().join("scratch"), true)
+        .await
+        .unwrap();
+    assert!(!report.repaired, "{report:?}");
+    assert_eq!((report.before.good_shares(), report.after.good_shares()), (1, 1));
+    assert!(!report.after.is_healthy() && report.after.is_recoverable());
     let mut reader = test.grid.open_file(&cap).await.unwrap();
     assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
 }
