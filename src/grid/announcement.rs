@@ -89,7 +89,9 @@ pub fn parse_announcement(server_id: &str, ann: &Value) -> Result<StorageAnnounc
         }
     }
     if parsed.is_empty() {
-        return Err(fail(&format!("{NO_NURLS} (Foolscap-only servers are not supported)")));
+        return Err(fail(
+            "no TCP anonymous-storage-NURLs (Foolscap-only servers are not supported)",
+        ));
     }
     let permutation_seed = match text(ann, "permutation-seed-base32") {
         Some(seed) => base32::decode(seed).ok_or_else(|| fail("permutation-seed-base32 is not base32"))?,
@@ -134,8 +136,6 @@ pub fn parse_servers_yaml(text: &str) -> Result<ServersYaml, AnnouncementError> 
     }
     Ok(servers)
 }
-
-const NO_NURLS: &str = "no TCP anonymous-storage-NURLs";
 
 fn parse_servers_yaml_entries(
     text: &str,

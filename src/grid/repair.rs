@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::grid::check::{CheckReport, ShareHealth};
 use crate::grid::download::FileReader;
 use crate::grid::spool::Spool;
-use crate::grid::upload::KeyChoice;
+use crate::grid::upload::{KeyChoice, blocking};
 use crate::grid::uri::{Cap, ChkCap};
 use crate::grid::{EncodingParams, Error, Grid};
 
@@ -92,10 +92,7 @@ async fn spool_plaintext(reader: &mut FileReader, scratch_dir: &Path) -> Result<
         }
     };
     let dir = scratch_dir.to_path_buf();
-    let mut spool = tokio::task::spawn_blocking(move || Spool::new(&dir))
-        .await
-        .map_err(|e| Error::Internal(format!("repair spool task failed: {e}")))?
-        .map_err(io("create the repair spool"))?;
+    let mut spool = blocking(move || Spool::new(&dir).map_err(io("create the repair spool"))).await?;
     let size = reader.size();
     // Whole segments per read, so no segment is fetched and decoded for two reads.
     let segment = reader.ueb().segment_size.max(1);
@@ -109,10 +106,13 @@ async fn spool_plaintext(reader: &mut FileReader, scratch_dir: &Path) -> Result<
         }
         let at = offset;
         offset += plain.len() as u64;
-        spool = tokio::task::spawn_blocking(move || spool.write_at(at, &plain).map(|()| spool))
-            .await
-            .map_err(|e| Error::Internal(format!("repair spool task failed: {e}")))?
-            .map_err(io("write the repair spool"))?;
+        spool = blocking(move || {
+            spool
+                .write_at(at, &plain)
+                .map_err(io("write the repair spool"))
+                .map(|()| spool)
+        })
+        .await?;
     }
     Ok(spool)
 }

@@ -355,15 +355,12 @@ impl Grid {
                 .collect()
         };
         // Copies this upload must not count (a repair's corrupt shares), by server index.
-        let avoid: BTreeSet<(usize, ShareNum)> = servers
+        let avoid: BTreeSet<(usize, ShareNum)> = self
+            .avoid_shares
             .iter()
-            .enumerate()
-            .flat_map(|(i, s)| {
-                let node_id = s.id().node_id;
-                self.avoid_shares
-                    .iter()
-                    .filter(move |(id, _)| *id == node_id)
-                    .map(move |&(_, share)| (i, share))
+            .filter_map(|(node_id, share)| {
+                let server = servers.iter().position(|s| s.id().node_id == *node_id)?;
+                Some((server, *share))
             })
             .collect();
         let countable = |server: usize, shares: BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
@@ -798,7 +795,10 @@ fn source_changed() -> Error {
     }
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+/// Runs blocking work (encoding, hashing, file I/O) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
