@@ -437,3 +437,70 @@ fn blocklisted_files_cannot_be_read_until_unlisted() {
     std::fs::write(node.join("access.blacklist"), "").unwrap();
     assert_eq!(lafs(&node, &["get", &cap]).stdout, std::fs::read(&file).unwrap());
 }
+
+/// The directories (one per server) that hold the shares of storage index `si`.
+fn share_dirs_of(node: &Path, si: &str) -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = walk(&node.join("storage"))
+        .into_iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .filter(|dir| dir.file_name().is_some_and(|name| name == si))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+#[test]
+fn check_repair_of_a_directory_fails_while_it_stays_unhealthy() {
+    let tmp = scratch_dir();
+    let node = tmp.path().join("node");
+    stdout(&lafs(&node, &["init"]));
+    stdout(&lafs(&node, &["alias", "create", "tahoe"]));
+    let aliases = std::fs::read_to_string(node.join("private/aliases")).unwrap();
+    let cap = aliases
+        .lines()
+        .find_map(|l| l.strip_prefix("tahoe: "))
+        .expect("alias written")
+        .trim()
+        .to_string();
+    let share_dirs = share_dirs_of(&node, &si_of(&node, &cap));
+    assert_eq!(share_dirs.len(), 10, "one share on each server: {share_dirs:?}");
+
+    // Two servers lose their share: the repair puts it back and succeeds.
+    for dir in &share_dirs[..2] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    let repaired = stdout(&lafs(&node, &["check", "--repair", &cap]));
+    assert!(
+        repaired.contains("8 of 10 shares good (3 needed), version 1"),
+        "{repaired}"
+    );
+    assert!(
+        repaired.contains("10 of 10 shares good (3 needed), version 2: healthy"),
+        "{repaired}"
+    );
+
+    // Seven servers lose their share and can take none (the directory the share would go in is
+    // a file): 3 shares are still enough to read, but the repair cannot make the file healthy.
+    for dir in &share_dirs[3..] {
+        let prefix = dir.parent().unwrap();
+        std::fs::remove_dir_all(prefix).unwrap();
+        std::fs::write(prefix, b"not a directory").unwrap();
+    }
+    let out = lafs(&node, &["check", "--repair", &cap]);
+    let report = String::from_utf8(out.stdout.clone()).unwrap();
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "a repair that left it unhealthy exited 0:\n{report}"
+    );
+    let after = report
+        .split_once("after repair:")
+        .unwrap_or_else(|| panic!("no after-report:\n{report}\n{err}"))
+        .1;
+    assert!(
+        after.contains("3 of 10 shares good (3 needed), version 3: not healthy"),
+        "{report}"
+    );
+    assert!(err.contains("repair incomplete: 3 of 10 shares good"), "{err}");
+}
