@@ -83,6 +83,20 @@ impl DropNode {
         });
     }
 
+    fn add_account(&self, user: &str) {
+        let mut add = Command::new(env!("CARGO_BIN_EXE_lafs"))
+            .arg("--node-dir")
+            .arg(self.node())
+            .args(["account", "add", user, "--password"])
+            .env_remove("LAFS_NODE_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"a password\n").unwrap();
+        assert!(add.wait().unwrap().success());
+    }
+
     fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
@@ -359,17 +373,7 @@ fn an_account_target_and_local_deletes_that_unlink() {
         2,
         Some("account = \"bob\"\npath = \"camera/inbox\"\non_delete = \"unlink\""),
     );
-    let mut add = Command::new(env!("CARGO_BIN_EXE_lafs"))
-        .arg("--node-dir")
-        .arg(node.node())
-        .args(["account", "add", "bob", "--password"])
-        .env_remove("LAFS_NODE_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"bobs password\n").unwrap();
-    assert!(add.wait().unwrap().success());
+    node.add_account("bob");
     node.start();
     std::fs::write(node.dropped("keep.txt"), b"keep").unwrap();
     std::fs::write(node.dropped("delete-me.txt"), b"short-lived").unwrap();
@@ -399,4 +403,45 @@ fn an_account_target_and_local_deletes_that_unlink() {
     });
     assert_eq!(read_all(&bob, &rt, "camera/inbox/keep.txt").unwrap(), b"keep");
     assert_eq!(counts(&node.status()), (0, 0, 1, 0));
+}
+
+#[test]
+fn sigterm_stops_the_node_while_the_target_cannot_be_reached() {
+    let mut node = DropNode::with_target(2, Some("account = \"bob\"\npath = \"camera/inbox\""));
+    node.add_account("bob");
+    // The grid shrinks to 2 of its 10 servers: bob's root directory (3 of its 10 shares needed)
+    // cannot be read, so the folder's target cannot be made and is retried.
+    let config_file = node.node().join("lafs.toml");
+    let config = std::fs::read_to_string(&config_file).unwrap();
+    assert!(config.contains("\nservers = 10\n"), "{config}");
+    std::fs::write(&config_file, config.replace("\nservers = 10\n", "\nservers = 2\n")).unwrap();
+    node.start();
+    wait_for("the target to be retried", Duration::from_secs(30), || {
+        node.log().contains("target not reachable yet")
+    });
+    let mut child = node.child.take().unwrap();
+    let sent = Instant::now();
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let limit = Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "lafs run still running {limit:?} after SIGTERM; its log:\n{}",
+                node.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}; its log:\n{}", node.log());
+    assert!(node.log().contains("stopping"), "{}", node.log());
 }
