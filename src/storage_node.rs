@@ -218,6 +218,7 @@ pub fn start(
         .map_err(io("read the storage listener's address".into()))?;
     let host = config.location.clone().unwrap_or_else(|| address.ip().to_string());
     let backend = Arc::new(DiskServer::open(&config.path, config.nickname.clone())?);
+    let crawler = LeaseCrawler::new(&backend, config.expiration);
     let (certificate, key) = tls::parse_identity_pem(&identity.tls_pem)?;
     let tls_config = Arc::new(tls::server_config(certificate, key)?);
     let service = Arc::new(server::StorageService::new(backend, &identity.swissnum));
@@ -245,7 +246,6 @@ pub fn start(
     let announcement_file = private.join("storage-announcement.yaml");
     write_atomically(&announcement_file, &yaml, 0o600)?;
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let crawler = LeaseCrawler::new(&config.path, config.expiration);
     let crawling = run_lease_crawler(crawler, config.lease_crawl_cycle, shutdown.clone());
     let serving = async move {
         tokio::join!(server::serve(listener, tls_config, service, shutdown), crawling);

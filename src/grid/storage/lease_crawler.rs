@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::disk::{LEASE_SECONDS, ShareKind, share_lease_expirations};
+use super::disk::{DiskServer, LEASE_SECONDS, ShareKind, share_lease_expirations};
 
 /// Tahoe's base32 alphabet: share directories are named by the first two characters of the SI.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -120,8 +120,10 @@ pub struct LeaseCrawler {
 }
 
 impl LeaseCrawler {
-    /// A crawler over `server_root/shares`, keeping its state in `server_root/lease_checker.state.json`.
-    pub fn new(server_root: &Path, policy: ExpirationPolicy) -> Self {
+    /// A crawler over `server`'s shares (`<root>/shares`), keeping its state in
+    /// `<root>/lease_checker.state.json`.
+    pub fn new(server: &DiskServer, policy: ExpirationPolicy) -> Self {
+        let server_root = server.root();
         LeaseCrawler {
             shares_dir: server_root.join("shares"),
             state_file: server_root.join("lease_checker.state.json"),
@@ -173,6 +175,12 @@ impl LeaseCrawler {
 
     /// Looks at every share under one prefix directory.
     pub fn crawl_prefix(&self, prefix: &str, now: u64) -> CycleCounts {
+        self.crawl_prefix_pausing(prefix, now, &mut |_| {})
+    }
+
+    /// [`Self::crawl_prefix`], calling `before_delete` with each share it found expired and is
+    /// about to delete (a test's pause point, where a lease renewal can land).
+    fn crawl_prefix_pausing(&self, prefix: &str, now: u64, before_delete: &mut dyn FnMut(&Path)) -> CycleCounts {
         let mut counts = CycleCounts::default();
         let Ok(storage_indexes) = fs::read_dir(self.shares_dir.join(prefix)) else {
             return counts;
@@ -197,6 +205,7 @@ impl LeaseCrawler {
                 }
                 counts.expired += 1;
                 if self.policy.enabled && self.policy.applies_to(kind) {
+                    before_delete(&path);
                     let size = share.metadata().map(|m| m.len()).unwrap_or(0);
                     if fs::remove_file(&path).is_ok() {
                         counts.deleted += 1;
@@ -218,7 +227,6 @@ impl LeaseCrawler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grid::storage::disk::DiskServer;
     use crate::grid::storage::{LeaseSecrets, StorageServer};
     use crate::grid::uri::StorageIndex;
 
@@ -282,7 +290,7 @@ mod tests {
             state.last_cycle.unwrap()
         };
         // Leases are fresh: all 12 shares leased.
-        let report_only = LeaseCrawler::new(dir.path(), ExpirationPolicy::default());
+        let report_only = LeaseCrawler::new(&server, ExpirationPolicy::default());
         let counts = full_cycle(&report_only, now());
         assert_eq!(
             (counts.shares, counts.leased, counts.expired, counts.deleted),
@@ -296,7 +304,7 @@ mod tests {
 
         // Enabled, and interrupted half-way: the saved state resumes where it stopped.
         let expirer = LeaseCrawler::new(
-            dir.path(),
+            &server,
             ExpirationPolicy {
                 enabled: true,
                 ..ExpirationPolicy::default()
@@ -326,5 +334,101 @@ mod tests {
         server.close_share(si, 0).await.unwrap();
         let counts = full_cycle(&expirer, now());
         assert_eq!((counts.shares, counts.leased, counts.deleted), (1, 1, 0));
+    }
+
+    /// Sets the expiration time (Unix seconds) of a share's only lease, as if it were granted
+    /// long ago: an immutable container ends with it (its last lease record ends with the time),
+    /// a mutable one holds it after the owner number of its first header slot.
+    fn age_only_lease(path: &Path, expiration: u32) {
+        use std::os::unix::fs::FileExt;
+        let (kind, leases) = share_lease_expirations(path).unwrap();
+        assert_eq!(leases.len(), 1);
+        let file = fs::OpenOptions::new().write(true).open(path).unwrap();
+        let at = match kind {
+            ShareKind::Immutable => file.metadata().unwrap().len() - 4,
+            ShareKind::Mutable => 100 + 4,
+        };
+        file.write_all_at(&expiration.to_be_bytes(), at).unwrap();
+        assert_eq!(share_lease_expirations(path).unwrap().1, [expiration]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_renewed_while_the_crawler_deletes_keeps_its_share() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = std::sync::Arc::new(DiskServer::open(dir.path(), "s").unwrap());
+        let lease = LeaseSecrets {
+            renew: [1; 32],
+            cancel: [2; 32],
+        };
+        // An immutable and a mutable share, both under prefix "aa".
+        let immutable = StorageIndex([0; 16]);
+        server.allocate_buckets(immutable, lease, &[0].into(), 5).await.unwrap();
+        server
+            .write_share(immutable, 0, 0, bytes::Bytes::from_static(b"hello"))
+            .await
+            .unwrap();
+        server.close_share(immutable, 0).await.unwrap();
+        let mut mutable = StorageIndex([0; 16]);
+        mutable.0[15] = 1;
+        let create = crate::grid::storage::TestAndWrite {
+            tests: vec![crate::grid::storage::TestVector {
+                offset: 0,
+                size: 1,
+                specimen: vec![],
+            }],
+            writes: vec![(0, b"slot".to_vec())],
+            new_length: None,
+        };
+        let written = server
+            .mutable_read_test_write(mutable, [9; 32], lease, [(0, create)].into(), Vec::new())
+            .await
+            .unwrap();
+        assert!(written.success);
+        let paths = [
+            server.share_dir(immutable).join("0"),
+            server.share_dir(mutable).join("0"),
+        ];
+        for path in &paths {
+            assert!(
+                path.starts_with(dir.path().join("shares").join("aa")),
+                "{}",
+                path.display()
+            );
+            age_only_lease(path, 1_000_000);
+        }
+        let expirer = LeaseCrawler::new(
+            &server,
+            ExpirationPolicy {
+                enabled: true,
+                ..ExpirationPolicy::default()
+            },
+        );
+        // The crawler has found both shares expired; each one's holder renews its lease (through
+        // the server, which answers that it did) just before the crawler deletes it.
+        let renewer = server.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let (counts, renewed) = tokio::task::spawn_blocking(move || {
+            let mut renewed = Vec::new();
+            let counts = expirer.crawl_prefix_pausing("aa", now(), &mut |path| {
+                let si = if path.starts_with(renewer.share_dir(immutable)) {
+                    immutable
+                } else {
+                    mutable
+                };
+                renewed.push(runtime.block_on(renewer.add_or_renew_lease(si, lease)).is_ok());
+            });
+            (counts, renewed)
+        })
+        .await
+        .unwrap();
+        assert_eq!(renewed, [true, true], "both renewals were accepted");
+        // An accepted renewal keeps its share.
+        assert_eq!(server.list_shares(immutable).await.unwrap().len(), 1, "{counts:?}");
+        assert_eq!(
+            server.list_mutable_shares(mutable).await.unwrap().len(),
+            1,
+            "{counts:?}"
+        );
+        assert_eq!((counts.shares, counts.deleted), (2, 0), "{counts:?}");
     }
 }
