@@ -706,9 +706,26 @@ async fn check_mutable(dir: &Path, cap: &crate::grid::uri::MutableCap, repair: b
     print(&before);
     if before.is_healthy() {
         println!("repair: not needed");
+        return Ok(());
+    }
+    if after.shares.len() > before.shares.len() {
+        println!("repair: republished, shares re-created; after repair:");
     } else {
-        println!("repair: republished; after repair:");
-        print(&after);
+        println!("repair: republished; no server could take the missing shares; after repair:");
+    }
+    print(&after);
+    if after.shares.len() < after.total {
+        bail!(
+            "repair incomplete: {} of {} shares good (too few servers could take the rest)",
+            after.shares.len(),
+            after.total
+        );
+    }
+    if after.other_versions > 0 {
+        bail!(
+            "repair incomplete: {} shares of other versions are still on the grid",
+            after.other_versions
+        );
     }
     Ok(())
 }
