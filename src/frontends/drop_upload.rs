@@ -531,7 +531,16 @@ pub async fn run(
             dir: folder.local_dir.clone(),
             source,
         })?;
-    let vfs = resolve_target(&folder, &grid, &accounts).await?;
+    // Making an account's target retries while the grid is down, for as long as that lasts:
+    // a shutdown meanwhile ends the wait (nothing was queued yet that could be lost).
+    tokio::pin!(shutdown);
+    let vfs = tokio::select! {
+        resolved = resolve_target(&folder, &grid, &accounts) => resolved?,
+        () = &mut shutdown => {
+            tracing::info!(folder = %name, "stopped before its target could be reached");
+            return Ok(());
+        }
+    };
     let context = Arc::new(Context {
         folder,
         vfs,
@@ -550,7 +559,6 @@ pub async fn run(
     let mut links: JoinSet<LinkedBatch> = JoinSet::new();
     let mut linking: HashSet<String> = HashSet::new();
     let mut rescan = true;
-    tokio::pin!(shutdown);
     loop {
         if rescan {
             rescan = false;
