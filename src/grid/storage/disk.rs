@@ -77,6 +77,26 @@ impl StripedLocks {
     }
 }
 
+/// The locks a server takes to add or renew a share's leases (and, for a mutable share, to
+/// write it); its lease crawler takes them too, so a lease renewed while the crawler judges a
+/// share is never deleted with it.
+#[derive(Debug, Clone)]
+pub struct ShareLocks {
+    mutable: Arc<Mutex<()>>,
+    leases: Arc<StripedLocks>,
+}
+
+impl ShareLocks {
+    /// Holds off lease changes (and mutable writes) to the `kind` shares of `si` while held.
+    pub fn lock(&self, si: &StorageIndex, kind: ShareKind) -> std::sync::MutexGuard<'_, ()> {
+        match kind {
+            ShareKind::Immutable => self.leases.lock(si),
+            // The lock guards no data of its own: a panic while it was held leaves nothing to repair.
+            ShareKind::Mutable => self.mutable.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Upload {
     file: File,
@@ -242,6 +262,14 @@ impl DiskServer {
     /// The directory this server keeps its shares under.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The locks this server takes around lease changes and mutable writes.
+    pub fn share_locks(&self) -> ShareLocks {
+        ShareLocks {
+            mutable: self.mutable_lock.clone(),
+            leases: self.lease_locks.clone(),
+        }
     }
 
     /// Where complete shares of a storage index live.

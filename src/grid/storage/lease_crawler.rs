@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::disk::{DiskServer, LEASE_SECONDS, ShareKind, share_lease_expirations};
+use super::disk::{DiskServer, LEASE_SECONDS, ShareKind, ShareLocks, share_lease_expirations};
+use crate::grid::uri::StorageIndex;
 
 /// Tahoe's base32 alphabet: share directories are named by the first two characters of the SI.
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -117,6 +118,9 @@ pub struct LeaseCrawler {
     shares_dir: PathBuf,
     state_file: PathBuf,
     policy: ExpirationPolicy,
+    /// The server's own locks: a share is judged again and deleted under the lock its lease
+    /// renewals take.
+    locks: ShareLocks,
 }
 
 impl LeaseCrawler {
@@ -128,6 +132,7 @@ impl LeaseCrawler {
             shares_dir: server_root.join("shares"),
             state_file: server_root.join("lease_checker.state.json"),
             policy,
+            locks: server.share_locks(),
         }
     }
 
@@ -187,6 +192,10 @@ impl LeaseCrawler {
         };
         for si_dir in storage_indexes.flatten() {
             let si_path = si_dir.path();
+            let si = si_dir
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<StorageIndex>().ok());
             let Ok(shares) = fs::read_dir(&si_path) else { continue };
             let deleted_before = counts.deleted;
             for share in shares.flatten() {
@@ -204,8 +213,22 @@ impl LeaseCrawler {
                     continue;
                 }
                 counts.expired += 1;
+                // Not a storage index directory (`incoming`, a stray): nothing the server serves.
+                let Some(si) = &si else { continue };
                 if self.policy.enabled && self.policy.applies_to(kind) {
                     before_delete(&path);
+                    // A renewal may have landed since the leases were read: judge them again under
+                    // the lock renewals take, and delete under it, so none lands in between.
+                    let _lease_changes = self.locks.lock(si, kind);
+                    let still_expired = matches!(
+                        share_lease_expirations(&path),
+                        Ok((again, expirations))
+                            if again == kind && expirations.iter().all(|&e| self.policy.lease_expired(e, now))
+                    );
+                    if !still_expired {
+                        // Renewed meanwhile (or gone): it stays.
+                        continue;
+                    }
                     let size = share.metadata().map(|m| m.len()).unwrap_or(0);
                     if fs::remove_file(&path).is_ok() {
                         counts.deleted += 1;
