@@ -427,7 +427,9 @@ pub fn fuzz(target: &Target) {
         let mut rng = Rng(settings.seed ^ class_key(target.name));
         let mut corpus: Vec<Vec<u8>> = Vec::new();
         let mut classes: HashSet<u64> = HashSet::new();
-        for seed in (target.seeds)() {
+        let seeds = (target.seeds)();
+        let seed_count = seeds.len();
+        for seed in seeds {
             match execute(target, &running, &seed, &mut totals) {
                 Ok(class) => {
                     classes.insert(class_key(&class));
@@ -463,7 +465,7 @@ pub fn fuzz(target: &Target) {
             }
         }
         eprintln!(
-            "fuzz {}: corpus {} inputs, {} outcome classes",
+            "fuzz {}: {seed_count} seeds, corpus {} inputs, {} outcome classes",
             target.name,
             corpus.len(),
             classes.len()
