@@ -396,8 +396,30 @@ fn class_key(class: &str) -> u64 {
 /// Fuzzes `target` for `FUZZ_SECONDS` (or a few thousand executions), then fails with every
 /// distinct finding, each with its input in hex for `FUZZ_REPLAY`.
 pub fn fuzz(target: &Target) {
+    let findings = run(target, &Settings::from_env());
+    if !findings.is_empty() {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-findings");
+        let _ = std::fs::create_dir_all(&dir);
+        let mut report = String::new();
+        for (n, f) in findings.iter().enumerate() {
+            let path = dir.join(format!("{}-{}-{n}.bin", target.name, f.kind));
+            let _ = std::fs::write(&path, &f.input);
+            report.push_str(&format!(
+                "\n{} ({}): input {} (saved as {})\n  FUZZ_REPLAY={}",
+                f.kind,
+                f.detail,
+                f.input.len(),
+                path.display(),
+                hex(&f.input)
+            ));
+        }
+        panic!("fuzz {}: {} findings:{report}", target.name, findings.len());
+    }
+}
+
+/// Fuzzes `target` as `settings` say, prints the totals and returns the distinct findings.
+fn run(target: &Target, settings: &Settings) -> Vec<Finding> {
     install_panic_hook();
-    let settings = Settings::from_env();
     let running = Arc::new(Running {
         target: target.name,
         started: AtomicU64::new(0),
@@ -483,22 +505,54 @@ pub fn fuzz(target: &Target) {
         totals.slowest,
         findings.len()
     );
-    if !findings.is_empty() {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz-findings");
-        let _ = std::fs::create_dir_all(&dir);
-        let mut report = String::new();
-        for (n, f) in findings.values().enumerate() {
-            let path = dir.join(format!("{}-{}-{n}.bin", target.name, f.kind));
-            let _ = std::fs::write(&path, &f.input);
-            report.push_str(&format!(
-                "\n{} ({}): input {} (saved as {})\n  FUZZ_REPLAY={}",
-                f.kind,
-                f.detail,
-                f.input.len(),
-                path.display(),
-                hex(&f.input)
-            ));
+    findings.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn misbehaving(input: &[u8]) -> String {
+        // Only the exact seeds misbehave, so their mutants stay quick.
+        match input {
+            b"panic" => panic!("planted panic"),
+            b"alloc" => std::hint::black_box(vec![0u8; 8 << 20]).len().to_string(),
+            b"slow" => {
+                std::thread::sleep(SLOW + Duration::from_millis(100));
+                "slow".into()
+            }
+            _ => "fine".into(),
         }
-        panic!("fuzz {}: {} findings:{report}", target.name, findings.len());
+    }
+
+    /// The harness itself: a planted panic, an oversized allocation and a slow execution are
+    /// each reported, with the input that caused it.
+    #[test]
+    fn harness_reports_panics_allocations_and_slow_inputs() {
+        let target = Target {
+            name: "misbehaving",
+            seeds: || vec![b"fine".to_vec(), b"panic".to_vec(), b"alloc".to_vec(), b"slow".to_vec()],
+            dictionary: &[],
+            max_len: 64,
+            run: misbehaving,
+        };
+        let settings = Settings {
+            seconds: None,
+            seed: 1,
+            replay: None,
+        };
+        let findings = run(&target, &settings);
+        let kind = |k: &str| {
+            findings
+                .iter()
+                .find(|f| f.kind == k)
+                .map(|f| (f.input[0], f.detail.clone()))
+        };
+        assert!(
+            matches!(kind("panic"), Some((b'p', d)) if d.contains("planted panic")),
+            "{findings:?}"
+        );
+        assert!(matches!(kind("allocation"), Some((b'a', _))), "{findings:?}");
+        assert!(matches!(kind("slow"), Some((b's', _))), "{findings:?}");
     }
 }
