@@ -51,6 +51,9 @@ pub(crate) mod server;
 pub mod storage;
 
 pub use crate::server::ftpserver::{Server, ServerBuilder, error::ServerError, options};
+// lafs-gateway patch: the control channel's decoder, for fuzzing.
+#[doc(hidden)]
+pub use crate::server::controlchan::decode_for_fuzzing;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -26,6 +26,9 @@ use crate::grid::storage::disk::{DiskServer, MAX_READ_TEST_WRITE_ANSWER};
 use crate::grid::storage::{Error, LeaseSecrets, ShareNum, StorageServer};
 use crate::grid::uri::StorageIndex;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// A response body: small ones whole, share reads streamed.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
