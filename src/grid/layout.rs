@@ -179,7 +179,10 @@ impl ShareLayout {
 
     /// The total share size for a UEB of `ueb_len` bytes (the allocated size).
     pub fn share_size(&self, ueb_len: u64) -> u64 {
-        self.uri_extension + self.ueb_length_field() + ueb_len
+        // Saturating: a decoded header's offsets are only known to be ordered and addressable.
+        self.uri_extension
+            .saturating_add(self.ueb_length_field())
+            .saturating_add(ueb_len)
     }
 
     /// The header bytes.
@@ -255,7 +258,10 @@ impl ShareLayout {
             share_hashes,
             uri_extension,
         ];
-        if data < 4 + 8 * width as u64 || ordered.windows(2).any(|w| w[0] > w[1]) {
+        // A UEB offset so close to 2^64 that the length field after it cannot be addressed comes
+        // only from a lying share: refusing it here keeps every reader's offset arithmetic exact.
+        let ueb_addressable = uri_extension.checked_add(2 * width as u64).is_some();
+        if data < 4 + 8 * width as u64 || ordered.windows(2).any(|w| w[0] > w[1]) || !ueb_addressable {
             return Err(Error::BadOffsets);
         }
         Ok(layout)
@@ -281,6 +287,31 @@ pub fn share_hash_count(total: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `shares` fuzz target: a v2 header whose offsets are ordered but whose UEB
+    /// offset is within 16 of 2^64 made a reader's `uri_extension + field` overflow.
+    #[test]
+    fn a_header_whose_ueb_offset_cannot_be_addressed_is_refused() {
+        let mut header = 2u32.to_be_bytes().to_vec();
+        let fields = [
+            1u64,
+            1,
+            V2_HEADER,
+            V2_HEADER,
+            V2_HEADER,
+            V2_HEADER,
+            V2_HEADER,
+            u64::MAX - 3,
+        ];
+        for field in fields {
+            header.extend_from_slice(&field.to_be_bytes());
+        }
+        assert!(matches!(ShareLayout::decode_header(&header), Err(Error::BadOffsets)));
+        let last = header.len() - 8;
+        header[last..].copy_from_slice(&(u64::MAX - 16).to_be_bytes());
+        let layout = ShareLayout::decode_header(&header).expect("an addressable UEB offset is accepted");
+        assert_eq!(layout.share_size(u64::MAX), u64::MAX);
+    }
 
     #[test]
     fn shape_follows_tahoe_rules() {
