@@ -66,7 +66,7 @@ def ms(action, repeat):
 rates, lists, mlsds, empties, noops, sizes = [], [], [], [], [], []
 for run in range(runs):
     d = "small%d" % run
-    f.mkd(d); f.mkd(d + "/empty")
+    f.mkd(d); f.mkd(d + "-empty")
     t0 = time.perf_counter()
     for i in range(200):
         f.storbinary("STOR %s/f%03d.bin" % (d, i), io.BytesIO(data))
@@ -75,8 +75,9 @@ for run in range(runs):
     lists.append(ms(lambda: f.retrlines("LIST " + d, lines.append), 10))
     assert len(lines) == 2000, len(lines)
     mlsds.append(ms(lambda: list(f.mlsd(d)), 10))
-    empties.append(ms(lambda: f.retrlines("LIST %s/empty" % d, lambda l: None), 10))
+    empties.append(ms(lambda: f.retrlines("LIST %s-empty" % d, lambda l: None), 10))
     noops.append(ms(lambda: f.voidcmd("NOOP"), 50))
+    f.voidcmd("TYPE I")  # retrlines left ASCII mode, where pyftpdlib refuses SIZE
     sizes.append(ms(lambda: f.size("%s/f000.bin" % d), 50))
 m = statistics.median
 print("%.0f %.2f %.2f %.2f %.2f %.2f" % (m(rates), m(lists), m(mlsds), m(empties), m(noops), m(sizes)))
