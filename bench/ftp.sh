@@ -2,8 +2,13 @@
 # FTP benchmark: curl puts and gets a big file against the gateway (release build, default local
 # grid 3-of-10 on disk) and, in the same run, against pyftpdlib serving a directory on the same disk.
 # Prints both and the ratio, medians of RUNS runs, then the gateway's peak RSS while 1 GiB goes up.
+# Then small files and round trips, ftplib against both in the same run: 200 x 4 KiB STOR in one
+# session (files/s), LIST and MLSD of those 200 entries and LIST of an empty directory (ms),
+# NOOP and SIZE (ms); medians of RUNS rounds.
 #
 #   bench/ftp.sh               # RUNS=5, BIG_MB=256, BENCH_DIR=/var/tmp (a real disk)
+#   BIG=0 bench/ftp.sh         # only the small-file part
+#   LAFS=target/debug/lafs ... # that binary instead of a fresh release build
 #
 # Each timed step starts with `sync` and an empty page cache (as root). Needs pyftpdlib
 # (`python3 -m pip install pyftpdlib`).
@@ -20,8 +25,10 @@ cleanup() {
 trap cleanup EXIT
 
 python3 -c 'import pyftpdlib' 2>/dev/null || { echo "needs pyftpdlib (python3 -m pip install pyftpdlib)" >&2; exit 1; }
-cargo build --release -q
-LAFS=$PWD/target/release/lafs
+if [ -z "${LAFS:-}" ]; then # LAFS=path/to/lafs benchmarks that binary instead of a release build
+  cargo build --release -q
+  LAFS=$PWD/target/release/lafs
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -45,6 +52,49 @@ python3 -m pyftpdlib -i 127.0.0.1 -p "$PY_PORT" -w -u demo -P demo -d "$ROOT/pyf
   >"$ROOT/pyftpdlib.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do curl -s -u demo:demo "ftp://127.0.0.1:$PY_PORT/" >/dev/null && break; sleep 0.1; done
+
+SMALL_FILES='
+import ftplib, io, os, statistics, sys, time
+port, runs = int(sys.argv[1]), int(sys.argv[2])
+f = ftplib.FTP(); f.connect("127.0.0.1", port); f.login("demo", "demo")
+data = os.urandom(4096)
+def ms(action, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter(); action(); times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+rates, lists, mlsds, empties, noops, sizes = [], [], [], [], [], []
+for run in range(runs):
+    d = "small%d" % run
+    f.mkd(d); f.mkd(d + "-empty")
+    t0 = time.perf_counter()
+    for i in range(200):
+        f.storbinary("STOR %s/f%03d.bin" % (d, i), io.BytesIO(data))
+    rates.append(200 / (time.perf_counter() - t0))
+    lines = []
+    lists.append(ms(lambda: f.retrlines("LIST " + d, lines.append), 10))
+    assert len(lines) == 2000, len(lines)
+    mlsds.append(ms(lambda: list(f.mlsd(d)), 10))
+    empties.append(ms(lambda: f.retrlines("LIST %s-empty" % d, lambda l: None), 10))
+    noops.append(ms(lambda: f.voidcmd("NOOP"), 50))
+    f.voidcmd("TYPE I")  # retrlines left ASCII mode, where pyftpdlib refuses SIZE
+    sizes.append(ms(lambda: f.size("%s/f000.bin" % d), 50))
+m = statistics.median
+print("%.0f %.2f %.2f %.2f %.2f %.2f" % (m(rates), m(lists), m(mlsds), m(empties), m(noops), m(sizes)))
+'
+small_suite() { # $1 = port; prints files/s, LIST ms, MLSD ms, empty LIST ms, NOOP ms, SIZE ms
+  python3 -c "$SMALL_FILES" "$1" "$RUNS"
+}
+read -r GS_RATE GS_LIST GS_MLSD GS_EMPTY GS_NOOP GS_SIZE < <(small_suite "$GW_PORT")
+read -r PS_RATE PS_LIST PS_MLSD PS_EMPTY PS_NOOP PS_SIZE < <(small_suite "$PY_PORT")
+echo "FTP small files (ftplib, Python $(python3 -c 'import platform; print(platform.python_version())')): $RUNS rounds, medians; $(nproc) cores"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "200 x 4 KiB STOR, files/s" "$GS_RATE" "$PS_RATE"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "LIST of 200 entries, ms" "$GS_LIST" "$PS_LIST"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "MLSD of 200 entries, ms" "$GS_MLSD" "$PS_MLSD"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "LIST of an empty dir, ms" "$GS_EMPTY" "$PS_EMPTY"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "NOOP, ms" "$GS_NOOP" "$PS_NOOP"
+printf "%-30s gateway %8s   pyftpdlib %8s\n" "SIZE, ms" "$GS_SIZE" "$PS_SIZE"
+if [ "${BIG:-1}" = 0 ]; then exit 0; fi
 
 head -c $((BIG_MB << 20)) /dev/urandom >"$ROOT/big.bin"
 

@@ -254,6 +254,8 @@ async fn run_node(
         eprintln!("created a new node at {} with the default config", dir.display());
     }
     let mut node = Node::open(dir)?;
+    // A node made before FTPS came by default gets its self-signed certificate now.
+    node::ensure_ftps_identity(&node.config)?;
     if let Some(addr) = sftp_listen {
         node.config.sftp_listen = addr;
     }

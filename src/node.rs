@@ -53,9 +53,11 @@ ssh_host_key = "private/ssh_host_ed25519_key"
 ftp = true
 ftp_listen = "127.0.0.1:8021"
 ftp_passive_ports = "50000-50100"
-# Explicit FTPS (AUTH TLS) when both are set: PEM certificate chain and private key files.
-# ftps_certificate = "private/ftps.pem"
-# ftps_key = "private/ftps.key"
+# Explicit FTPS (AUTH TLS): PEM certificate chain and private key files. When neither file
+# exists at these default paths, `lafs init` and `lafs run` write a self-signed pair there;
+# point both at a real certificate to use one. Empty strings turn FTPS off.
+ftps_certificate = "private/ftps.pem"
+ftps_key = "private/ftps.key"
 # With a certificate: refuse logins and transfers that did not switch to TLS first.
 ftps_required = false
 # Who may log in: `USER ssh-ed25519 AAAA... [comment] ROOTCAP` or
@@ -272,8 +274,8 @@ impl Default for FrontendsSection {
             ftp: true,
             ftp_listen: "127.0.0.1:8021".into(),
             ftp_passive_ports: "50000-50100".into(),
-            ftps_certificate: None,
-            ftps_key: None,
+            ftps_certificate: Some(PathBuf::from(FTPS_CERTIFICATE)),
+            ftps_key: Some(PathBuf::from(FTPS_KEY)),
             ftps_required: false,
             accounts_file: PathBuf::from("private/accounts"),
             spool_dir: PathBuf::from("spool"),
@@ -373,7 +375,8 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
                 "key frontends.ftp_passive_ports = {ports:?}: allowed a port range such as \"50000-50100\""
             ))
         })?;
-    let ftps = match (frontends.ftps_certificate, frontends.ftps_key) {
+    let non_empty = |path: Option<PathBuf>| path.filter(|p| !p.as_os_str().is_empty());
+    let ftps = match (non_empty(frontends.ftps_certificate), non_empty(frontends.ftps_key)) {
         (Some(cert), Some(key)) => Some((in_node(cert), in_node(key))),
         (None, None) => None,
         _ => {
@@ -533,6 +536,46 @@ pub fn init(dir: &Path) -> Result<(), Error> {
     if !config.ssh_host_key.exists() {
         write_host_key(&config.ssh_host_key)?;
     }
+    ensure_ftps_identity(&config)?;
+    Ok(())
+}
+
+/// The default FTPS certificate and key, relative to the node directory.
+pub const FTPS_CERTIFICATE: &str = "private/ftps.pem";
+/// See [`FTPS_CERTIFICATE`].
+pub const FTPS_KEY: &str = "private/ftps.key";
+
+/// Writes a self-signed FTPS certificate and key at the default paths when the config uses them
+/// and neither file exists (a certificate configured elsewhere is never replaced).
+pub fn ensure_ftps_identity(config: &NodeConfig) -> Result<(), Error> {
+    let Some((certificate, key)) = &config.ftps else {
+        return Ok(());
+    };
+    let defaults = *certificate == config.dir.join(FTPS_CERTIFICATE) && *key == config.dir.join(FTPS_KEY);
+    if defaults && !certificate.exists() && !key.exists() {
+        write_ftps_identity(certificate, key)?;
+    }
+    Ok(())
+}
+
+/// Writes a fresh self-signed certificate for `localhost` and 127.0.0.1 and its key (mode 0600),
+/// both PEM.
+pub fn write_ftps_identity(certificate: &Path, key: &Path) -> Result<(), Error> {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).map_err(|e| {
+            Error::BadSecret {
+                file: certificate.display().to_string(),
+                message: format!("cannot make a self-signed certificate: {e}"),
+            }
+        })?;
+    for path in [certificate, key] {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+        }
+    }
+    fs::write(key, made.signing_key.serialize_pem()).map_err(io(format!("write {}", key.display())))?;
+    restrict_permissions(key, 0o600)?;
+    fs::write(certificate, made.cert.pem()).map_err(io(format!("write {}", certificate.display())))?;
     Ok(())
 }
 
@@ -730,7 +773,7 @@ mod tests {
                 "[frontends]\nftp_passive_ports = \"9-1\"\n",
                 "frontends.ftp_passive_ports",
             ),
-            ("[frontends]\nftps_key = \"k.pem\"\n", "frontends.ftps_certificate"),
+            ("[frontends]\nftps_key = \"\"\n", "frontends.ftps_certificate"),
             ("[grid]\nneeded = \"three\"\n", "needed"),
             ("[grid]\nk = 3\n", "k"),
         ];
@@ -797,6 +840,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("two folders have this name"), "{err}");
+    }
+
+    #[test]
+    fn ftps_certificate_is_made_only_at_the_default_paths_and_can_be_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path()).unwrap();
+        let config = load_config(dir.path()).unwrap();
+        let (certificate, key) = config.ftps.clone().expect("FTPS on by default");
+        let pem = fs::read_to_string(&certificate).unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        assert!(fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
+        // Kept as they are on the next init.
+        init(dir.path()).unwrap();
+        assert_eq!(fs::read_to_string(&certificate).unwrap(), pem);
+        // A certificate configured elsewhere is never made up.
+        let elsewhere = "[frontends]\nftps_certificate = \"mine.pem\"\nftps_key = \"mine.key\"\n";
+        let config = parse_config(dir.path(), "lafs.toml", elsewhere).unwrap();
+        ensure_ftps_identity(&config).unwrap();
+        assert!(!dir.path().join("mine.pem").exists() && !dir.path().join("mine.key").exists());
+        let off = "[frontends]\nftps_certificate = \"\"\nftps_key = \"\"\n";
+        assert!(parse_config(dir.path(), "lafs.toml", off).unwrap().ftps.is_none());
     }
 
     #[test]

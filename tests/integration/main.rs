@@ -10,6 +10,8 @@ mod directory;
 mod drop_upload;
 /// The FTP frontend with real clients.
 mod ftp;
+/// FTP and FTPS through `lafs run` with wget, rclone, ncftp, tnftp, ftplib and raw sessions.
+mod ftp_clients;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
 /// Mutable (SDMF) files: publish, retrieve, collisions.

@@ -37,6 +37,8 @@ where
     pub data_abort_rx: Option<Receiver<()>>,
     /// lafs-gateway patch: set by ABOR (or the control connection ending) while a command runs.
     pub abort_signal: Arc<AbortSignal>,
+    /// lafs-gateway patch: the facts MLSD gives.
+    pub mlst_facts: Vec<&'static str>,
 }
 
 /// lafs-gateway patch: tells a running transfer's data stream to fail, so the storage back-end sees an
@@ -233,8 +235,15 @@ where
         let mut aborted = false;
         // TODO: Use configured timeout
         tokio::select! {
-            Some(command) = data_cmd_rx.recv() => {
-                let start_pos = session_arc.lock().await.start_pos;
+            // lafs-gateway patch: the sender gone (a new PASV/EPSV/PORT, or a refused data command)
+            // ends this loop and closes the unused data connection.
+            command = data_cmd_rx.recv() => if let Some(command) = command {
+                let start_pos = {
+                    let session = session_arc.lock().await;
+                    // lafs-gateway patch: the facts OPTS MLST chose.
+                    self.mlst_facts = session.mlst_facts.clone();
+                    session.start_pos
+                };
                 let transfer = self.handle_incoming(DataChanMsg::ExternalCommand(command), start_pos);
                 tokio::pin!(transfer);
                 loop {
@@ -269,7 +278,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle_incoming(self, incoming: DataChanMsg, start_pos: u64) {
         match incoming {
             DataChanMsg::Abort => {
@@ -283,7 +293,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn execute_command(self, cmd: DataChanCmd, start_pos: u64) {
         match cmd {
             DataChanCmd::Retr { path } => {
@@ -307,7 +318,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn exec_retr(self, path: String, start_pos: u64) {
         let path = self.cwd.join(path);
         let tx: Sender<ControlChanMsg> = self.control_msg_tx.clone();
@@ -410,7 +422,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn exec_stor(self, path: String, start_pos: u64) {
         let path = self.cwd.join(path);
         let tx = self.control_msg_tx.clone();
@@ -477,7 +490,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn exec_appe(self, path: String) {
         let path = self.cwd.join(&path);
         let tx = self.control_msg_tx.clone();
@@ -544,7 +558,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn exec_list_variant(self, path: Option<String>, command: ListCommand) {
         let path = self.resolve_path(path);
         let tx = self.control_msg_tx.clone();
@@ -608,6 +623,11 @@ where
 
                         let err = Error::from(e);
                         categorize_and_register_error(&self.logger, &err, command.as_lower_str());
+                        // lafs-gateway patch: the command gets its final reply (the client and
+                        // the control loop wait for one).
+                        if let Err(err) = tx.send(ControlChanMsg::ConnectionReset).await {
+                            slog::error!(self.logger, "Could not notify control channel of error with {}: {:?}", command.as_str(), err);
+                        }
                     }
                 }
             }
@@ -632,7 +652,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn exec_mlsd(self, path: Option<String>) {
         let path = self.resolve_path(path);
         let tx = self.control_msg_tx.clone();
@@ -654,7 +675,8 @@ where
                         .map(|component| component.as_os_str().to_string_lossy())
                         .unwrap_or("unknown".into());
 
-                    let facts_str = crate::server::controlchan::commands::mlst::format_facts(&file_info.metadata);
+                    // lafs-gateway patch: only the facts OPTS MLST chose.
+                    let facts_str = crate::server::controlchan::commands::mlst::format_selected_facts(&file_info.metadata, &self.mlst_facts);
                     let line = format!("{} {}", facts_str, filename);
                     buffer.push_str(&line);
                     buffer.push_str("\r\n");
@@ -727,7 +749,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn writer(socket: TcpStream, ftps_mode: FtpsConfig, command: &'static str) -> Box<dyn AsyncWrite + Send + Unpin + Sync> {
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringWriter::new(socket, command)) as Box<dyn AsyncWrite + Send + Unpin + Sync>,
@@ -745,7 +768,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn reader(socket: TcpStream, ftps_mode: FtpsConfig, command: &'static str) -> Box<dyn AsyncRead + Send + Unpin + Sync> {
         match ftps_mode {
             FtpsConfig::Off => Box::new(MeasuringReader::new(socket, command)) as Box<dyn AsyncRead + Send + Unpin + Sync>,
@@ -784,13 +808,19 @@ where
 /// logger: logger set up with needed context for use by the data channel.
 /// session_arc: the user session that is also shared with the control channel.
 /// socket: the data socket we'll be working with.
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub async fn spawn_processing<Storage, User>(logger: slog::Logger, session_arc: SharedSession<Storage, User>, mut socket: TcpStream)
 where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
     User: UserDetail + 'static,
 {
+    // lafs-gateway patch: without Nagle's algorithm, the end of a transfer (a short last write, TLS's
+    // close_notify) is not held back until the client's delayed ACK, 40 ms later.
+    if let Err(err) = socket.set_nodelay(true) {
+        slog::debug!(logger, "Could not set TCP_NODELAY on the data connection: {}", err);
+    }
     // We introduce a block scope here to keep the lock on the session minimal. We basically copy the needed info
     // out and then unlock.
 
@@ -861,6 +891,7 @@ where
             data_abort_rx: Some(data_abort_rx),
             data_cmd_rx: Some(data_cmd_rx),
             abort_signal: Arc::default(),
+            mlst_facts: Vec::new(),
         };
 
         // The control channel need to know if the data channel is busy so that it doesn't time out

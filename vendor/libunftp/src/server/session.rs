@@ -114,6 +114,11 @@ where
     pub failed_logins: Option<Arc<FailedLoginsCache>>,
     // An optional functor that can bind a socket
     pub binder: Option<Box<dyn crate::options::Binder>>,
+    // lafs-gateway patch: the task waiting for the client on a passive data port (PASV/EPSV), so a
+    // listener the client never used is closed by the next PASV, EPSV or PORT.
+    pub(crate) passive_listener: Option<tokio::task::JoinHandle<()>>,
+    // lafs-gateway patch: the facts MLST and MLSD give, chosen with OPTS MLST (RFC 3659 section 7.9).
+    pub mlst_facts: Vec<&'static str>,
 }
 
 impl<Storage, User> Session<Storage, User>
@@ -148,6 +153,8 @@ where
             cert_chain: None,
             failed_logins: None,
             binder: None,
+            passive_listener: None,
+            mlst_facts: crate::server::controlchan::commands::MLST_FACTS.to_vec(),
         }
     }
 
@@ -178,6 +185,22 @@ where
     pub(crate) fn control_connection(mut self, conn: Option<SocketAddrPair>) -> Self {
         self.control_connection = conn;
         self
+    }
+
+    /// lafs-gateway patch: closes the prepared data connection (a passive listener, or the data loop
+    /// waiting for its command) when no data command will use it.
+    pub(crate) async fn close_data_channel(&mut self) {
+        if let Some(listener) = self.passive_listener.take() {
+            listener.abort();
+            // Cancelled, the task drops its listener before the handle resolves: the port is free
+            // for the next PASV at once.
+            let _ = listener.await;
+        }
+        // The data loop ends when its command sender is gone.
+        self.data_cmd_tx = None;
+        self.data_cmd_rx = None;
+        self.data_abort_tx = None;
+        self.data_abort_rx = None;
     }
 
     pub fn failed_logins(mut self, failed_logins: Option<Arc<FailedLoginsCache>>) -> Self {

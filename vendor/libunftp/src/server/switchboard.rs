@@ -115,7 +115,8 @@ where
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     pub async fn get_session_by_connection_pair(&mut self, connection: &SocketAddrPair) -> Option<SharedSession<S, U>> {
         let key: SwitchboardKey = connection.into();
 

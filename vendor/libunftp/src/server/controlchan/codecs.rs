@@ -27,12 +27,14 @@ impl FtpCodec {
 }
 
 impl Decoder for FtpCodec {
-    type Item = Command;
+    // lafs-gateway patch: a line that does not parse is an item, not a decoder error: tokio-util's
+    // FramedRead ends the stream after an error, which ended the session on any malformed line.
+    type Item = Result<Command, ControlChanError>;
     type Error = ControlChanError;
 
     // Here we decode the incoming bytes into a meaningful command. We'll split on newlines, and
     // parse the resulting line using `Command::parse()`. This method will be called by tokio.
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, Self::Error> {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
         if self.skip_newline && !buf.is_empty() {
             if buf[0] == b'\n' {
                 let _ = buf.split_to(1);
@@ -43,7 +45,7 @@ impl Decoder for FtpCodec {
             let newline_index = newline_offset + self.next_index;
             let line = buf.split_to(newline_index + 1);
             self.next_index = 0;
-            Ok(Some(line_parser::parse(strip_telnet_commands(line))?))
+            Ok(Some(line_parser::parse(strip_telnet_commands(line)).map_err(ControlChanError::from)))
         } else if buf.last() == Some(&b'\r') {
             // lafs-gateway patch: clients send ABOR's final LF as TCP urgent data; Linux leaves it
             // at the urgent mark and the socket does not turn readable again until more data comes,
@@ -52,7 +54,7 @@ impl Decoder for FtpCodec {
             line.extend_from_slice(b"\n");
             self.next_index = 0;
             self.skip_newline = true;
-            Ok(Some(line_parser::parse(strip_telnet_commands(line))?))
+            Ok(Some(line_parser::parse(strip_telnet_commands(line)).map_err(ControlChanError::from)))
         } else {
             self.next_index = buf.len();
             Ok(None)

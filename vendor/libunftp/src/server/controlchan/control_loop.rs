@@ -75,7 +75,8 @@ where
 }
 
 /// Does TCP processing when an FTP client connects
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub(crate) async fn spawn<Storage, User>(
     config: Config<Storage, User>,
     tcp_stream: TcpStream,
@@ -113,6 +114,9 @@ where
     let storage_features = storage.supported_features();
     let (control_msg_tx, mut control_msg_rx): (Sender<ControlChanMsg>, Receiver<ControlChanMsg>) = channel(1);
     let local_addr = tcp_stream.local_addr()?;
+    // lafs-gateway patch: replies are small writes that follow one another (150, then 226); with
+    // Nagle's algorithm the second waited for the client's delayed ACK, 40 ms later.
+    tcp_stream.set_nodelay(true)?;
     let mut session: Session<Storage, User> = Session::new(Arc::new(storage), tcp_stream.peer_addr()?)
         .ftps(ftps_config.clone())
         .metrics(collect_metrics)
@@ -193,15 +197,31 @@ where
         let control_loop = async move {
         // The control channel event loop
         slog::info!(logger, "Starting control loop");
+        // lafs-gateway patch: RFC 959 lets a client send a command before the previous one is
+        // answered. Many handlers answer later through an internal message (PASS, CWD, SIZE, data
+        // transfers), so a command that arrives while replies are still due waits in `deferred`
+        // (reading stops meanwhile) and is handled once they are sent; only ABOR goes first.
+        let mut pending_replies: usize = 0;
+        let mut deferred: Option<Result<Event, ControlChanError>> = None;
         loop {
-            let incoming = {
+            let incoming = if pending_replies == 0 && deferred.is_some() {
+                deferred.take()
+            } else {
                 #[allow(unused_assignments)]
                 let mut incoming = None;
                 let mut timeout_delay = Box::pin(tokio::time::sleep(idle_session_timeout));
                 tokio::select! {
-                    cmd = command_source.next() => {
+                    cmd = command_source.next(), if deferred.is_none() => {
                         match cmd {
-                            Some(cmd_result) => incoming = Some(cmd_result.map(Event::Command)),
+                            // lafs-gateway patch: a line that did not parse is answered like other errors.
+                            Some(cmd_result) => {
+                                let event = cmd_result.and_then(|parsed| parsed).map(Event::Command);
+                                if pending_replies > 0 && !matches!(event, Ok(Event::Command(Command::Abor))) {
+                                    deferred = Some(event);
+                                } else {
+                                    incoming = Some(event);
+                                }
+                            }
                             None => {
                                 slog::info!(logger, "Control connection was closed.");
                                 incoming = Some(Ok(Event::InternalMsg(ControlChanMsg::ExitControlLoop)))
@@ -283,9 +303,24 @@ where
 
                     // TODO: Handle Event::InternalMsg(InternalMsg::PlaintextControlChannel)
 
+                    let is_command = matches!(event, Event::Command(_));
+                    let is_abor = matches!(event, Event::Command(Command::Abor));
                     let handle_result = match event_chain.handle(event).await {
                         Err(e) => Err(e),
-                        Ok(reply) => reply_sink.send(reply).await,
+                        Ok(reply) => {
+                            // lafs-gateway patch: count the replies still due (see `deferred`).
+                            match (is_command, &reply) {
+                                // The answer comes as an internal message.
+                                (true, Reply::None) => pending_replies += 1,
+                                // A preliminary reply: the final one follows.
+                                (true, Reply::CodeAndMsg { code: ReplyCode::FileStatusOkay, .. }) => pending_replies += 1,
+                                // ABOR answered at once: no transfer is left to answer.
+                                (true, _) if is_abor => pending_replies = 0,
+                                (true, _) | (false, Reply::None) => {}
+                                (false, _) => pending_replies = pending_replies.saturating_sub(1),
+                            }
+                            reply_sink.send(reply).await
+                        }
                     };
 
                     if let Err(chan_err) = handle_result {
@@ -308,12 +343,34 @@ where
         }
         };
         control_loop.await;
-        if let Some(tx) = session_at_exit.lock().await.data_abort_tx.take() {
+        let mut session = session_at_exit.lock().await;
+        if let Some(tx) = session.data_abort_tx.take() {
             let _ = tx.try_send(());
         }
+        // lafs-gateway patch: and a passive listener the client never used is closed.
+        session.close_data_channel().await;
     });
 
     Ok(jh)
+}
+
+/// The reply for a storage back-end error (lafs-gateway patch: shared with the data commands'
+/// target check).
+pub(crate) fn storage_error_reply(error: &crate::storage::Error) -> Reply {
+    match error.kind() {
+        ErrorKind::ExceededStorageAllocationError => Reply::new(ReplyCode::ExceededStorageAllocation, "Exceeded storage allocation"),
+        ErrorKind::FileNameNotAllowedError => Reply::new(ReplyCode::BadFileName, "File name not allowed"),
+        ErrorKind::InsufficientStorageSpaceError => Reply::new(ReplyCode::OutOfSpace, "Insufficient storage space"),
+        ErrorKind::LocalError => Reply::new(ReplyCode::LocalError, "Local error"),
+        ErrorKind::PageTypeUnknown => Reply::new(ReplyCode::PageTypeUnknown, "Page type unknown"),
+        ErrorKind::TransientFileNotAvailable => Reply::new(ReplyCode::TransientFileError, "File not found"),
+        ErrorKind::PermanentFileNotAvailable => Reply::new(ReplyCode::FileError, "File not found"),
+        ErrorKind::PermanentDirectoryNotAvailable => Reply::new(ReplyCode::FileError, "Directory not found"),
+        ErrorKind::PermanentDirectoryNotEmpty => Reply::new(ReplyCode::FileError, "Directory not empty"),
+        ErrorKind::PermissionDenied => Reply::new(ReplyCode::FileError, "Permission denied"),
+        ErrorKind::CommandNotImplemented => Reply::new(ReplyCode::CommandNotImplemented, "Command not implemented"),
+        ErrorKind::ConnectionClosed => Reply::new(ReplyCode::ConnectionClosed, "Connection closed"),
+    }
 }
 
 // gets the reply to be sent to the client and tells if the connection should be closed.
@@ -321,7 +378,8 @@ fn handle_control_channel_error(logger: slog::Logger, error: ControlChanError) -
     slog::warn!(logger, "Control channel error: {:?}", error);
     match error.kind() {
         ControlChanErrorKind::UnknownCommand { .. } => (Reply::new(ReplyCode::CommandSyntaxError, "Command not implemented"), false),
-        ControlChanErrorKind::Utf8Error => (Reply::new(ReplyCode::CommandSyntaxError, "Invalid UTF8 in command"), true),
+        // lafs-gateway patch: the session goes on after a line that is not UTF-8, as after other bad lines.
+        ControlChanErrorKind::Utf8Error => (Reply::new(ReplyCode::CommandSyntaxError, "Invalid UTF8 in command"), false),
         ControlChanErrorKind::InvalidCommand => (Reply::new(ReplyCode::ParameterSyntaxError, "Invalid Parameter"), false),
         ControlChanErrorKind::ControlChannelTimeout => (
             Reply::new(ReplyCode::ClosingControlConnection, "Session timed out. Closing control connection"),
@@ -358,7 +416,8 @@ where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle_internal_msg(&self, msg: ControlChanMsg) -> Result<Reply, ControlChanError> {
         use self::ControlChanMsg::*;
         use SessionState::*;
@@ -410,25 +469,13 @@ where
                 session.state = New; // According to RFC 959, a PASS command MUST precede a USER command
                 Ok(Reply::new(ReplyCode::NotLoggedIn, "Authentication failed"))
             }
-            StorageError(error_type) => match error_type.kind() {
-                ErrorKind::ExceededStorageAllocationError => Ok(Reply::new(ReplyCode::ExceededStorageAllocation, "Exceeded storage allocation")),
-                ErrorKind::FileNameNotAllowedError => Ok(Reply::new(ReplyCode::BadFileName, "File name not allowed")),
-                ErrorKind::InsufficientStorageSpaceError => Ok(Reply::new(ReplyCode::OutOfSpace, "Insufficient storage space")),
-                ErrorKind::LocalError => Ok(Reply::new(ReplyCode::LocalError, "Local error")),
-                ErrorKind::PageTypeUnknown => Ok(Reply::new(ReplyCode::PageTypeUnknown, "Page type unknown")),
-                ErrorKind::TransientFileNotAvailable => Ok(Reply::new(ReplyCode::TransientFileError, "File not found")),
-                ErrorKind::PermanentFileNotAvailable => Ok(Reply::new(ReplyCode::FileError, "File not found")),
-                ErrorKind::PermanentDirectoryNotAvailable => Ok(Reply::new(ReplyCode::FileError, "Directory not found")),
-                ErrorKind::PermanentDirectoryNotEmpty => Ok(Reply::new(ReplyCode::FileError, "Directory not empty")),
-                ErrorKind::PermissionDenied => Ok(Reply::new(ReplyCode::FileError, "Permission denied")),
-                ErrorKind::CommandNotImplemented => Ok(Reply::new(ReplyCode::CommandNotImplemented, "Command not implemented")),
-                ErrorKind::ConnectionClosed => Ok(Reply::new(ReplyCode::ConnectionClosed, "Connection closed")),
-            },
+            StorageError(error_type) => Ok(storage_error_reply(&error_type)),
             CommandChannelReply(reply) => Ok(reply),
         }
     }
 
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle_command(&self, cmd: Command) -> Result<Reply, ControlChanError> {
         let args = CommandContext {
             parsed_command: cmd.clone(),

@@ -40,7 +40,8 @@ pub fn decode_for_fuzzing(reads: &[&[u8]]) -> Vec<Result<String, String>> {
         loop {
             let before = buf.len();
             match codec.decode(&mut buf) {
-                Ok(Some(command)) => lines.push(Ok(format!("{command:?}"))),
+                Ok(Some(Ok(command))) => lines.push(Ok(format!("{command:?}"))),
+                Ok(Some(Err(e))) => lines.push(Err(e.to_string())),
                 Ok(None) => break,
                 Err(e) if buf.len() < before => lines.push(Err(e.to_string())),
                 Err(e) => {

@@ -28,7 +28,8 @@ where
     Storage::Metadata: Metadata,
     User: UserDetail + 'static,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
         // lafs-gateway patch: a running data command is told to stop and answers for this ABOR
         // (426 for the transfer, then 226), so the replies come in RFC 959 order. The data loop

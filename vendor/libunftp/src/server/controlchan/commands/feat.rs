@@ -24,9 +24,17 @@ where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
-        let mut feat_text = vec![" SIZE", " MDTM", " UTF8", " EPSV", " MLST", " MLSD"];
+        // lafs-gateway patch: MLST lists its facts, those selected (OPTS MLST) marked with a star.
+        let selected = args.session.lock().await.mlst_facts.clone();
+        let mlst: String = super::MLST_FACTS
+            .iter()
+            .map(|fact| format!("{fact}{};", if selected.contains(fact) { "*" } else { "" }))
+            .collect();
+        let mlst = format!(" MLST {mlst}");
+        let mut feat_text = vec![" SIZE", " MDTM", " UTF8", " EPSV", mlst.as_str(), " MLSD"];
 
         // Add the features. According to the spec each feature line must be
         // indented by a space.

@@ -28,7 +28,8 @@ where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
         let mut session = args.session.lock().await;
         let (cmd, path_opt): (DataChanCmd, Option<String>) = match args.parsed_command.clone() {
@@ -38,6 +39,10 @@ where
             }
             _ => panic!("Programmer error, expected command to be MLSD"),
         };
+        // lafs-gateway patch: a target that cannot be used is refused before the 150 reply.
+        if let Some(refusal) = super::check_target::refuse(&mut session, path_opt.as_deref(), super::check_target::Target::Listable).await {
+            return Ok(refusal);
+        }
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {

@@ -35,7 +35,8 @@ where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
         let (user, storage, cwd) = {
             let session = args.session.lock().await;
@@ -54,31 +55,39 @@ where
             }
         };
 
-        let facts_str = format_facts(&metadata);
+        // lafs-gateway patch: only the facts OPTS MLST chose.
+        let facts = args.session.lock().await.mlst_facts.clone();
+        let facts_str = format_selected_facts(&metadata, &facts);
         let response = format!(" {} {}", facts_str, path.display());
         Ok(Reply::new_multiline(ReplyCode::FileActionOkay, vec![" Listing", &response, "End"]))
     }
 }
 
-/// Format metadata into machine-readable facts string
+// lafs-gateway patch: format_facts became format_selected_facts, which gives the facts OPTS MLST
+// selected; all of them are selected by default.
+/// lafs-gateway patch: the facts MLST and MLSD can give (RFC 3659 section 7.5), all of them
+/// selected until OPTS MLST chooses (section 7.9).
+pub const MLST_FACTS: [&str; 5] = ["type", "size", "modify", "unix.uid", "unix.gid"];
+
+/// Format metadata into machine-readable facts string (RFC 3659), the facts in `selected` only
+/// (lafs-gateway patch).
 ///
-/// Returns a semicolon-separated list of facts in the format defined by RFC 3659.
 /// Both MLST and MLSD use the same fact format, so this function provides
 /// consistent formatting for both commands.
-///
-/// # Arguments
-/// * `metadata` - The file/directory metadata to format
-///
-/// # Returns
-/// A string containing semicolon-separated facts like "type=file;size=1234;modify=20231201120000"
-pub fn format_facts<M: Metadata>(metadata: &M) -> String {
+pub fn format_selected_facts<M: Metadata>(metadata: &M, selected: &[&str]) -> String {
     let mut facts = Vec::new();
 
-    facts.push(if metadata.is_dir() { "type=dir" } else { "type=file" }.to_string());
+    if selected.contains(&"type") {
+        facts.push(if metadata.is_dir() { "type=dir" } else { "type=file" }.to_string());
+    }
 
-    facts.push(format!("size={}", metadata.len()));
+    if selected.contains(&"size") {
+        facts.push(format!("size={}", metadata.len()));
+    }
 
-    if let Ok(modified) = metadata.modified() {
+    if selected.contains(&"modify")
+        && let Ok(modified) = metadata.modified()
+    {
         let dt: DateTime<Utc> = modified.into();
         facts.push(format!("modify={}", dt.format("%Y%m%d%H%M%S")));
     }
@@ -86,13 +95,13 @@ pub fn format_facts<M: Metadata>(metadata: &M) -> String {
     // Choosing not to implement create, unique, perm, lang, media-type, charset or most of the
     // UNIX.*, MACOS.* etc ones.
 
-    if metadata.uid() > 0 {
+    if selected.contains(&"unix.uid") && metadata.uid() > 0 {
         facts.push(format!("unix.uid={}", metadata.uid()));
     }
 
-    if metadata.gid() > 0 {
+    if selected.contains(&"unix.gid") && metadata.gid() > 0 {
         facts.push(format!("unix.gid={}", metadata.gid()));
     }
 
-    format!("{};", facts.join(";"))
+    facts.iter().map(|fact| format!("{fact};")).collect()
 }

@@ -8,6 +8,8 @@ mod abor;
 mod acct;
 mod allo;
 mod appe;
+// lafs-gateway patch
+pub(crate) mod check_target;
 mod auth;
 mod ccc;
 mod cdup;
@@ -50,6 +52,8 @@ mod type_;
 mod user;
 
 pub use self::md5::Md5;
+// lafs-gateway patch
+pub use mlst::MLST_FACTS;
 pub use abor::Abor;
 pub use acct::Acct;
 pub use allo::Allo;

@@ -19,7 +19,6 @@ use tokio::sync::{
     oneshot,
 };
 
-const BIND_RETRIES: u8 = 10;
 
 #[async_trait]
 pub(crate) trait LegacyReplyProducer<Storage, User>: Send + Sync + Debug
@@ -30,21 +29,22 @@ where
     async fn build_reply(&self, args: &CommandContext<Storage, User>, port: u16) -> Result<Reply, ControlChanError>;
 }
 
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub(crate) fn try_port_range(local_addr: SocketAddr, passive_ports: RangeInclusive<u16>) -> io::Result<TcpSocket> {
     let ip = local_addr.ip();
-    let rng_length = passive_ports.end() - passive_ports.start() + 1;
+    let mut socket: io::Result<TcpSocket> = Err(io::Error::new(io::ErrorKind::AddrInUse, "No free port in the passive port range"));
 
-    let mut socket: io::Result<TcpSocket> = Err(io::Error::new(io::ErrorKind::InvalidInput, "Bind retries cannot be 0"));
-
-    for _ in 1..BIND_RETRIES {
-        let random_u32 = {
-            let mut data = [0; 4];
-            getrandom::fill(&mut data).expect("Error generating random port");
-            u32::from_ne_bytes(data)
-        };
-
-        let port = random_u32 % rng_length as u32 + *passive_ports.start() as u32;
+    // lafs-gateway patch: from a random port, every port of the range is tried in turn, so a free
+    // port is found however full the range is (a few random tries failed in a busy range).
+    let random_u32 = {
+        let mut data = [0; 4];
+        getrandom::fill(&mut data).expect("Error generating random port");
+        u32::from_ne_bytes(data)
+    };
+    let range_length = u32::from(*passive_ports.end()) - u32::from(*passive_ports.start()) + 1;
+    for attempt in 0..range_length {
+        let port = (random_u32 % range_length + attempt) % range_length + u32::from(*passive_ports.start());
         let s = match ip {
             std::net::IpAddr::V4(_) => TcpSocket::new_v4()?,
             std::net::IpAddr::V6(_) => TcpSocket::new_v6()?,
@@ -61,7 +61,8 @@ pub(crate) fn try_port_range(local_addr: SocketAddr, passive_ports: RangeInclusi
 
 // modifies the session by adding channels that are used to communicate with the data connection
 // processing loop.
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub(crate) async fn setup_inter_loop_comms<S, U>(session: SharedSession<S, U>, control_loop_tx: Sender<ControlChanMsg>)
 where
     U: UserDetail + 'static,
@@ -81,7 +82,8 @@ where
 
 // For legacy mode we choose a data port here and start listening on it while letting the control
 // channel know (via method return) what the address is that the client should connect to.
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub(crate) async fn handle_legacy_mode<S, U, T>(cmd: &T, args: CommandContext<S, U>) -> Result<Reply, ControlChanError>
 where
     U: UserDetail + 'static,
@@ -89,24 +91,35 @@ where
     S::Metadata: Metadata,
     T: LegacyReplyProducer<S, U>,
 {
-    let listener = match args.session.lock().await.binder {
-        Some(ref mut binder) => binder.bind(args.local_addr.ip(), args.passive_ports.clone()).await,
-        _ => try_port_range(args.local_addr, args.passive_ports.clone()),
+    let listener = {
+        let mut session = args.session.lock().await;
+        // lafs-gateway patch: a session holds one passive listener at most; an unused one is closed.
+        session.close_data_channel().await;
+        match session.binder {
+            Some(ref mut binder) => binder.bind(args.local_addr.ip(), args.passive_ports.clone()).await,
+            _ => try_port_range(args.local_addr, args.passive_ports.clone()),
+        }
     };
     let listener = match listener {
         Err(_) => return Ok(Reply::new(ReplyCode::CantOpenDataConnection, "No data connection established")),
         Ok(l) => l,
     };
-    let listener = listener.listen(1024)?;
+    // lafs-gateway patch: a port taken between bind and listen is a 425 for this request, not an
+    // error that ends the session.
+    let listener = match listener.listen(1024) {
+        Err(_) => return Ok(Reply::new(ReplyCode::CantOpenDataConnection, "No data connection established")),
+        Ok(l) => l,
+    };
 
     let port = listener.local_addr()?.port();
 
     let reply = cmd.build_reply(&args, port).await?;
     if reply.is_positive() {
         setup_inter_loop_comms(args.session.clone(), args.tx_control_chan.clone()).await;
+        let session = args.session.clone();
         // Open the data connection in a new task and process it.
         // We cannot await this since we first need to let the client know where to connect :-)
-        tokio::spawn(async move {
+        let waiting = tokio::spawn(async move {
             // Timeout if the client doesn't connect to the socket in a while, to avoid leaving the socket hanging open permanently.
             let r = tokio::time::timeout(Duration::from_secs(15), listener.accept()).await;
             match r {
@@ -115,6 +128,8 @@ where
                 Err(_) => slog::warn!(args.logger, "Client did not connect to data port in time"),
             }
         });
+        // lafs-gateway patch: kept so the next PASV, EPSV or PORT can close this listener.
+        session.lock().await.passive_listener = Some(waiting);
     }
 
     Ok(reply)
@@ -122,7 +137,8 @@ where
 
 // For delegated mode, we prepare the session and let the listener loop know (via channel) that it
 // should choose a data port and check for connections on it.
-#[tracing_attributes::instrument]
+// lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+#[tracing_attributes::instrument(skip_all)]
 pub(crate) async fn handle_delegated_mode<S, U>(args: CommandContext<S, U>, tx: SwitchboardSender<S, U>) -> Result<Reply, ControlChanError>
 where
     U: UserDetail + 'static,

@@ -31,7 +31,8 @@ where
     Storage: StorageBackend<User> + 'static,
     Storage::Metadata: Metadata,
 {
-    #[tracing_attributes::instrument]
+    // lafs-gateway patch: spans without argument values (their Debug output made log lines KBs long)
+    #[tracing_attributes::instrument(skip_all)]
     async fn handle(&self, args: CommandContext<Storage, User>) -> Result<Reply, ControlChanError> {
         let mut session = args.session.lock().await;
         let (cmd, path): (DataChanCmd, String) = match args.parsed_command.clone() {
@@ -42,6 +43,10 @@ where
             _ => panic!("Programmer error, expected command to be RETR"),
         };
 
+        // lafs-gateway patch: a target that cannot be used is refused before the 150 reply.
+        if let Some(refusal) = super::check_target::refuse(&mut session, Some(&path), super::check_target::Target::File).await {
+            return Ok(refusal);
+        }
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {

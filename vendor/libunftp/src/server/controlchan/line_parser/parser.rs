@@ -219,6 +219,12 @@ where
                 b"UTF8 OFF" | b"utf8 off" => Command::Opts {
                     option: Opt::Utf8 { on: false },
                 },
+                // lafs-gateway patch: OPTS MLST fact;fact;... (RFC 3659 section 7.9)
+                option if option.len() >= 4 && option[..4].eq_ignore_ascii_case(b"MLST") && option.get(4).is_none_or(|b| *b == b' ') => Command::Opts {
+                    option: Opt::Mlst {
+                        facts: str::from_utf8(&option[4..])?.trim().to_string(),
+                    },
+                },
                 _ => return Err(ParseErrorKind::InvalidCommand.into()),
             }
         }
