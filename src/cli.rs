@@ -360,6 +360,7 @@ async fn run_node(
             throttle: throttle.clone(),
             spool_dir: node.config.spool_dir.clone(),
             auth_rejection_time: std::time::Duration::from_secs(1),
+            limits: node.config.session_limits,
         };
         eprintln!("sftp listening on {}", listener.local_addr()?);
         let serving = crate::frontends::sftp::serve(listener, node.grid.clone(), settings, stop_requested(&stopped));

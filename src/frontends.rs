@@ -2,6 +2,7 @@
 //!
 //! - [`accounts`]: the accounts file (users, keys, password hashes, root dircaps).
 //! - [`throttle`]: failed-login limits per source address.
+//! - [`limits`]: sessions in total and per address, login grace and idle times.
 //! - [`file_reader`] / [`file_writer`]: reading and writing files at client offsets (spooled in
 //!   [`crate::grid::spool`]).
 //! - [`sftp`]: the SSH/SFTP server; [`ftp`]: the FTP server.
@@ -11,5 +12,6 @@ pub mod drop_upload;
 pub mod file_reader;
 pub mod file_writer;
 pub mod ftp;
+pub mod limits;
 pub mod sftp;
 pub mod throttle;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::frontends::drop_upload::{DEFAULT_IGNORE, DropFolder, IgnoreRules, OnDelete, Target};
+use crate::frontends::limits::SessionLimits;
 use crate::grid::uri::Cap;
 
 use crate::grid::crypto::random_bytes;
@@ -65,6 +66,13 @@ ftps_required = false
 accounts_file = "private/accounts"
 # Where uploads that cannot stream straight into the grid are spooled, encrypted.
 spool_dir = "spool"
+# Session limits (SFTP): connections over a limit are closed before the SSH handshake.
+max_sessions = 256
+max_sessions_per_address = 64
+# Seconds from connecting to a successful login (as OpenSSH's LoginGraceTime).
+login_grace_secs = 120
+# Seconds an SFTP session may wait for its next request before it is closed.
+sftp_idle_timeout_secs = 600
 
 [storage_server]
 # Serve this node's shares to other gateways and to Tahoe clients, over Tahoe's HTTP
@@ -263,6 +271,10 @@ struct FrontendsSection {
     ftps_required: bool,
     accounts_file: PathBuf,
     spool_dir: PathBuf,
+    max_sessions: usize,
+    max_sessions_per_address: usize,
+    login_grace_secs: u64,
+    sftp_idle_timeout_secs: u64,
 }
 
 impl Default for FrontendsSection {
@@ -279,6 +291,10 @@ impl Default for FrontendsSection {
             ftps_required: false,
             accounts_file: PathBuf::from("private/accounts"),
             spool_dir: PathBuf::from("spool"),
+            max_sessions: SessionLimits::default().max_sessions,
+            max_sessions_per_address: SessionLimits::default().max_sessions_per_address,
+            login_grace_secs: SessionLimits::default().login_grace.as_secs(),
+            sftp_idle_timeout_secs: SessionLimits::default().idle_timeout.as_secs(),
         }
     }
 }
@@ -314,6 +330,8 @@ pub struct NodeConfig {
     pub accounts_file: PathBuf,
     /// Where uploads are spooled when they cannot stream.
     pub spool_dir: PathBuf,
+    /// Session limits of the frontends.
+    pub session_limits: SessionLimits,
     /// Watched folders (`[[drop_upload]]`).
     pub drop_uploads: Vec<DropFolder>,
     /// A static list of networked storage servers (used instead of the local grid).
@@ -384,6 +402,22 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
                 "keys frontends.ftps_certificate and frontends.ftps_key: give both or neither".into(),
             ));
         }
+    };
+    for (key, value) in [
+        ("max_sessions", frontends.max_sessions as u64),
+        ("max_sessions_per_address", frontends.max_sessions_per_address as u64),
+        ("login_grace_secs", frontends.login_grace_secs),
+        ("sftp_idle_timeout_secs", frontends.sftp_idle_timeout_secs),
+    ] {
+        if value == 0 {
+            return Err(bad(format!("key frontends.{key} = 0: allowed 1 or more")));
+        }
+    }
+    let session_limits = SessionLimits {
+        max_sessions: frontends.max_sessions,
+        max_sessions_per_address: frontends.max_sessions_per_address,
+        login_grace: std::time::Duration::from_secs(frontends.login_grace_secs),
+        idle_timeout: std::time::Duration::from_secs(frontends.sftp_idle_timeout_secs),
     };
     if frontends.ftps_required && ftps.is_none() {
         return Err(bad(
@@ -504,6 +538,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         ftps_required: frontends.ftps_required,
         accounts_file: in_node(frontends.accounts_file),
         spool_dir: in_node(frontends.spool_dir),
+        session_limits,
         drop_uploads,
         servers_yaml: raw.grid.servers_yaml.map(&in_node),
         storage_server,
@@ -757,6 +792,7 @@ mod tests {
         assert_eq!(config.storage_path, Path::new("/n/storage"));
         assert_eq!(config.storage_servers, 10);
         assert_eq!(config.sftp_listen.to_string(), "127.0.0.1:8022");
+        assert_eq!(config.session_limits, SessionLimits::default());
         let empty = parse_config(Path::new("/n"), "lafs.toml", "").unwrap();
         assert_eq!(empty.params, config.params);
     }
@@ -774,6 +810,11 @@ mod tests {
                 "frontends.ftp_passive_ports",
             ),
             ("[frontends]\nftps_key = \"\"\n", "frontends.ftps_certificate"),
+            (
+                "[frontends]\nmax_sessions_per_address = 0\n",
+                "frontends.max_sessions_per_address",
+            ),
+            ("[frontends]\nlogin_grace_secs = -1\n", "login_grace_secs"),
             ("[grid]\nneeded = \"three\"\n", "needed"),
             ("[grid]\nk = 3\n", "k"),
         ];

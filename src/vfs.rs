@@ -15,6 +15,20 @@ use crate::grid::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 
+/// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
+/// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).
+///
+/// Tahoe sets no limit of its own since 1.3 (v2 shares have 64-bit offsets and the UEB records the
+/// size as a number), and our CHK layout switches to v2 shares when a share passes 4 GiB, so the
+/// format is not what limits the size. The costs that grow with it are: the uploader keeps one
+/// 32-byte hash per segment for the crypttext and per share for the blocks until the hash trees
+/// are written (65,536 segments at 64 GiB and 1 MiB segments: about 46 MiB with N=10, twice that
+/// while the trees are built), and an upload written out of order is first spooled whole,
+/// encrypted, in `spool_dir`, so the spool disk must hold it. 64 GiB keeps one upload's memory
+/// well under what a small host has and covers disk images and backups; without a limit, a
+/// single request naming offset 2^63 asks for an exabyte-sized spool.
+pub const MAX_FILE_SIZE: u64 = 64 << 30;
+
 /// What went wrong, in the terms both protocols have codes for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -1,6 +1,8 @@
 //! The SSH server in front of the SFTP sessions: host key, logins from the accounts file, and the `sftp` subsystem only.
 
 pub mod attrs;
+pub mod framing;
+pub mod serve;
 pub mod session;
 pub mod status;
 
@@ -13,10 +15,12 @@ use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
-use tokio::net::TcpListener;
+use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::frontends::accounts::{Account, AccountsFile};
+use crate::frontends::limits::{ConnectionGate, SessionLimits, SessionPermit};
 use crate::frontends::throttle::LoginThrottle;
 use crate::grid::Grid;
 use crate::vfs::Vfs;
@@ -35,6 +39,8 @@ pub struct SftpSettings {
     pub spool_dir: PathBuf,
     /// How long a wrong login is held before the answer (also for unknown users).
     pub auth_rejection_time: Duration,
+    /// Sessions in total and per address, login grace time, idle timeout.
+    pub limits: SessionLimits,
 }
 
 struct Shared {
@@ -42,6 +48,11 @@ struct Shared {
     settings: SftpSettings,
     open_writes: Arc<OpenWrites>,
 }
+
+/// SSH-level silence after which russh drops a connection: a backstop for connections with no
+/// SFTP channel to time out (a channel's own idle timeout is [`SessionLimits::idle_timeout`]).
+/// Not shorter, because a client waiting on a long commit (the CLOSE of a big upload) is silent.
+const SSH_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Serves SFTP on `listener` until `shutdown` completes; sessions then get a disconnect.
 pub async fn serve(
@@ -60,7 +71,7 @@ pub async fn serve(
         auth_rejection_time: settings.auth_rejection_time,
         // The first `none` probe every client sends is not a failed login.
         auth_rejection_time_initial: Some(Duration::ZERO),
-        inactivity_timeout: Some(Duration::from_secs(3600)),
+        inactivity_timeout: Some(SSH_INACTIVITY_TIMEOUT.max(settings.limits.idle_timeout)),
         nodelay: true,
         window_size: 8 << 20,
         // Room for a whole 32 KiB SFTP write plus its header in one channel packet: split in two,
@@ -68,42 +79,123 @@ pub async fn serve(
         maximum_packet_size: 65535,
         ..Default::default()
     };
-    let mut server = SshServer {
-        shared: Arc::new(Shared {
-            grid,
-            settings,
-            open_writes: Arc::new(OpenWrites::default()),
-        }),
-    };
-    let running = russh::server::Server::run_on_socket(&mut server, Arc::new(config), &listener);
-    let handle = running.handle();
-    tokio::select! {
-        result = running => result,
-        () = shutdown => {
-            handle.shutdown("server shutting down".into());
-            Ok(())
-        }
+    let config = Arc::new(config);
+    let gate = ConnectionGate::for_limits(&settings.limits);
+    let shared = Arc::new(Shared {
+        grid,
+        settings,
+        open_writes: Arc::new(OpenWrites::default()),
+    });
+    let (stop, _) = broadcast::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors and the like: keep serving the sessions already open.
+                    tracing::warn!("sftp accept failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => {
+                let _ = stop.send(());
+                return Ok(());
+            }
+        };
+        let permit = match gate.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                if refused.first {
+                    tracing::warn!(peer = %peer.ip(), "sftp connection refused: {}", refused.reason);
+                }
+                drop(socket);
+                continue;
+            }
+        };
+        let connection = serve_connection(config.clone(), shared.clone(), socket, peer, permit, stop.subscribe());
+        tokio::spawn(connection);
     }
 }
 
-struct SshServer {
+/// One SSH connection from accept to end: closed if it has not logged in within the grace time,
+/// disconnected when the server shuts down. `_permit` holds its place in the session count.
+async fn serve_connection(
+    config: Arc<russh::server::Config>,
     shared: Arc<Shared>,
-}
-
-impl russh::server::Server for SshServer {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
-        Connection {
-            shared: self.shared.clone(),
-            peer,
-            account: None,
-            channels: HashMap::new(),
+    socket: TcpStream,
+    peer: SocketAddr,
+    _permit: SessionPermit,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let _ = socket.set_nodelay(true);
+    // A second descriptor of the socket, to cut it from here if the session does not end when told.
+    let (socket, cutter) = match socket.into_std().and_then(|socket| {
+        let cutter = socket.try_clone()?;
+        Ok((TcpStream::from_std(socket)?, cutter))
+    }) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::warn!("sftp connection dropped: {error}");
+            return;
         }
-    }
-
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!("ssh session ended with an error: {error}");
+    };
+    let grace = shared.settings.limits.login_grace;
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let (logged_in, mut login) = oneshot::channel();
+    let handler = Connection {
+        shared,
+        peer: Some(peer),
+        account: None,
+        channels: HashMap::new(),
+        logged_in: Some(logged_in),
+    };
+    let late = || tracing::warn!(peer = %peer.ip(), "sftp connection closed: no login within {grace:?}");
+    // The version exchange is part of the grace time too: a client that sends nothing is dropped.
+    let session = tokio::select! {
+        started = russh::server::run_stream(config, socket, handler) => match started {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::debug!("ssh connection setup failed: {error}");
+                return;
+            }
+        },
+        () = &mut deadline => return late(),
+        _ = stop.recv() => return,
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    let mut waiting_for_login = true;
+    let reason = loop {
+        tokio::select! {
+            ended = &mut session => {
+                if let Err(error) = ended {
+                    tracing::debug!("ssh session ended with an error: {error}");
+                }
+                return;
+            }
+            _ = &mut login, if waiting_for_login => waiting_for_login = false,
+            () = &mut deadline, if waiting_for_login => {
+                late();
+                break "login grace time over";
+            }
+            _ = stop.recv() => break "server shutting down",
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = handle
+            .disconnect(Disconnect::ByApplication, reason.into(), "en".into())
+            .await;
+        let _ = (&mut session).await;
+    })
+    .await;
+    if ended.is_err() {
+        // Stuck (russh does not act on a disconnect mid key exchange): cut the socket under it, so
+        // its reads end and the session with them.
+        let _ = cutter.shutdown(std::net::Shutdown::Both);
+        let _ = tokio::time::timeout(Duration::from_secs(5), session).await;
     }
 }
 
@@ -113,6 +205,8 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     account: Option<Account>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Told of the first successful login (the grace timer stops).
+    logged_in: Option<oneshot::Sender<()>>,
 }
 
 impl Connection {
@@ -136,6 +230,9 @@ impl Connection {
                     "sftp login"
                 );
                 self.account = Some(account);
+                if let Some(logged_in) = self.logged_in.take() {
+                    let _ = logged_in.send(());
+                }
                 Auth::Accept
             }
             None => {
@@ -220,7 +317,26 @@ impl russh::server::Handler for Connection {
             self.shared.settings.spool_dir.clone(),
             self.shared.open_writes.clone(),
         );
-        russh_sftp::server::run(channel.into_stream(), sftp).await;
+        let idle = self.shared.settings.limits.idle_timeout;
+        let peer = self.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+        let handle = session.handle();
+        tokio::spawn(async move {
+            let (mut stream, mut sftp) = (channel.into_stream(), sftp);
+            match serve::run(&mut stream, &mut sftp, idle).await {
+                serve::Ended::ClientClosed => {}
+                ended @ serve::Ended::Idle(_) => {
+                    tracing::info!(peer, "sftp session closed: {ended}");
+                    // Only SFTP is served, so the connection has nothing left to do.
+                    let _ = handle
+                        .disconnect(Disconnect::ByApplication, "idle timeout".into(), "en".into())
+                        .await;
+                }
+                ended => {
+                    tracing::warn!(peer, "sftp channel closed: {ended}");
+                    let _ = handle.close(id).await;
+                }
+            }
+        });
         Ok(())
     }
 

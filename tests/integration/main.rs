@@ -20,6 +20,8 @@ mod mutable;
 mod network_grid;
 /// The SFTP frontend with real clients.
 mod sftp;
+/// The SFTP frontend under hostile input and connection floods.
+mod sftp_abuse;
 /// Real Tahoe-LAFS 1.20 nodes and clients against ours.
 mod tahoe_interop;
 /// Tahoe's official CHK test vectors through the real upload path.

@@ -430,7 +430,7 @@ async fn paramiko_semantics_concurrent_opens_dropped_sessions_resume_and_read_on
 }
 
 /// The Rust client: russh for SSH, russh-sftp's client for SFTP.
-mod rust_client {
+pub(crate) mod rust_client {
     use std::sync::Arc;
 
     use russh::client;

@@ -1,7 +1,8 @@
 //! One SFTP session: every SFTP v3 request of a logged-in user, answered through the vfs.
 //!
-//! Requests arrive one at a time (russh-sftp answers each before reading the
-//! next). Files opened for writing collect their bytes in a [`FileWriter`] and
+//! Requests arrive one at a time ([`super::serve`] answers each before reading
+//! the next), and offsets and sizes are checked against [`MAX_FILE_SIZE`] and
+//! [`MAX_GAP`] before any work. Files opened for writing collect their bytes in a [`FileWriter`] and
 //! are committed on close, and the close status is the commit's result; files
 //! opened for reading keep the version they opened and stream it with read-ahead.
 
@@ -23,7 +24,7 @@ use super::attrs::{attributes, entry};
 use super::status::reply;
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
-use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
+use crate::vfs::{self, ErrorKind, Kind, MAX_FILE_SIZE, Stat, Vfs};
 
 /// Directory entries sent per READDIR reply.
 const ENTRIES_PER_REPLY: usize = 128;
@@ -37,6 +38,13 @@ const MAX_WRITE: u32 = MAX_PACKET - 1024;
 /// Replies of 255 KiB with 64 requests in flight stalled the SSH channel (seen with OpenSSH 9.2
 /// after ~29 MB); 128 KiB replies do not.
 const MAX_READ: u32 = 128 * 1024;
+/// How far past a file's current end one request may write or extend it. The gap is filled with
+/// zeros that are encrypted into the spool (and later encoded and uploaded like data), so a
+/// 40-byte request naming a far offset would otherwise cost as much as uploading the whole gap,
+/// in the request path. Bounded, a request does at most this much work (well under a second).
+/// Clients write in order, or a few pipelined or parallel chunks ahead (rclone's multi-thread
+/// copies use 4 streams of 64 MiB chunks); 256 MiB leaves room for those.
+pub const MAX_GAP: u64 = 256 << 20;
 
 /// What every session of one user can see of the others: files open for writing, by path.
 #[derive(Debug, Default)]
@@ -207,9 +215,14 @@ impl SftpSession {
         Ok(attributes(&stat))
     }
 
-    async fn set_path_attributes(&mut self, path: &str, attrs: &FileAttributes) -> Result<(), vfs::Error> {
+    async fn set_path_attributes(&mut self, path: &str, attrs: &FileAttributes) -> Result<(), StatusReply> {
+        let denied = || vfs_err(vfs::Error::new(ErrorKind::PermissionDenied));
         if self.vfs.is_read_only() {
-            return Err(vfs::Error::new(ErrorKind::PermissionDenied));
+            return Err(denied());
+        }
+        if let Some(size) = attrs.size {
+            // Past the limit costs nothing to refuse, whatever the path is.
+            check_extent(size, size, 0)?;
         }
         if let Some(state) = self.open_writes.latest(&self.user, path) {
             // Applied when that writer commits, so it is not lost to the commit's fresh entry.
@@ -217,29 +230,32 @@ impl SftpSession {
                 state.set_mtime(f64::from(mtime));
             }
             if attrs.size.is_some() {
-                return Err(vfs::Error::new(ErrorKind::Unsupported));
+                return Err(vfs_err(vfs::Error::new(ErrorKind::Unsupported)));
             }
             return Ok(());
         }
         if let Some(size) = attrs.size {
-            let (cap, stat) = self.vfs.lookup(path.as_bytes()).await?;
+            let (cap, stat) = self.vfs.lookup(path.as_bytes()).await.map_err(vfs_err)?;
             if stat.kind == Kind::Directory {
-                return Err(vfs::Error::new(ErrorKind::IsADirectory));
+                return Err(vfs_err(vfs::Error::new(ErrorKind::IsADirectory)));
             }
             if stat.read_only {
-                return Err(vfs::Error::new(ErrorKind::PermissionDenied));
+                return Err(denied());
             }
             if size != stat.size {
+                check_extent(stat.size, size, 0)?;
                 let mut writer = if size == 0 {
                     FileWriter::create(&self.spool_dir)
                 } else {
-                    FileWriter::resume(&self.vfs, &cap, &self.spool_dir).await?
+                    FileWriter::resume(&self.vfs, &cap, &self.spool_dir)
+                        .await
+                        .map_err(vfs_err)?
                 };
-                writer.set_len(&self.vfs, size).await?;
+                writer.set_len(&self.vfs, size).await.map_err(vfs_err)?;
                 if let Some(mtime) = attrs.mtime {
                     writer.set_mtime(f64::from(mtime));
                 }
-                return writer.commit(&self.vfs, path.as_bytes()).await;
+                return writer.commit(&self.vfs, path.as_bytes()).await.map_err(vfs_err);
             }
         }
         match attrs.mtime {
@@ -247,6 +263,7 @@ impl SftpSession {
             // Permissions and owners have no meaning on the grid; accept them so copies with -p work.
             None => self.vfs.stat(path.as_bytes()).await.map(|_| ()),
         }
+        .map_err(vfs_err)
     }
 
     async fn statvfs(&self) -> Statvfs {
@@ -292,6 +309,28 @@ fn ok(id: u32) -> Status {
 
 fn vfs_err(e: vfs::Error) -> StatusReply {
     reply(&e)
+}
+
+/// Checks a write of `count` bytes at `offset`, or a size change to `offset` (`count` 0), of a file
+/// now `len` bytes long, before any work: the end must be within [`MAX_FILE_SIZE`] and the gap
+/// after the current end within [`MAX_GAP`].
+fn check_extent(len: u64, offset: u64, count: u64) -> Result<(), StatusReply> {
+    let end = offset.checked_add(count);
+    if end.is_none_or(|end| end > MAX_FILE_SIZE) {
+        // FAILURE with a message, as OpenSSH's sftp-server answers EFBIG.
+        return Err(StatusCode::Failure.with_message(format!(
+            "file too large: the gateway stores files of at most {} GiB",
+            MAX_FILE_SIZE >> 30
+        )));
+    }
+    if offset > len.saturating_add(MAX_GAP) {
+        return Err(StatusCode::Failure.with_message(format!(
+            "gap too large: a write or size change may reach at most {} MiB past the end of the file \
+             ({len} bytes now); write the bytes before it first",
+            MAX_GAP >> 20
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -398,6 +437,7 @@ impl russh_sftp::server::Handler for SftpSession {
                 ..
             } => {
                 let at = if *append { writer.len() } else { offset };
+                check_extent(writer.len(), at, data.len() as u64)?;
                 writer.write_at(&vfs, at, &data).await.map_err(vfs_err)?;
                 registration.state.size.store(writer.len(), Ordering::Relaxed);
                 Ok(ok(id))
@@ -434,7 +474,7 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn setstat(&mut self, id: u32, path: String, attrs: FileAttributes) -> Result<Status, Self::Error> {
         let path = normalize(&path).map_err(vfs_err)?;
-        self.set_path_attributes(&path, &attrs).await.map_err(vfs_err)?;
+        self.set_path_attributes(&path, &attrs).await?;
         Ok(ok(id))
     }
 
@@ -446,6 +486,7 @@ impl russh_sftp::server::Handler for SftpSession {
                 writer, registration, ..
             } => {
                 if let Some(size) = attrs.size {
+                    check_extent(writer.len(), size, 0)?;
                     writer.set_len(&vfs, size).await.map_err(vfs_err)?;
                     registration.state.size.store(size, Ordering::Relaxed);
                 }

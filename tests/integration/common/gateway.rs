@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lafs_gateway::frontends::accounts::{AccountsFile, hash_password};
+use lafs_gateway::frontends::limits::SessionLimits;
 use lafs_gateway::frontends::sftp::{self, SftpSettings};
 use lafs_gateway::frontends::throttle::LoginThrottle;
 use lafs_gateway::grid::uri::Cap;
@@ -59,6 +60,15 @@ impl Gateway {
 
     /// With `ftps_required`, the FTP side has a self-signed certificate and refuses plain FTP.
     pub async fn start_with(ftps_required: bool) -> Gateway {
+        Self::start_configured(ftps_required, SessionLimits::default()).await
+    }
+
+    /// With the SFTP side's session limits and timeouts set to `limits`.
+    pub async fn start_with_limits(limits: SessionLimits) -> Gateway {
+        Self::start_configured(false, limits).await
+    }
+
+    async fn start_configured(ftps_required: bool, limits: SessionLimits) -> Gateway {
         let grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
         let work = scratch_dir();
         let run = Command::new("ssh-keygen")
@@ -104,6 +114,7 @@ impl Gateway {
             throttle: Arc::new(LoginThrottle::default()),
             spool_dir: work.path().join("spool"),
             auth_rejection_time: Duration::from_millis(50),
+            limits,
         };
         let ftp_settings = lafs_gateway::frontends::ftp::FtpSettings {
             accounts: settings.accounts.clone(),
