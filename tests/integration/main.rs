@@ -12,6 +12,8 @@ mod drop_upload;
 mod ftp;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
+/// The node-wide memory budget under real SFTP and FTP clients.
+mod memory;
 /// Mutable (SDMF) files: publish, retrieve, collisions.
 mod mutable;
 /// Storage node processes over Tahoe's HTTP storage protocol.

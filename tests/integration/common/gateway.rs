@@ -59,7 +59,19 @@ impl Gateway {
 
     /// With `ftps_required`, the FTP side has a self-signed certificate and refuses plain FTP.
     pub async fn start_with(ftps_required: bool) -> Gateway {
-        let grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
+        Self::start_inner(ftps_required, None).await
+    }
+
+    /// A gateway whose grid has a memory budget of `bytes` for file data in flight.
+    pub async fn start_with_memory_budget(bytes: u64) -> Gateway {
+        Self::start_inner(false, Some(bytes)).await
+    }
+
+    async fn start_inner(ftps_required: bool, memory_budget: Option<u64>) -> Gateway {
+        let mut grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
+        if let Some(bytes) = memory_budget {
+            grid.grid = grid.grid.clone().with_memory_budget(bytes);
+        }
         let work = scratch_dir();
         let run = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@test", "-f"])
