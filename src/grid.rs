@@ -7,6 +7,7 @@
 pub mod announcement;
 pub mod base32;
 pub mod blocklist;
+pub mod budget;
 pub mod check;
 pub mod chk;
 pub mod crypto;
@@ -209,6 +210,8 @@ pub struct Grid {
     /// (server node id, share) copies an upload must neither count nor ask for: a repair's
     /// corrupt shares, which are placed afresh on other servers.
     avoid_shares: Arc<std::collections::BTreeSet<([u8; 20], storage::ShareNum)>>,
+    /// The node-wide budget for file data in flight (shared by every clone).
+    budget: budget::MemoryBudget,
 }
 
 /// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
@@ -234,7 +237,19 @@ impl Grid {
             key_pool: None,
             replace_dropped: true,
             avoid_shares: Arc::default(),
+            budget: budget::MemoryBudget::default(),
         }
+    }
+
+    /// The same grid with its own budget of `bytes` for file data in flight.
+    pub fn with_memory_budget(mut self, bytes: u64) -> Self {
+        self.budget = budget::MemoryBudget::new(bytes);
+        self
+    }
+
+    /// The budget every upload, download and buffered write of this grid draws on.
+    pub fn memory_budget(&self) -> &budget::MemoryBudget {
+        &self.budget
     }
 
     /// Opens (creating as needed) `count` on-disk servers under `dir` (`server-00`, `server-01`, …).

@@ -5,6 +5,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use lafs_gateway::cli::{self, Cli};
 
+/// jemalloc gives freed memory back to the OS; glibc's malloc kept each burst's peak for good,
+/// and mimalloc much of it (a gateway runs for months: see BENCHMARKS.md, issue 16).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options: a background thread purges freed pages after a second, so an idle node
+/// shrinks back too (without it, purging waits for the next allocation).
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

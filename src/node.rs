@@ -31,6 +31,11 @@ total = 10
 # Largest segment in bytes. Tahoe 1.19+ uses 1 MiB; with the same convergence
 # secret, k and N this gives the same caps as a real Tahoe node.
 max_segment_size = 1048576
+# Memory for file data in flight across the whole node, in MiB: buffered writes, segments
+# being encrypted, encoded and sent, and segments read ahead for downloads. When it is
+# spent, transfers wait (their clients feel TCP back-pressure) and buffered writes go to
+# the encrypted spool, instead of the node growing. At least 8.
+memory_budget_mib = 64
 # Store on networked storage servers instead of the local grid below: a Tahoe-format
 # static server list (`storage: {<server id>: {ann: {...}}}`, the announcements of storage
 # nodes speaking Tahoe's HTTP storage protocol: real Tahoe 1.19+ nodes or `lafs run` nodes
@@ -225,6 +230,7 @@ struct GridSection {
     happy: usize,
     total: usize,
     max_segment_size: u64,
+    memory_budget_mib: u64,
     servers_yaml: Option<PathBuf>,
 }
 
@@ -236,6 +242,7 @@ impl Default for GridSection {
             happy: p.happy,
             total: p.total,
             max_segment_size: p.max_segment_size,
+            memory_budget_mib: crate::grid::budget::DEFAULT_BYTES >> 20,
             servers_yaml: None,
         }
     }
@@ -336,6 +343,8 @@ pub struct NodeConfig {
     pub drop_uploads: Vec<DropFolder>,
     /// A static list of networked storage servers (used instead of the local grid).
     pub servers_yaml: Option<PathBuf>,
+    /// Bytes of file data the node may hold in flight (see [`crate::grid::budget`]).
+    pub memory_budget: u64,
     /// The storage server this node runs, if enabled.
     pub storage_server: Option<crate::storage_node::StorageServerConfig>,
 }
@@ -373,6 +382,13 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
     }
     if raw.storage.servers == 0 {
         return Err(bad("key storage.servers = 0: allowed 1 or more".into()));
+    }
+    let budget_mib = raw.grid.memory_budget_mib;
+    if !(crate::grid::budget::MIN_BYTES >> 20..=1 << 20).contains(&budget_mib) {
+        return Err(bad(format!(
+            "key grid.memory_budget_mib = {budget_mib}: allowed {}..=1048576",
+            crate::grid::budget::MIN_BYTES >> 20
+        )));
     }
     let addr = |key: &str, value: &str| {
         value.parse::<SocketAddr>().map_err(|_| {
@@ -541,6 +557,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         session_limits,
         drop_uploads,
         servers_yaml: raw.grid.servers_yaml.map(&in_node),
+        memory_budget: budget_mib << 20,
         storage_server,
     })
 }
@@ -742,7 +759,8 @@ impl Node {
             Some(path) => network_grid(path, config.params, secrets)?,
             None => Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?,
         }
-        .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")));
+        .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")))
+        .with_memory_budget(config.memory_budget);
         Ok(Node { config, grid })
     }
 }
@@ -793,8 +811,10 @@ mod tests {
         assert_eq!(config.storage_servers, 10);
         assert_eq!(config.sftp_listen.to_string(), "127.0.0.1:8022");
         assert_eq!(config.session_limits, SessionLimits::default());
+        assert_eq!(config.memory_budget, 64 << 20);
         let empty = parse_config(Path::new("/n"), "lafs.toml", "").unwrap();
         assert_eq!(empty.params, config.params);
+        assert_eq!(empty.memory_budget, config.memory_budget);
     }
 
     #[test]
@@ -804,6 +824,7 @@ mod tests {
             ("[grid]\nneeded = 5\ntotal = 4\n", "grid.total"),
             ("[grid]\nhappy = 11\n", "grid.happy"),
             ("[storage]\nservers = 0\n", "storage.servers"),
+            ("[grid]\nmemory_budget_mib = 4\n", "grid.memory_budget_mib"),
             ("[frontends]\nsftp_listen = \"nope\"\n", "frontends.sftp_listen"),
             (
                 "[frontends]\nftp_passive_ports = \"9-1\"\n",

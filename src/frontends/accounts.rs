@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -34,6 +34,43 @@ static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let unguessable = crate::grid::base32::encode(&crate::grid::crypto::random_bytes::<16>());
     hash_password(&unguessable).unwrap_or_default()
 });
+
+/// Password checks running at once, node-wide, at most one per core: each argon2 verification
+/// fills 19 MiB, so a crowd of logins queues for the cores (which it would wait for anyway)
+/// instead of holding 19 MiB each (100 FTP logins at once took 1 GiB before this).
+static PASSWORD_CHECKS: PasswordCheckSlots = PasswordCheckSlots {
+    busy: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+struct PasswordCheckSlots {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A running password check; its slot is given back on drop.
+struct PasswordCheckSlot;
+
+impl PasswordCheckSlots {
+    /// Waits (on a blocking thread, where checks run) for a free slot.
+    fn take(&'static self) -> PasswordCheckSlot {
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while *busy >= slots {
+            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        *busy += 1;
+        PasswordCheckSlot
+    }
+}
+
+impl Drop for PasswordCheckSlot {
+    fn drop(&mut self) {
+        let mut busy = PASSWORD_CHECKS.busy.lock().unwrap_or_else(|p| p.into_inner());
+        *busy = busy.saturating_sub(1);
+        PASSWORD_CHECKS.freed.notify_one();
+    }
+}
 
 /// One way to prove who you are.
 #[derive(Clone)]
@@ -158,6 +195,7 @@ impl Accounts {
                     .collect()
             })
             .unwrap_or_default();
+        let _slot = PASSWORD_CHECKS.take();
         let verifier = argon2::Argon2::default();
         if hashes.is_empty() {
             let _ = verifier.verify_password(password.as_bytes(), DECOY_HASH.as_str());

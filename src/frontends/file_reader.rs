@@ -6,22 +6,18 @@
 //! (`reget`, `REST`) read only what they need. The contents are those of the
 //! cap opened: a later write to the same path does not change what this reader sees.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::sync::PollSender;
 
 use crate::grid::Grid;
+use crate::grid::budget::BudgetPermit;
 use crate::grid::download::FileReader;
 use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind};
 
 /// Pieces (up to a segment each) buffered between the download task and the client, beyond the
-/// segments it prefetches.
+/// segments it prefetches. Each carries its memory-budget permit until the client has read it.
 const PIPE_PIECES: usize = 2;
 /// A forward jump shorter than this is read through rather than restarting the download.
 const SKIP_LIMIT: u64 = 1 << 20;
@@ -48,8 +44,10 @@ enum Source {
 
 struct Stream {
     pos: u64,
-    pieces: mpsc::Receiver<Bytes>,
+    pieces: mpsc::Receiver<(Bytes, BudgetPermit)>,
     current: Bytes,
+    /// What accounts for `current`: given back as soon as it is used up.
+    current_permit: BudgetPermit,
     task: JoinHandle<Result<(), crate::grid::Error>>,
 }
 
@@ -60,40 +58,19 @@ impl Stream {
         while out.len() < len {
             if self.current.is_empty() {
                 match self.pieces.recv().await {
-                    Some(piece) => self.current = piece,
+                    Some((piece, permit)) => (self.current, self.current_permit) = (piece, permit),
                     None => break,
                 }
             }
             let n = (len - out.len()).min(self.current.len());
             out.extend_from_slice(&self.current.split_to(n));
+            if self.current.is_empty() {
+                // Release the segment (and its budget) now, not when the next read comes.
+                (self.current, self.current_permit) = (Bytes::new(), BudgetPermit::empty());
+            }
         }
         self.pos += out.len() as u64;
         out
-    }
-}
-
-/// The download task's output: each write becomes one piece, handed over without a ring buffer.
-struct PieceSink(PollSender<Bytes>);
-
-impl AsyncWrite for PieceSink {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        // Room first, so the bytes are copied only once they can go.
-        match self.0.poll_reserve(cx) {
-            Poll::Ready(Ok(())) => match self.0.send_item(Bytes::copy_from_slice(buf)) {
-                Ok(()) => Poll::Ready(Ok(buf.len())),
-                Err(_) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-            },
-            Poll::Ready(Err(_)) => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -160,13 +137,14 @@ impl FileContents {
 
 fn start_stream(reader: &FileReader, offset: u64, size: u64) -> Stream {
     let (sender, pieces) = mpsc::channel(PIPE_PIECES);
-    let mut sink = PieceSink(PollSender::new(sender));
     let mut reader = reader.clone();
-    let task = tokio::spawn(async move { reader.write_range_to(offset, size - offset, &mut sink, None).await });
+    // The receiver gone (the client moved elsewhere or closed) ends the task.
+    let task = tokio::spawn(async move { reader.send_range(offset, size - offset, &sender).await });
     Stream {
         pos: offset,
         pieces,
         current: Bytes::new(),
+        current_permit: BudgetPermit::empty(),
         task,
     }
 }

@@ -7,6 +7,11 @@
 //! order (or a read, truncate or fsync of a streamed file) moves everything to
 //! an encrypted spool file instead.
 //!
+//! Every byte held in memory is accounted in the grid's memory budget. Growth
+//! never waits for it (a writer that waited while holding a buffer could wait
+//! for the others forever): when the budget is spent, the file goes to the
+//! encrypted spool instead, and its upload later waits for budget holding none.
+//!
 //! Nothing reaches the directory until [`FileWriter::commit`]: a client that
 //! disconnects with the file open leaves the old file (if any) exactly as it was,
 //! and no partial file ever appears under the real name. Dropping a writer
@@ -22,15 +27,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::frontends::file_reader::FileContents;
+use crate::grid::budget::BudgetPermit;
 use crate::grid::spool::Spool;
+use crate::grid::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 use crate::vfs::{self, Vfs};
 
 /// Existing contents are copied into a spool in pieces of this size.
 const COPY_CHUNK: u64 = 1 << 20;
-/// Batches queued for a streamed upload before the client is made to wait.
-const STREAM_QUEUE: usize = 16;
+/// Batches queued for a streamed upload before the client is made to wait (beyond the segment
+/// its encoder is filling, which the memory budget accounts for).
+const STREAM_QUEUE: usize = 4;
+/// The smallest buffer a file in memory starts with.
+const MIN_BUFFER: usize = 64 * 1024;
 /// Client writes (32 KiB each, typically) are gathered into batches of this size before they
 /// cross to the encoder thread: one hand-off per 256 KiB instead of one per write.
 const STREAM_BATCH: usize = 256 * 1024;
@@ -45,11 +55,46 @@ pub struct FileWriter {
 
 enum Body {
     /// Everything so far, written in order, at most one segment and a bit.
-    Memory(Vec<u8>),
+    Memory(Buffer),
     /// Flowing into a grid upload.
     Stream(Stream),
     /// Out of order: an encrypted spool file.
     Spool(Spool),
+}
+
+/// A file's bytes in memory and the budget permit that accounts for the buffer's capacity.
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    permit: BudgetPermit,
+}
+
+impl Buffer {
+    /// Makes room for `extra` more bytes, taking budget for it only if it is free now (the
+    /// buffer grows by doubling up to one segment and a write). False: no room.
+    fn make_room(&mut self, extra: usize, grid: &Grid) -> bool {
+        let needed = self.data.len().saturating_add(extra);
+        if needed <= self.data.capacity() {
+            return true;
+        }
+        let limit = usize::try_from(grid.params().max_segment_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(STREAM_BATCH)
+            .max(needed);
+        let target = needed
+            .max(self.data.capacity().saturating_mul(2))
+            .max(MIN_BUFFER)
+            .min(limit);
+        let more = (target as u64).saturating_sub(self.permit.bytes());
+        match grid.memory_budget().try_acquire(more) {
+            Some(permit) => {
+                self.permit.merge(permit);
+                self.data.reserve_exact(target - self.data.len());
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 struct Stream {
@@ -69,17 +114,20 @@ impl Drop for Stream {
 }
 
 impl Stream {
-    fn start(grid: &Grid, first: Vec<u8>) -> Stream {
+    /// Starts streaming `first` (and what follows) into an upload whose first segment's memory
+    /// budget is `first_segment`.
+    fn start(grid: &Grid, first: Buffer, first_segment: BudgetPermit) -> Stream {
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
         let aborted = Arc::new(AtomicBool::new(false));
-        let len = first.len() as u64;
+        let len = first.data.len() as u64;
         let source = ChannelSource {
             receiver,
-            current: Bytes::from(first),
+            current: Bytes::from(first.data),
+            current_permit: first.permit,
             aborted: aborted.clone(),
         };
         let grid = grid.clone();
-        let upload = tokio::spawn(async move { grid.upload_stream(source).await });
+        let upload = tokio::spawn(async move { grid.upload_stream_with(source, Some(first_segment)).await });
         Stream {
             sender: Some(sender),
             batch: Vec::with_capacity(STREAM_BATCH),
@@ -141,6 +189,8 @@ impl Stream {
 struct ChannelSource {
     receiver: mpsc::Receiver<Bytes>,
     current: Bytes,
+    /// The budget of the buffer the stream started from, given back as the encoder takes it.
+    current_permit: BudgetPermit,
     aborted: Arc<AtomicBool>,
 }
 
@@ -160,6 +210,7 @@ impl Read for ChannelSource {
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
+        self.current_permit.shrink_to(self.current.len() as u64);
         Ok(n)
     }
 }
@@ -187,7 +238,7 @@ impl FileWriter {
     /// A new, empty file (committed even if nothing is written: `touch`, `open(O_CREAT|O_TRUNC)`).
     pub fn create(spool_dir: &Path) -> FileWriter {
         FileWriter {
-            body: Body::Memory(Vec::new()),
+            body: Body::Memory(Buffer::default()),
             spool_dir: spool_dir.to_path_buf(),
             changed: true,
             mtime: None,
@@ -209,7 +260,7 @@ impl FileWriter {
     /// The current length.
     pub fn len(&self) -> u64 {
         match &self.body {
-            Body::Memory(data) => data.len() as u64,
+            Body::Memory(buffer) => buffer.data.len() as u64,
             Body::Stream(stream) => stream.len,
             Body::Spool(spool) => spool.len(),
         }
@@ -224,16 +275,32 @@ impl FileWriter {
     pub async fn write_at(&mut self, vfs: &Vfs, offset: u64, data: &[u8]) -> Result<(), vfs::Error> {
         self.changed = true;
         let in_order = offset == self.len();
+        let grid = vfs.grid();
+        // No room in the budget: the spool, below.
+        let room = match &mut self.body {
+            Body::Memory(buffer) if in_order => buffer.make_room(data.len(), grid),
+            _ => false,
+        };
         match &mut self.body {
-            Body::Memory(buffer) if in_order => {
-                buffer.extend_from_slice(data);
-                if buffer.len() as u64 > vfs.grid().params().max_segment_size {
-                    if vfs.grid().accepts_open_ended_shares() {
-                        let first = std::mem::take(buffer);
-                        self.body = Body::Stream(Stream::start(vfs.grid(), first));
+            Body::Memory(buffer) if room => {
+                buffer.data.extend_from_slice(data);
+                if buffer.data.len() as u64 > grid.params().max_segment_size {
+                    // Shares must be allocated at their exact size unless the servers take
+                    // open-ended ones: else learn the size first, in the spool. The spool too
+                    // when the budget has no room for the stream's first segment now.
+                    let first_segment = if grid.accepts_open_ended_shares() {
+                        grid.memory_budget().try_acquire(grid.stream_segment_cost())
                     } else {
-                        // Shares must be allocated at their exact size: learn it first.
-                        self.spool(vfs).await?;
+                        None
+                    };
+                    match first_segment {
+                        Some(permit) => {
+                            let first = std::mem::take(buffer);
+                            self.body = Body::Stream(Stream::start(grid, first, permit));
+                        }
+                        None => {
+                            self.spool(vfs).await?;
+                        }
                     }
                 }
                 Ok(())
@@ -255,7 +322,7 @@ impl FileWriter {
     /// Reads back what has been written so far.
     pub async fn read_at(&mut self, vfs: &Vfs, offset: u64, len: u64) -> Result<Vec<u8>, vfs::Error> {
         let len = len.min(u32::MAX as u64) as usize;
-        if let Body::Memory(data) = &self.body {
+        if let Body::Memory(Buffer { data, .. }) = &self.body {
             let start = (offset as usize).min(data.len());
             return Ok(data[start..(start.saturating_add(len)).min(data.len())].to_vec());
         }
@@ -276,9 +343,9 @@ impl FileWriter {
     async fn spool(&mut self, vfs: &Vfs) -> Result<&mut Spool, vfs::Error> {
         let moved = match &mut self.body {
             Body::Spool(_) => None,
-            Body::Memory(data) => {
+            Body::Memory(buffer) => {
                 let mut spool = Spool::new(&self.spool_dir).map_err(spool_error)?;
-                spool.write_at(0, data).map_err(spool_error)?;
+                spool.write_at(0, &buffer.data).map_err(spool_error)?;
                 Some(spool)
             }
             // What was streamed is read back from the grid (the stored prefix is then unused).
@@ -308,13 +375,14 @@ impl FileWriter {
         let cap = if !self.changed {
             None
         } else {
-            Some(match &mut self.body {
-                Body::Memory(data) => {
-                    let size = data.len() as u64;
-                    vfs.upload(std::io::Cursor::new(std::mem::take(data)), size).await?
+            let budget = self.budget_to_upload_memory(vfs).await?;
+            Some(match (&mut self.body, budget) {
+                (Body::Memory(buffer), Some(permit)) => {
+                    upload_memory(vfs, std::mem::take(&mut buffer.data), permit).await?
                 }
-                Body::Stream(stream) => stream.finish().await?,
-                Body::Spool(spool) => vfs.upload(spool.reader(), spool.len()).await?,
+                (Body::Stream(stream), _) => stream.finish().await?,
+                (Body::Spool(spool), _) => vfs.upload(spool.reader(), spool.len()).await?,
+                (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
             })
         };
         Ok(Uploaded { cap, mtime: self.mtime })
@@ -322,11 +390,37 @@ impl FileWriter {
 
     /// Commits what was written so far and stays open for more (`fsync`).
     pub async fn sync(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        if matches!(self.body, Body::Stream(_)) {
-            // A finished stream cannot take more writes: go on from a spool of what it stored.
+        if !matches!(self.body, Body::Spool(_)) && self.changed {
+            // A finished stream cannot take more writes, and a buffer handed to its upload is
+            // gone: go on from a spool of the contents.
             self.spool(vfs).await?;
         }
         self.store(vfs, path).await
+    }
+
+    /// For a file in memory that must be uploaded: the budget for encoding it, if free now;
+    /// if not, the file moves to the spool (giving its buffer's budget back), whose upload
+    /// waits for budget while holding none. `None` unless the body is still in memory.
+    async fn budget_to_upload_memory(&mut self, vfs: &Vfs) -> Result<Option<BudgetPermit>, vfs::Error> {
+        let Body::Memory(buffer) = &mut self.body else {
+            return Ok(None);
+        };
+        let cost = vfs.grid().one_segment_cost(buffer.data.len() as u64);
+        match vfs
+            .grid()
+            .memory_budget()
+            .try_acquire(cost.saturating_sub(buffer.permit.bytes()))
+        {
+            Some(more) => {
+                let mut permit = std::mem::take(&mut buffer.permit);
+                permit.merge(more);
+                Ok(Some(permit))
+            }
+            None => {
+                self.spool(vfs).await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn store(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
@@ -336,17 +430,20 @@ impl FileWriter {
             }
             return Ok(());
         }
-        match &mut self.body {
-            Body::Memory(data) => {
-                let size = data.len() as u64;
-                vfs.write_file(path, std::io::Cursor::new(data.clone()), size, true, self.mtime)
-                    .await?;
+        let budget = self.budget_to_upload_memory(vfs).await?;
+        match (&mut self.body, budget) {
+            // Only a commit gets here with a file in memory (sync spools it first): the buffer
+            // is the upload's from now on.
+            (Body::Memory(buffer), Some(permit)) => {
+                let cap = upload_memory(vfs, std::mem::take(&mut buffer.data), permit).await?;
+                vfs.link_file(path, &cap, true, self.mtime).await?;
             }
-            Body::Stream(stream) => {
+            (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
+            (Body::Stream(stream), _) => {
                 let cap = stream.finish().await?;
                 vfs.link_file(path, &cap, true, self.mtime).await?;
             }
-            Body::Spool(spool) => {
+            (Body::Spool(spool), _) => {
                 vfs.write_file(path, spool.reader(), spool.len(), true, self.mtime)
                     .await?;
             }
@@ -373,6 +470,14 @@ impl Uploaded {
     }
 }
 
+/// Stores a file held in memory (at most a segment and a write) under `permit`, its budget.
+async fn upload_memory(vfs: &Vfs, data: Vec<u8>, permit: BudgetPermit) -> Result<Cap, vfs::Error> {
+    if vfs.is_read_only() {
+        return Err(vfs::Error::new(vfs::ErrorKind::PermissionDenied));
+    }
+    Ok(vfs.grid().upload_in_memory(data, KeyChoice::Convergent, permit).await?)
+}
+
 /// A spool holding the contents of the file `cap`.
 async fn spool_from(grid: &Grid, cap: &Cap, spool_dir: &Path) -> Result<Spool, vfs::Error> {
     let mut spool = Spool::new(spool_dir).map_err(spool_error)?;
@@ -384,4 +489,136 @@ async fn spool_from(grid: &Grid, cap: &Cap, spool_dir: &Path) -> Result<Spool, v
         offset += piece.len() as u64;
     }
     Ok(spool)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::grid::budget::MIN_BYTES;
+    use crate::grid::{ClientSecrets, EncodingParams};
+
+    fn vfs_on_local_grid(dir: &Path) -> impl std::future::Future<Output = Vfs> {
+        let secrets = ClientSecrets {
+            convergence: b"writer test".to_vec(),
+            lease: b"writer test lease".to_vec(),
+        };
+        let grid = Grid::open_local(dir, 10, EncodingParams::default(), secrets)
+            .expect("local grid")
+            .with_memory_budget(MIN_BYTES);
+        async move {
+            let root = grid.create_directory().await.expect("root directory");
+            Vfs::new(grid, root)
+        }
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 13 + i / 1021) as u8).collect()
+    }
+
+    async fn write_in_order(writer: &mut FileWriter, vfs: &Vfs, data: &[u8]) {
+        for (i, piece) in data.chunks(32 * 1024).enumerate() {
+            writer.write_at(vfs, (i * 32 * 1024) as u64, piece).await.unwrap();
+        }
+    }
+
+    async fn read_back(vfs: &Vfs, path: &[u8]) -> Vec<u8> {
+        let (cap, _) = vfs.lookup(path).await.unwrap();
+        let mut contents = FileContents::open(vfs.grid(), &cap).await.unwrap();
+        contents.read(0, u64::MAX).await.unwrap()
+    }
+
+    async fn until_released(vfs: &Vfs) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while vfs.grid().memory_budget().in_use() != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} bytes still held",
+                vfs.grid().memory_budget().in_use()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffered_and_streamed_writes_hold_budget_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = vfs_on_local_grid(dir.path()).await;
+        let budget = vfs.grid().memory_budget().clone();
+        for size in [200_000, 3 << 20] {
+            let mut writer = FileWriter::create(dir.path());
+            write_in_order(&mut writer, &vfs, &data(size)).await;
+            assert!(
+                budget.in_use() >= 200_000,
+                "{size} bytes buffered with {} accounted",
+                budget.in_use()
+            );
+            writer.commit(&vfs, format!("f{size}").as_bytes()).await.unwrap();
+            until_released(&vfs).await;
+            assert!(read_back(&vfs, format!("f{size}").as_bytes()).await == data(size));
+            until_released(&vfs).await;
+
+            // A client that goes away with the file open gives everything back too.
+            let mut writer = FileWriter::create(dir.path());
+            write_in_order(&mut writer, &vfs, &data(size)).await;
+            assert!(budget.in_use() > 0);
+            drop(writer);
+            until_released(&vfs).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_budget_spent_writes_go_to_the_spool_instead_of_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = vfs_on_local_grid(dir.path()).await;
+        let budget = vfs.grid().memory_budget().clone();
+        let everything = budget.acquire(MIN_BYTES).await;
+        let mut small = FileWriter::create(dir.path());
+        write_in_order(&mut small, &vfs, &data(100_000)).await;
+        let mut big = FileWriter::create(dir.path());
+        write_in_order(&mut big, &vfs, &data(3 << 20)).await;
+        assert_eq!(format!("{small:?}"), "FileWriter(spool, len=100000)");
+        assert_eq!(format!("{big:?}"), format!("FileWriter(spool, len={})", 3 << 20));
+        assert_eq!(
+            budget.in_use(),
+            MIN_BYTES,
+            "nothing was taken beyond what this test holds"
+        );
+        // Committing waits for budget instead of encoding without it.
+        let commit = tokio::spawn({
+            let vfs = vfs.clone();
+            async move {
+                small.commit(&vfs, b"small").await?;
+                big.commit(&vfs, b"big").await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!commit.is_finished(), "a commit encoded with no budget left");
+        drop(everything);
+        tokio::time::timeout(Duration::from_secs(60), commit)
+            .await
+            .expect("commits go on once the budget is back")
+            .unwrap()
+            .unwrap();
+        assert!(read_back(&vfs, b"small").await == data(100_000));
+        assert!(read_back(&vfs, b"big").await == data(3 << 20));
+        until_released(&vfs).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_fills_the_budget_while_buffered_moves_to_the_spool_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let vfs = vfs_on_local_grid(dir.path()).await;
+        let budget = vfs.grid().memory_budget().clone();
+        // Room for a small buffer, not for a segment being encoded.
+        let most = budget.acquire(MIN_BYTES - 300_000).await;
+        let mut writer = FileWriter::create(dir.path());
+        write_in_order(&mut writer, &vfs, &data(900_000)).await;
+        assert!(format!("{writer:?}").starts_with("FileWriter(spool"), "{writer:?}");
+        drop(most);
+        writer.commit(&vfs, b"f").await.unwrap();
+        assert!(read_back(&vfs, b"f").await == data(900_000));
+        until_released(&vfs).await;
+    }
 }

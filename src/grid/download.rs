@@ -8,8 +8,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::future::join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::grid::budget::{BudgetPermit, MemoryBudget};
 
 use crate::grid::chk::{self, VerifiedShareHashes};
 use crate::grid::crypto::aes_ctr_at;
@@ -50,6 +54,7 @@ pub struct FileReader {
     active: Vec<Arc<GoodShare>>,
     spare: Vec<ShareLocation>,
     rejected: Vec<(ShareLocation, String)>,
+    budget: MemoryBudget,
 }
 
 impl std::fmt::Debug for FileReader {
@@ -283,6 +288,7 @@ impl Grid {
             active: Vec::new(),
             spare,
             rejected: Vec::new(),
+            budget: self.memory_budget().clone(),
         };
         reader.fill_active().await?;
         Ok(reader)
@@ -425,6 +431,42 @@ impl FileReader {
         out: &mut W,
         progress: Option<&(dyn Fn(u64) + Send + Sync)>,
     ) -> Result<(), Error> {
+        let mut sink = Sink::Write { out, progress, done: 0 };
+        self.stream_range(offset, len, &mut sink).await?;
+        if let Sink::Write { out, .. } = sink {
+            out.flush().await.map_err(|e| Error::Io {
+                context: "write download".into(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sends the plaintext of `len` bytes from `offset` to `pieces`, one piece per segment,
+    /// each with the memory-budget permit that accounts for it: the receiver drops the permit
+    /// once it has used the bytes. Ends early (an error) if the receiver goes away.
+    pub async fn send_range(
+        &mut self,
+        offset: u64,
+        len: u64,
+        pieces: &mpsc::Sender<(Bytes, BudgetPermit)>,
+    ) -> Result<(), Error> {
+        self.stream_range::<tokio::io::Sink>(offset, len, &mut Sink::Pieces(pieces))
+            .await
+    }
+
+    /// Hands `sink` the plaintext of `len` bytes from `offset`, segment by segment.
+    ///
+    /// Segments are fetched and decoded a few ahead, so disk reads, decoding and the output
+    /// overlap; each one takes its bytes from the memory budget first. The next segment the
+    /// reader needs waits for them; read-ahead beyond it happens only while the budget has
+    /// room, so a spent budget slows reads down instead of stalling them behind each other.
+    async fn stream_range<W: AsyncWrite + Unpin>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        sink: &mut Sink<'_, W>,
+    ) -> Result<(), Error> {
         let end = offset.saturating_add(len).min(self.size());
         if offset >= end {
             return Ok(());
@@ -432,45 +474,44 @@ impl FileReader {
         let seg = self.shape.segment_size;
         let first = offset / seg;
         let last = (end - 1) / seg;
-        // Segments are fetched and decoded a few ahead, so disk reads, decoding and
-        // the output writes overlap; a segment that fails takes the slow path below.
         let mut ahead = std::collections::VecDeque::new();
         let mut next = first;
-        let mut done = 0u64;
         for segnum in first..=last {
             while next <= last && ahead.len() < PREFETCH_SEGMENTS {
+                // The fetched blocks (one segment's worth) and the decoded segment.
+                let cost = 2 * self.shape.block_len(next) * self.shape.needed as u64;
+                let permit = if ahead.is_empty() {
+                    self.budget.acquire(cost).await
+                } else {
+                    match self.budget.try_acquire(cost) {
+                        Some(permit) => permit,
+                        None => break,
+                    }
+                };
                 let (si, active, shape, work) = (self.si, self.active.clone(), self.shape, self.segment_work(next));
                 ahead.push_back(tokio::spawn(async move {
                     let fetched = fetch_blocks(si, &active, &shape, work.segnum).await;
-                    tokio::task::spawn_blocking(move || work.decode(fetched)).await
+                    (tokio::task::spawn_blocking(move || work.decode(fetched)).await, permit)
                 }));
                 next += 1;
             }
-            let decoded = match ahead.pop_front() {
+            let (decoded, mut permit) = match ahead.pop_front() {
                 Some(handle) => handle.await.map_err(|e| Error::Internal(e.to_string()))?,
                 None => return Err(Error::Internal("prefetch queue ran dry".into())),
             };
+            // A segment that fails its checks takes the slow path, under the same permit.
             let plaintext = match decoded {
                 Ok(Ok(plaintext)) => plaintext,
                 Ok(Err(_)) => self.read_segment(segnum).await?,
                 Err(e) => return Err(Error::Internal(e.to_string())),
             };
+            permit.shrink_to(plaintext.len() as u64);
             let seg_start = segnum * seg;
             let from = offset.saturating_sub(seg_start) as usize;
             let to = ((end - seg_start) as usize).min(plaintext.len());
-            out.write_all(&plaintext[from..to]).await.map_err(|e| Error::Io {
-                context: "write download".into(),
-                source: e,
-            })?;
-            done += (to - from) as u64;
-            if let Some(progress) = progress {
-                progress(done);
-            }
+            sink.put(Bytes::from(plaintext).slice(from..to), permit).await?;
         }
-        out.flush().await.map_err(|e| Error::Io {
-            context: "write download".into(),
-            source: e,
-        })
+        Ok(())
     }
 
     /// Reads `len` bytes from `offset` into memory.
@@ -511,6 +552,40 @@ impl FileReader {
         }
         report.extend(self.rejected.iter().map(|(l, why)| (l.clone(), Err(why.clone()))));
         report
+    }
+}
+
+/// Where a streamed read's segments go.
+enum Sink<'a, W> {
+    /// Written to `out` (the permit is dropped once they are).
+    Write {
+        out: &'a mut W,
+        progress: Option<&'a (dyn Fn(u64) + Send + Sync)>,
+        done: u64,
+    },
+    /// Handed on with their permits.
+    Pieces(&'a mpsc::Sender<(Bytes, BudgetPermit)>),
+}
+
+impl<W: AsyncWrite + Unpin> Sink<'_, W> {
+    async fn put(&mut self, piece: Bytes, permit: BudgetPermit) -> Result<(), Error> {
+        match self {
+            Sink::Write { out, progress, done } => {
+                out.write_all(&piece).await.map_err(|e| Error::Io {
+                    context: "write download".into(),
+                    source: e,
+                })?;
+                *done += piece.len() as u64;
+                if let Some(progress) = progress {
+                    progress(*done);
+                }
+                Ok(())
+            }
+            Sink::Pieces(sender) => sender
+                .send((piece, permit))
+                .await
+                .map_err(|_| Error::Internal("the reader went away".into())),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
+use crate::grid::budget::BudgetPermit;
 use crate::grid::chk::{self, ChkHashes, ConvergentKeyHasher};
 use crate::grid::crypto::random_bytes;
 use crate::grid::erasure::Codec;
@@ -30,6 +31,9 @@ pub const LITERAL_THRESHOLD: u64 = 55;
 /// The provisional size of a streamed upload (the largest a share's offsets can describe);
 /// its real size replaces it when the stream ends.
 const STREAM_BOUND_SIZE: u64 = 1 << 50;
+
+/// The convergent-key pass reads the source in pieces of this size, three buffers deep.
+const KEY_PASS_CHUNK: usize = 4 << 20;
 
 /// How long the aborts sent to a server that failed mid-upload may take, in the background.
 const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -161,6 +165,7 @@ impl Grid {
             KeyChoice::Given(key) => (source, key),
             KeyChoice::Convergent => {
                 let secret = self.secrets().convergence.clone();
+                let _buffers = self.memory_budget().acquire(3 * size.min(KEY_PASS_CHUNK as u64)).await;
                 blocking(move || {
                     let key = convergent_key(&mut source, size, &secret, &shape)?;
                     source.seek(SeekFrom::Start(0)).map_err(read_error)?;
@@ -176,7 +181,7 @@ impl Grid {
         let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "shares placed");
         let result = self
-            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress)
+            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress, None)
             .await;
         match result {
             Ok(cap) => {
@@ -199,14 +204,69 @@ impl Grid {
         key_choice: KeyChoice,
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
-        let params = *self.params();
-        let secret = self.secrets().convergence.clone();
-        let (finished, blocks) = blocking(move || {
+        let permit = self.memory_budget().acquire(self.one_segment_cost(size)).await;
+        let data = blocking(move || {
             let mut data = Vec::with_capacity(size as usize);
             source.take(size + 1).read_to_end(&mut data).map_err(read_error)?;
             if data.len() as u64 != size {
                 return Err(source_changed());
             }
+            Ok(data)
+        })
+        .await?;
+        self.encode_one_segment(data, key_choice, progress, permit).await
+    }
+
+    /// The memory-budget bytes a file of `size` bytes (at most one segment) needs to be stored
+    /// from memory: the plaintext, its ciphertext and the N shares built from it.
+    pub fn one_segment_cost(&self, size: u64) -> u64 {
+        let params = self.params();
+        let block = size.div_ceil(params.needed as u64);
+        2 * size + block * params.total as u64
+    }
+
+    /// The memory-budget bytes one segment of a streamed upload holds while it is encrypted,
+    /// erasure-coded and written (its N blocks; the first k are the ciphertext itself).
+    pub fn stream_segment_cost(&self) -> u64 {
+        let params = self.params();
+        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
+        shape.block_len(0) * params.total as u64
+    }
+
+    /// Stores `data`, a file the caller holds in memory, with `permit` holding at least
+    /// [`Grid::one_segment_cost`] of the memory budget for it (it is given back when the upload
+    /// ends). Longer than one segment, it is uploaded as [`Grid::upload`] would.
+    pub async fn upload_in_memory(
+        &self,
+        data: Vec<u8>,
+        key_choice: KeyChoice,
+        permit: BudgetPermit,
+    ) -> Result<Cap, Error> {
+        let size = data.len() as u64;
+        if size <= LITERAL_THRESHOLD {
+            return Ok(Cap::Literal(LiteralCap { data }));
+        }
+        if size > self.params().max_segment_size {
+            // Not what callers do: give the bytes back rather than wait for more while holding them.
+            drop(permit);
+            return self.upload(std::io::Cursor::new(data), size, key_choice, None).await;
+        }
+        self.encode_one_segment(data, key_choice, None, permit).await
+    }
+
+    /// Encodes a file of one segment at most and writes each share whole; `permit` accounts
+    /// for its memory until the shares are closed.
+    async fn encode_one_segment(
+        &self,
+        data: Vec<u8>,
+        key_choice: KeyChoice,
+        progress: Option<Progress>,
+        permit: BudgetPermit,
+    ) -> Result<Cap, Error> {
+        let params = *self.params();
+        let size = data.len() as u64;
+        let secret = self.secrets().convergence.clone();
+        let (finished, shares) = blocking(move || {
             let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
             let key = match key_choice {
                 KeyChoice::Random => random_bytes::<16>(),
@@ -217,27 +277,27 @@ impl Grid {
                     hasher.finalize()
                 }
             };
-            Ok(chk::encode_in_memory_with_key(
-                &data,
-                key,
-                params.needed,
-                params.total,
-                params.max_segment_size,
-            )?)
+            let (finished, blocks) =
+                chk::encode_in_memory_with_key(&data, key, params.needed, params.total, params.max_segment_size)?;
+            drop(data);
+            // Each block is freed as soon as its share is built: at most N/k times the file
+            // is held at once.
+            let header = finished.layout.encode_header();
+            let shares: Vec<Bytes> = blocks
+                .into_iter()
+                .zip(&finished.trailers)
+                .map(|(block, trailer)| {
+                    let mut share = Vec::with_capacity(header.len() + block.len() + trailer.len());
+                    share.extend_from_slice(&header);
+                    share.extend_from_slice(&block);
+                    share.extend_from_slice(trailer);
+                    Bytes::from(share)
+                })
+                .collect();
+            Ok((finished, shares))
         })
         .await?;
         let si = finished.cap.storage_index();
-        let layout = finished.layout;
-        let shares: Vec<Bytes> = blocks
-            .into_iter()
-            .zip(&finished.trailers)
-            .map(|(data, trailer)| {
-                let mut share = layout.encode_header();
-                share.extend_from_slice(&data);
-                share.extend_from_slice(trailer);
-                Bytes::from(share)
-            })
-            .collect();
         let mut placement = self.place_shares(si, shares[0].len() as u64).await?;
         let result = async {
             self.write_to_all(&mut placement, si, params.happy, |share| {
@@ -250,6 +310,9 @@ impl Grid {
             self.close_shares(&mut placement, si).await
         }
         .await;
+        // Freed before any repair below, which takes budget of its own.
+        drop(shares);
+        drop(permit);
         match result {
             Ok(()) => {
                 let cap = Cap::Chk(finished.cap);
@@ -271,6 +334,16 @@ impl Grid {
     /// allocated at the servers' free space, the most a share could grow to, and written with
     /// the 64-bit (v2) share layout; servers give back what was not written when a share closes.
     pub async fn upload_stream<R: Read + Send + 'static>(&self, source: R) -> Result<Cap, Error> {
+        self.upload_stream_with(source, None).await
+    }
+
+    /// [`Grid::upload_stream`] with the memory budget for its first segment already taken
+    /// ([`Grid::stream_segment_cost`]), by a caller that must not wait for it.
+    pub async fn upload_stream_with<R: Read + Send + 'static>(
+        &self,
+        source: R,
+        first_segment: Option<BudgetPermit>,
+    ) -> Result<Cap, Error> {
         if !self.accepts_open_ended_shares() {
             return Err(Error::Internal(
                 "these storage servers need each upload's size in advance (spool it first)".into(),
@@ -298,7 +371,17 @@ impl Grid {
         let allocated = layout.share_size(ueb_len).min(room - room / 8);
         let mut placement = self.place_shares(si, allocated).await?;
         let result = self
-            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, None)
+            .encode_and_write(
+                source,
+                key,
+                shape,
+                codec,
+                layout,
+                si,
+                &mut placement,
+                None,
+                first_segment,
+            )
             .await;
         match &result {
             Ok(cap) => self.replace_dropped_shares(cap, &placement.failed).await,
@@ -484,6 +567,7 @@ impl Grid {
         si: StorageIndex,
         placement: &mut Placement,
         progress: Option<Progress>,
+        mut prepaid: Option<BudgetPermit>,
     ) -> Result<Cap, Error> {
         let happy = self.params().happy;
         // A streamed upload's shape is provisional (its size is a bound): its header is written last.
@@ -494,13 +578,21 @@ impl Grid {
                 .await?;
         }
 
-        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes, FileShape)>(2);
-        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>)>(2);
+        // Each segment holds its memory-budget permit (its N blocks) from before it is read
+        // until its blocks are written. The reader waits for it while earlier segments of this
+        // upload are still in flight: those finish without needing more, so waiting is safe.
+        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes, FileShape, BudgetPermit)>(2);
+        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>, BudgetPermit)>(2);
         let max_segment_size = self.params().max_segment_size;
+        let budget = self.memory_budget().clone();
         let reader = tokio::task::spawn_blocking(move || -> Result<(ChkHashes, u64), Error> {
             let mut hashes = ChkHashes::new(shape);
             let mut done = 0u64;
             for segnum in 0..shape.num_segments {
+                let permit = match prepaid.take() {
+                    Some(permit) => permit,
+                    None => budget.blocking_acquire(shape.block_len(segnum) * shape.total as u64),
+                };
                 let want = shape.segment_len(segnum) as usize;
                 let mut segment = vec![0u8; want];
                 let got = read_full(&mut source, &mut segment)?;
@@ -521,7 +613,7 @@ impl Grid {
                 hashes.add_ciphertext(&segment);
                 done += segment.len() as u64;
                 if cipher_tx
-                    .blocking_send((segnum, Bytes::from(segment), segment_shape))
+                    .blocking_send((segnum, Bytes::from(segment), segment_shape, permit))
                     .is_err()
                 {
                     break; // the writer gave up; its error is the one reported
@@ -537,10 +629,10 @@ impl Grid {
         });
         let encoder = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
             let mut hashes = ChkHashes::new(shape);
-            while let Some((segnum, ciphertext, segment_shape)) = cipher_rx.blocking_recv() {
+            while let Some((segnum, ciphertext, segment_shape, permit)) = cipher_rx.blocking_recv() {
                 let encoded = chk::encode_segment(&codec, &segment_shape, segnum, ciphertext)?;
                 hashes.add_block_hashes(&encoded.hashes);
-                if block_tx.blocking_send((segnum, encoded.blocks)).is_err() {
+                if block_tx.blocking_send((segnum, encoded.blocks, permit)).is_err() {
                     break;
                 }
             }
@@ -550,11 +642,16 @@ impl Grid {
         let mut written = 0u64;
         let mut write_error = None;
         let mut in_flight = std::collections::VecDeque::new();
-        while let Some((segnum, blocks)) = block_rx.recv().await {
+        while let Some((segnum, blocks, permit)) = block_rx.recv().await {
             let offset = layout.data + segnum * shape.block_size();
-            in_flight.push_back(tokio::spawn(start_writes(placement, si, |share| {
-                Some((offset, blocks[share as usize].clone()))
-            })));
+            let writes = start_writes(placement, si, |share| Some((offset, blocks[share as usize].clone())));
+            drop(blocks);
+            in_flight.push_back(tokio::spawn(async move {
+                let results = writes.await;
+                // The blocks are gone once every write has finished with them.
+                drop(permit);
+                results
+            }));
             if in_flight.len() < 2 {
                 continue;
             }
@@ -728,7 +825,7 @@ fn convergent_key<R: Read + Seek + Send>(
     secret: &[u8],
     shape: &FileShape,
 ) -> Result<[u8; 16], Error> {
-    const CHUNK: usize = 4 << 20;
+    const CHUNK: usize = KEY_PASS_CHUNK;
     source.seek(SeekFrom::Start(0)).map_err(read_error)?;
     let mut hasher = ConvergentKeyHasher::new(secret, shape);
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);

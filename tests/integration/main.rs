@@ -14,6 +14,8 @@ mod ftp;
 mod ftp_clients;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
+/// The node-wide memory budget under real SFTP and FTP clients.
+mod memory;
 /// Mutable (SDMF) files: publish, retrieve, collisions.
 mod mutable;
 /// Storage node processes over Tahoe's HTTP storage protocol.

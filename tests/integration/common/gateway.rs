@@ -60,16 +60,24 @@ impl Gateway {
 
     /// With `ftps_required`, the FTP side has a self-signed certificate and refuses plain FTP.
     pub async fn start_with(ftps_required: bool) -> Gateway {
-        Self::start_configured(ftps_required, SessionLimits::default()).await
+        Self::start_configured(ftps_required, SessionLimits::default(), None).await
     }
 
     /// With the SFTP side's session limits and timeouts set to `limits`.
     pub async fn start_with_limits(limits: SessionLimits) -> Gateway {
-        Self::start_configured(false, limits).await
+        Self::start_configured(false, limits, None).await
     }
 
-    async fn start_configured(ftps_required: bool, limits: SessionLimits) -> Gateway {
-        let grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
+    /// A gateway whose grid has a memory budget of `bytes` for file data in flight.
+    pub async fn start_with_memory_budget(bytes: u64) -> Gateway {
+        Self::start_configured(false, SessionLimits::default(), Some(bytes)).await
+    }
+
+    async fn start_configured(ftps_required: bool, limits: SessionLimits, memory_budget: Option<u64>) -> Gateway {
+        let mut grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
+        if let Some(bytes) = memory_budget {
+            grid.grid = grid.grid.clone().with_memory_budget(bytes);
+        }
         let work = scratch_dir();
         let run = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@test", "-f"])
