@@ -337,6 +337,7 @@ async fn run_node(
             passive_ports: node.config.ftp_passive_ports.clone(),
             ftps: node.config.ftps.clone(),
             ftps_required: node.config.ftps_required,
+            limits: node.config.session_limits,
         };
         eprintln!(
             "ftp listening on {}{}",

@@ -20,6 +20,7 @@ mod mfmt;
 use crate::frontends::accounts::AccountsFile;
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
+use crate::frontends::limits::{ConnectionGate, SessionLimits};
 use crate::frontends::throttle::LoginThrottle;
 use crate::grid::Grid;
 use crate::grid::uri::Cap;
@@ -43,6 +44,8 @@ pub struct FtpSettings {
     pub ftps: Option<(PathBuf, PathBuf)>,
     /// Refuse logins and transfers that did not switch to TLS.
     pub ftps_required: bool,
+    /// Sessions in total and per address (counted apart from SFTP's).
+    pub limits: SessionLimits,
 }
 
 /// The reply code class each vfs error gets (one exhaustive match): missing things are 550 (as
@@ -448,6 +451,7 @@ pub async fn serve(
     let users = Arc::new(AccountsUsers {
         accounts: settings.accounts.clone(),
     });
+    let gate = ConnectionGate::for_limits(&settings.limits);
     let mut sessions = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -455,6 +459,18 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             () = &mut shutdown => break,
             Some(_) = sessions.join_next() => continue,
+        };
+        let permit = match gate.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                if refused.first {
+                    tracing::warn!(peer = %peer.ip(), "ftp connection refused: {}", refused.reason);
+                }
+                // RFC 959's answer for a server that cannot take the session; then the connection
+                // closes. Written without waiting: a client that does not read gets nothing more.
+                let _ = stream.try_write(b"421 Too many connections, try again later.\r\n");
+                continue;
+            }
         };
         // Clients send ABOR's last byte as TCP urgent data (Python's ftplib, lftp); kept inline, the
         // line still ends and the command is read.
@@ -491,6 +507,7 @@ pub async fn serve(
             }
         };
         sessions.spawn(async move {
+            let _permit = permit;
             if let Err(e) = server.service(stream).await {
                 tracing::debug!(%peer, "ftp session ended: {e:?}");
             }

@@ -429,3 +429,68 @@ async fn rust_client_matrix_in_passive_extended_passive_and_active_mode() {
         .unwrap();
     assert_eq!(refused_with(wrong.login("alice", "wrong").await), 530);
 }
+
+/// A connection to the FTP port from `local` (another loopback address), and the greeting's first line.
+async fn ftp_from(local: &str, port: u16) -> (tokio::net::TcpStream, String) {
+    use tokio::io::AsyncReadExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let mut stream = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !line.ends_with(b"\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
+            line.push(byte[0]);
+        }
+    });
+    read.await.expect("no greeting within 10 s");
+    (stream, String::from_utf8_lossy(&line).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ftp_sessions_over_the_per_address_limit_get_421_and_others_are_served() {
+    use lafs_gateway::frontends::limits::SessionLimits;
+    use tokio::io::AsyncReadExt;
+    let gw = Gateway::start_with_limits(SessionLimits {
+        max_sessions_per_address: 3,
+        ..SessionLimits::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (stream, greeting) = ftp_from("127.0.0.2", gw.ftp_port).await;
+        assert!(greeting.starts_with("220"), "greeting {greeting:?}");
+        held.push(stream);
+    }
+    // The fourth from that address is told why, and closed.
+    let (mut extra, refusal) = ftp_from("127.0.0.2", gw.ftp_port).await;
+    assert!(refusal.starts_with("421 "), "refusal {refusal:?}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), extra.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "the refused connection stayed open: {closed:?}"
+    );
+    // Another address is served meanwhile.
+    let user = format!("alice:{PASSWORD}");
+    let mut list = tokio::process::Command::new("curl");
+    list.args(["-sS", "-u", &user, &format!("ftp://127.0.0.1:{}/", gw.ftp_port)]);
+    crate::common::gateway::run(list, gw.work.path(), b"").await.ok();
+    // A freed slot admits the address again.
+    drop(held.pop());
+    let started = std::time::Instant::now();
+    loop {
+        let (_stream, greeting) = ftp_from("127.0.0.2", gw.ftp_port).await;
+        if greeting.starts_with("220") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the freed slot was not given back: {greeting:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

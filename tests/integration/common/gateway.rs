@@ -131,6 +131,7 @@ impl Gateway {
             passive_ports: 40000..=60000,
             ftps: None,
             ftps_required,
+            limits,
         };
         let mut ftp_settings = ftp_settings;
         if ftps_required {
