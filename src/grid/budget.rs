@@ -84,16 +84,25 @@ impl MemoryBudget {
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 
-    /// Waits until `bytes` are free and takes them.
-    pub async fn acquire(&self, bytes: u64) -> BudgetPermit {
+    /// The permit for `bytes` if it needs no wait, else the count to wait for (the wait counted).
+    fn take_at_once(&self, bytes: u64) -> Result<BudgetPermit, u32> {
         let n = self.permits(bytes);
         if n == 0 {
-            return BudgetPermit::empty();
+            return Ok(BudgetPermit::empty());
         }
         if let Ok(permit) = self.semaphore.clone().try_acquire_many_owned(n) {
-            return BudgetPermit(Some(permit));
+            return Ok(BudgetPermit(Some(permit)));
         }
         self.waits.fetch_add(1, Ordering::Relaxed);
+        Err(n)
+    }
+
+    /// Waits until `bytes` are free and takes them.
+    pub async fn acquire(&self, bytes: u64) -> BudgetPermit {
+        let n = match self.take_at_once(bytes) {
+            Ok(permit) => return permit,
+            Err(n) => n,
+        };
         // The semaphore is never closed, so this cannot fail; an empty permit would only make
         // the accounting generous, never stall anyone.
         BudgetPermit(self.semaphore.clone().acquire_many_owned(n).await.ok())
@@ -101,14 +110,10 @@ impl MemoryBudget {
 
     /// [`MemoryBudget::acquire`] for blocking threads (encoders, readers of upload sources).
     pub fn blocking_acquire(&self, bytes: u64) -> BudgetPermit {
-        let n = self.permits(bytes);
-        if n == 0 {
-            return BudgetPermit::empty();
-        }
-        if let Ok(permit) = self.semaphore.clone().try_acquire_many_owned(n) {
-            return BudgetPermit(Some(permit));
-        }
-        self.waits.fetch_add(1, Ordering::Relaxed);
+        let n = match self.take_at_once(bytes) {
+            Ok(permit) => return permit,
+            Err(n) => n,
+        };
         BudgetPermit(self.semaphore.clone().blocking_acquire_many_owned(n).ok())
     }
 
