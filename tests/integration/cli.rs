@@ -456,13 +456,7 @@ fn check_repair_of_a_directory_fails_while_it_stays_unhealthy() {
     let node = tmp.path().join("node");
     stdout(&lafs(&node, &["init"]));
     stdout(&lafs(&node, &["alias", "create", "tahoe"]));
-    let aliases = std::fs::read_to_string(node.join("private/aliases")).unwrap();
-    let cap = aliases
-        .lines()
-        .find_map(|l| l.strip_prefix("tahoe: "))
-        .expect("alias written")
-        .trim()
-        .to_string();
+    let cap = crate::common::alias_cap(&node, "tahoe");
     let share_dirs = share_dirs_of(&node, &si_of(&node, &cap));
     assert_eq!(share_dirs.len(), 10, "one share on each server: {share_dirs:?}");
 

@@ -29,13 +29,7 @@ impl DropNode {
         let node = tmp.path().join("node");
         lafs(&node, &["init"]);
         lafs(&node, &["alias", "create", "drop"]);
-        let aliases = std::fs::read_to_string(node.join("private/aliases")).unwrap();
-        let cap = aliases
-            .lines()
-            .find_map(|l| l.strip_prefix("drop: "))
-            .expect("alias written")
-            .trim()
-            .to_string();
+        let cap = crate::common::alias_cap(&node, "drop");
         let mut config = std::fs::read_to_string(node.join("lafs.toml")).unwrap();
         let target = target.map_or_else(|| format!("target = \"{cap}\""), str::to_string);
         config.push_str(&format!(

@@ -33,13 +33,7 @@ impl FtpNode {
             std::fs::remove_file(path).unwrap();
         }
         lafs(&node, &["alias", "create", "root"]);
-        let aliases = std::fs::read_to_string(node.join("private/aliases")).unwrap();
-        let cap = aliases
-            .lines()
-            .find_map(|l| l.strip_prefix("root: "))
-            .expect("alias written")
-            .trim()
-            .to_string();
+        let cap = crate::common::alias_cap(&node, "root");
         let hash = lafs_gateway::frontends::accounts::hash_password(PASSWORD).unwrap();
         std::fs::write(node.join("private/accounts"), format!("alice {hash} {cap}\n")).unwrap();
         let config = std::fs::read_to_string(node.join("lafs.toml")).unwrap();

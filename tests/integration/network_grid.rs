@@ -306,13 +306,7 @@ fn five_storage_nodes_survive_two_losses_and_repair_restores_every_share() {
     let again = lafs_ok(&gw, &["check", "--repair", &big_cap]);
     assert!(again.contains("repair: not needed"), "{again}");
     // The root directory (a mutable file) is republished to all five share numbers.
-    let aliases = std::fs::read_to_string(gw.join("private/aliases")).unwrap();
-    let root_cap = aliases
-        .lines()
-        .find_map(|l| l.strip_prefix("tahoe: "))
-        .unwrap()
-        .trim()
-        .to_string();
+    let root_cap = crate::common::alias_cap(&gw, "tahoe");
     let dir_before = lafs_ok(&gw, &["check", &root_cap]);
     assert!(dir_before.contains("3 of 5 shares good"), "{dir_before}");
     let dir_repaired = lafs_ok(&gw, &["check", "--repair", &root_cap]);

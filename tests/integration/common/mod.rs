@@ -100,3 +100,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// The cap of alias `name` in the node directory `node`, read as `lafs` reads it.
+pub fn alias_cap(node: &Path, name: &str) -> String {
+    let aliases = lafs_gateway::node::read_aliases(node).expect("aliases readable");
+    aliases.get(name).expect("alias written").clone()
+}
