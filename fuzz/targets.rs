@@ -11,7 +11,8 @@ use lafs_gateway::frontends::accounts::{Accounts, check_public_key_line};
 use lafs_gateway::grid::announcement::{furl_tubid, parse_announcement, parse_servers_yaml};
 use lafs_gateway::grid::dirnode::{self, Child};
 use lafs_gateway::grid::hashutil::{tag, tagged_hash};
-use lafs_gateway::grid::layout::{FileShape, ShareLayout, be_uint, max_hash_region};
+use lafs_gateway::grid::immutable::layout::{FileShape, ShareLayout, be_uint, max_hash_region};
+use lafs_gateway::grid::immutable::ueb::UriExtension;
 use lafs_gateway::grid::mutable::keys::MutableKeys;
 use lafs_gateway::grid::mutable::share::AnyShare;
 use lafs_gateway::grid::mutable::{mdmf, sdmf};
@@ -19,7 +20,6 @@ use lafs_gateway::grid::nurl::Nurl;
 use lafs_gateway::grid::storage::http::{server, wire};
 use lafs_gateway::grid::storage::mutable_container;
 use lafs_gateway::grid::storage::{ReadTestWriteResult, ServerVersion};
-use lafs_gateway::grid::ueb::UriExtension;
 use lafs_gateway::grid::uri::Cap;
 
 use crate::engine::Target;

@@ -9,12 +9,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncWriteExt;
 
-use crate::grid::layout::ShareLayout;
+use crate::grid::immutable::layout::ShareLayout;
+use crate::grid::immutable::ueb::UriExtension;
+use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::storage::mutable_container;
-use crate::grid::ueb::UriExtension;
-use crate::grid::upload::KeyChoice;
 use crate::grid::uri::Cap;
-use crate::grid::{base32, check::ShareHealth};
+use crate::grid::{base32, immutable::check::ShareHealth};
 use crate::node::{self, Node};
 
 mod account;
@@ -418,7 +418,7 @@ async fn put(dir: &Path, file: &Path, target: Option<&str>, random_key: bool) ->
     let bar = progress_bar(size);
     let progress = bar
         .clone()
-        .map(|b| Arc::new(move |done: u64| b.set_position(done)) as crate::grid::upload::Progress);
+        .map(|b| Arc::new(move |done: u64| b.set_position(done)) as crate::grid::immutable::upload::Progress);
     let key = if random_key {
         KeyChoice::Random
     } else {
@@ -679,7 +679,7 @@ async fn check(dir: &Path, cap_text: &str, verify: bool, repair: bool) -> anyhow
 async fn check_mutable(dir: &Path, cap: &crate::grid::uri::MutableCap, repair: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
     println!("storage index {}", cap.storage_index());
-    let print = |h: &crate::grid::repair::MutableHealth| {
+    let print = |h: &crate::grid::immutable::repair::MutableHealth| {
         for (share, server) in &h.shares {
             println!("  share {share:>3} on {server:<12} good (version {})", h.seqnum);
         }
@@ -734,7 +734,7 @@ async fn check_mutable(dir: &Path, cap: &crate::grid::uri::MutableCap, repair: b
     Ok(())
 }
 
-fn print_check(report: &crate::grid::check::CheckReport) {
+fn print_check(report: &crate::grid::immutable::check::CheckReport) {
     for share in &report.shares {
         match &share.health {
             ShareHealth::Good => println!("  share {:>3} on {:<12} good", share.share, share.server),
@@ -812,7 +812,7 @@ fn dump_share(path: &Path) -> anyhow::Result<()> {
     let len_bytes = data
         .get(at..at + field)
         .context("share is truncated before its URI extension block")?;
-    let len = crate::grid::layout::be_uint(len_bytes) as usize;
+    let len = crate::grid::immutable::layout::be_uint(len_bytes) as usize;
     let packed = data
         .get(at + field..at + field + len)
         .context("URI extension block is truncated")?;

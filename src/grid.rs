@@ -1,32 +1,26 @@
 //! The grid: storage servers plus the encoding parameters and client secrets that uploads and downloads use.
 //!
-//! Pure codecs live in the submodules (`base32`, `hashutil`, `crypto`,
-//! `erasure`, `hashtree`, `ueb`, `layout`, `uri`, `chk`, `selection`);
-//! `upload`, `download` and `check` orchestrate them over `storage` servers.
+//! Pure codecs live in the submodules (`base32`, `hashutil`, `crypto`, `erasure`, `hashtree`,
+//! `uri`, `selection`); `immutable` holds the CHK side (codec, upload, download, check, repair)
+//! and `mutable` the SDMF/MDMF side, both over `storage` servers.
 
 pub mod announcement;
 pub mod base32;
 pub mod blocklist;
 pub mod budget;
-pub mod check;
-pub mod chk;
 pub mod crypto;
 pub mod directory;
 pub mod dirnode;
-pub mod download;
 pub mod erasure;
 pub mod hashtree;
 pub mod hashutil;
-pub mod layout;
+pub mod immutable;
 pub mod mutable;
 pub mod nurl;
-pub mod repair;
 pub mod selection;
 pub mod spki;
 pub mod spool;
 pub mod storage;
-pub mod ueb;
-pub mod upload;
 pub mod uri;
 
 use std::fmt;

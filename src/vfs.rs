@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::grid::directory::{DirectoryError, child_cap};
 use crate::grid::dirnode::{self, Child};
-use crate::grid::upload::KeyChoice;
+use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 

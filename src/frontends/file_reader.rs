@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::grid::Grid;
 use crate::grid::budget::BudgetPermit;
-use crate::grid::download::FileReader;
+use crate::grid::immutable::download::FileReader;
 use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind};
 

@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 
 use crate::frontends::file_reader::FileContents;
 use crate::grid::budget::BudgetPermit;
+use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::spool::Spool;
-use crate::grid::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 use crate::vfs::{self, Vfs};

@@ -226,7 +226,7 @@ mod transfer_tests {
 
     use std::time::Duration;
 
-    use crate::grid::upload::KeyChoice;
+    use crate::grid::immutable::upload::KeyChoice;
     use crate::grid::uri::Cap;
     use crate::grid::{ClientSecrets, EncodingParams, Grid};
 

@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use lafs_gateway::grid::layout::ShareLayout;
+use lafs_gateway::grid::immutable::layout::ShareLayout;
 use lafs_gateway::grid::storage::{Error as StorageError, LeaseSecrets, ShareNum, StorageServer};
 use lafs_gateway::grid::uri::StorageIndex;
 use lafs_gateway::grid::uri::{Cap, ChkCap};
 use lafs_gateway::grid::{ClientSecrets, Grid};
-use lafs_gateway::grid::{Error, check::ShareHealth};
+use lafs_gateway::grid::{Error, immutable::check::ShareHealth};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -525,7 +525,7 @@ async fn streamed_uploads_of_unknown_size_read_back_and_their_shares_are_trimmed
         assert!(reader.verify_all().await.iter().all(|(_, health)| health.is_ok()));
         // Each share was allocated for the servers' free space and trimmed back on close:
         // container header + the v2 share + one lease, nothing more.
-        let shape = lafs_gateway::grid::layout::FileShape::new(size as u64, 3, 10, 1 << 20);
+        let shape = lafs_gateway::grid::immutable::layout::FileShape::new(size as u64, 3, 10, 1 << 20);
         let layout = ShareLayout::with_version(&shape, 2);
         let ueb_len = reader.ueb().pack().len() as u64;
         let files = test.share_files(&cap.storage_index().to_string());

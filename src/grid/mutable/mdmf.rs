@@ -14,7 +14,7 @@ use crate::grid::crypto::{aes_ctr_at, random_bytes};
 use crate::grid::erasure::Codec;
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash};
-use crate::grid::layout::{be_uint, next_multiple};
+use crate::grid::immutable::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::sdmf::{Error, data_key};
 use crate::grid::mutable::signing;

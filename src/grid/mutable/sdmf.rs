@@ -11,7 +11,7 @@ use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::{self, Codec};
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash, tag, tagged_pair_hash};
-use crate::grid::layout::{be_uint, next_multiple};
+use crate::grid::immutable::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::mutable::signing;
 

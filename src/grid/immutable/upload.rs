@@ -15,11 +15,11 @@ use futures::future::join_all;
 use tokio::sync::mpsc;
 
 use crate::grid::budget::BudgetPermit;
-use crate::grid::chk::{self, ChkHashes, ConvergentKeyHasher};
 use crate::grid::crypto::random_bytes;
 use crate::grid::erasure::Codec;
 use crate::grid::hashutil::storage_index_hash;
-use crate::grid::layout::{FileShape, ShareLayout};
+use crate::grid::immutable::chk::{self, ChkHashes, ConvergentKeyHasher};
+use crate::grid::immutable::layout::{FileShape, ShareLayout};
 use crate::grid::selection;
 use crate::grid::storage::{ShareNum, StorageServer};
 use crate::grid::uri::{Cap, LiteralCap, StorageIndex};

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::grid::check::{CheckReport, ShareHealth};
-use crate::grid::download::FileReader;
+use crate::grid::immutable::check::{CheckReport, ShareHealth};
+use crate::grid::immutable::download::FileReader;
+use crate::grid::immutable::upload::{KeyChoice, blocking};
 use crate::grid::spool::Spool;
-use crate::grid::upload::{KeyChoice, blocking};
 use crate::grid::uri::{Cap, ChkCap};
 use crate::grid::{EncodingParams, Error, Grid};
 

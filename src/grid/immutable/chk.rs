@@ -10,8 +10,8 @@ use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::{self, Codec};
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, TaggedHasher, block_hash, convergence_tag, crypttext_segment_hash, tag};
-use crate::grid::layout::{FileShape, ShareLayout};
-use crate::grid::ueb::UriExtension;
+use crate::grid::immutable::layout::{FileShape, ShareLayout};
+use crate::grid::immutable::ueb::UriExtension;
 use crate::grid::uri::ChkCap;
 
 /// Streams a plaintext into its convergent key.

@@ -15,13 +15,13 @@ use tokio::sync::mpsc;
 
 use crate::grid::budget::{BudgetPermit, MemoryBudget};
 
-use crate::grid::chk::{self, VerifiedShareHashes};
 use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::Codec;
 use crate::grid::hashutil::{Hash, block_hash, crypttext_segment_hash};
-use crate::grid::layout::{FileShape, MAX_HEADER, ShareLayout};
+use crate::grid::immutable::chk::{self, VerifiedShareHashes};
+use crate::grid::immutable::layout::{FileShape, MAX_HEADER, ShareLayout};
+use crate::grid::immutable::ueb::{self, UriExtension};
 use crate::grid::storage::{ShareNum, StorageServer};
-use crate::grid::ueb::{self, UriExtension};
 use crate::grid::uri::{ChkCap, StorageIndex};
 use crate::grid::{Error, Grid};
 
@@ -179,7 +179,7 @@ pub async fn read_share_ueb(
     if len_bytes.len() as u64 != field {
         return Err(BAD_HEADER);
     }
-    let len = crate::grid::layout::be_uint(&len_bytes);
+    let len = crate::grid::immutable::layout::be_uint(&len_bytes);
     if len > 1 << 20 {
         return Err(BAD_HEADER);
     }
@@ -200,7 +200,7 @@ pub async fn read_share_ueb(
 fn hash_region_len(layout: &ShareLayout, ueb: &UriExtension) -> Option<u64> {
     let len = layout.uri_extension.checked_sub(layout.crypttext_hash_tree)?;
     let total = usize::try_from(ueb.total_shares).ok()?;
-    (len <= crate::grid::layout::max_hash_region(ueb.num_segments, total)).then_some(len)
+    (len <= crate::grid::immutable::layout::max_hash_region(ueb.num_segments, total)).then_some(len)
 }
 
 /// The shape a verified UEB describes, if it is consistent (sizes, segments, k).

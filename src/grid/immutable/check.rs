@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::grid::download::{locate_shares, read_share_ueb};
+use crate::grid::immutable::download::{locate_shares, read_share_ueb};
 use crate::grid::storage::ShareNum;
 use crate::grid::uri::ChkCap;
 use crate::grid::{Error, Grid};
