@@ -65,7 +65,7 @@ async fn transfers_beyond_the_memory_budget_wait_and_every_byte_comes_back_after
         let work = gateway.work.path().to_path_buf();
         let key = gateway.key();
         async move {
-            let mut cmd = tokio::process::Command::new("python3");
+            let mut cmd = tokio::process::Command::new(crate::common::python::interpreter().await);
             cmd.arg("-c")
                 .arg(script)
                 .env("PORT", gateway_port.0.to_string())

@@ -276,7 +276,7 @@ impl Gateway {
 
     /// A Python script with PORT, KEY, WORK and PASSWORD in its environment.
     pub async fn python(&self, script: &str) -> Run {
-        let mut cmd = Command::new("python3");
+        let mut cmd = Command::new(super::python::interpreter().await);
         cmd.arg("-c")
             .arg(script)
             .env("PORT", self.port.to_string())
