@@ -604,17 +604,14 @@ pub async fn run(
                     handle_event(&context, event, &mut scheduler).await;
                 }
             }
-            Some(finished) = uploads.join_next(), if !uploads.is_empty() => {
-                if let Ok((relative, outcome)) = finished {
-                    match outcome {
-                        Outcome::Uploaded(stored) => scheduler.upload_ended(relative, Some(stored)),
-                        other => {
-                            scheduler.upload_ended(relative.clone(), None);
-                            finish(&context, &relative, other).await;
-                        }
-                    }
+            Some(finished) = uploads.join_next(), if !uploads.is_empty() => match finished {
+                Ok((relative, Outcome::Uploaded(stored))) => scheduler.upload_ended(relative, Some(stored)),
+                Ok((relative, other)) => {
+                    scheduler.upload_ended(relative.clone(), None);
+                    finish(&context, &relative, other).await;
                 }
-            }
+                Err(_) => scheduler.upload_lost(),
+            },
             Some(linked) = links.join_next(), if !links.is_empty() => {
                 if let Ok((parent, batch, result)) = linked {
                     scheduler.link_ended(&parent);

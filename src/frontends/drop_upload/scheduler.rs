@@ -174,6 +174,12 @@ impl<T> Scheduler<T> {
         }
     }
 
+    /// An upload task ended without saying which (it panicked): its slot is free again, and its
+    /// path stays in flight (not retried before the next start, when the journal has it pending).
+    pub fn upload_lost(&mut self) {
+        self.uploading = self.uploading.saturating_sub(1);
+    }
+
     /// The directory writes to start now: each directory with stored files that is not being
     /// written, with its files (relative path and stored file).
     pub fn start_links(&mut self) -> Vec<(String, Vec<(String, T)>)> {
@@ -365,6 +371,10 @@ mod tests {
             |p| p,
         );
         assert_eq!((started, asked), (vec!["c"], 2));
+        // A task lost (it panicked): its slot is free, its path not started again.
+        s.upload_lost();
+        assert_eq!(start(&mut s, &["b", "d"]), ["d"]);
+        assert!(s.is_busy("b"));
     }
 
     #[test]
