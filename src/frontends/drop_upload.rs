@@ -472,14 +472,12 @@ async fn resolve_target(folder: &DropFolder, grid: &Grid, accounts: &AccountsFil
     Ok(vfs)
 }
 
-/// Watches `folder` and uploads its files until `shutdown` completes.
-pub async fn run(
-    folder: DropFolder,
-    grid: Grid,
-    accounts: Arc<AccountsFile>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), DropUploadError> {
-    let name = folder.name.clone();
+/// Events from the watched folder.
+type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// Makes the folder and the journal's directory, opens the journal and starts watching.
+fn open_folder(folder: &DropFolder) -> Result<(Journal, notify::RecommendedWatcher, Events), DropUploadError> {
+    let name = &folder.name;
     let io_error = |context: String| {
         let folder = name.clone();
         move |source| DropUploadError::Io {
@@ -502,7 +500,7 @@ pub async fn run(
         folder: name.clone(),
         source,
     })?;
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = events_tx.send(event);
     })
@@ -523,6 +521,18 @@ pub async fn run(
             dir: folder.local_dir.clone(),
             source,
         })?;
+    Ok((journal, watcher, events))
+}
+
+/// Watches `folder` and uploads its files until `shutdown` completes.
+pub async fn run(
+    folder: DropFolder,
+    grid: Grid,
+    accounts: Arc<AccountsFile>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DropUploadError> {
+    let name = folder.name.clone();
+    let (journal, watcher, mut events) = open_folder(&folder)?;
     // Making an account's target retries while the grid is down, for as long as that lasts:
     // a shutdown meanwhile ends the wait (nothing was queued yet that could be lost).
     tokio::pin!(shutdown);
