@@ -10,15 +10,15 @@
 
 mod ignore;
 mod journal;
+mod scheduler;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 
 pub use ignore::{DEFAULT_IGNORE, IgnoreRules};
 pub use journal::{Entry, Journal, JournalError, State};
+use scheduler::{Scheduler, parent_of, retry_delay};
 
 use crate::frontends::accounts::AccountsFile;
 use crate::grid::Grid;
@@ -34,8 +35,6 @@ use crate::vfs::{self, ErrorKind, Vfs};
 
 /// Uploads running at once per folder.
 const PARALLEL_UPLOADS: usize = 4;
-/// The first retry waits this long; each failure doubles it, up to the folder's `retry_max`.
-const RETRY_BASE: Duration = Duration::from_secs(1);
 
 /// What happens on the grid when a local file is deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,9 +364,7 @@ impl Context {
     /// Records a failed attempt and when to retry.
     fn fail(&self, relative: &str, error: &str) {
         let attempts = self.journal(|j| j.get(relative)).flatten().map_or(0, |e| e.attempts);
-        let wait = RETRY_BASE
-            .saturating_mul(1u32 << attempts.min(16))
-            .min(self.folder.retry_max);
+        let wait = retry_delay(attempts, self.folder.retry_max);
         self.journal(|j| j.mark_failed(relative, error, now_secs() + wait.as_secs_f64()));
         tracing::warn!(
             folder = %self.folder.name,
@@ -414,11 +411,6 @@ async fn ensure_dir(vfs: &Vfs, path: &str) -> Result<(), vfs::Error> {
         Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
         _ => Ok(()),
     }
-}
-
-/// The directory part of a `/`-separated relative path ("" at the top).
-fn parent_of(relative: &str) -> &str {
-    relative.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
 fn file_name(relative: &str) -> &str {
@@ -480,14 +472,12 @@ async fn resolve_target(folder: &DropFolder, grid: &Grid, accounts: &AccountsFil
     Ok(vfs)
 }
 
-/// Watches `folder` and uploads its files until `shutdown` completes.
-pub async fn run(
-    folder: DropFolder,
-    grid: Grid,
-    accounts: Arc<AccountsFile>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), DropUploadError> {
-    let name = folder.name.clone();
+/// Events from the watched folder.
+type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// Makes the folder and the journal's directory, opens the journal and starts watching.
+fn open_folder(folder: &DropFolder) -> Result<(Journal, notify::RecommendedWatcher, Events), DropUploadError> {
+    let name = &folder.name;
     let io_error = |context: String| {
         let folder = name.clone();
         move |source| DropUploadError::Io {
@@ -510,7 +500,7 @@ pub async fn run(
         folder: name.clone(),
         source,
     })?;
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, events) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = events_tx.send(event);
     })
@@ -531,6 +521,18 @@ pub async fn run(
             dir: folder.local_dir.clone(),
             source,
         })?;
+    Ok((journal, watcher, events))
+}
+
+/// Watches `folder` and uploads its files until `shutdown` completes.
+pub async fn run(
+    folder: DropFolder,
+    grid: Grid,
+    accounts: Arc<AccountsFile>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DropUploadError> {
+    let name = folder.name.clone();
+    let (journal, watcher, mut events) = open_folder(&folder)?;
     // Making an account's target retries while the grid is down, for as long as that lasts:
     // a shutdown meanwhile ends the wait (nothing was queued yet that could be lost).
     tokio::pin!(shutdown);
@@ -549,39 +551,24 @@ pub async fn run(
     });
     tracing::info!(folder = %name, dir = %context.folder.local_dir.display(), "drop-upload watching");
 
-    let mut settling: HashMap<PathBuf, Instant> = HashMap::new();
-    // Paths being uploaded or waiting to be linked: not started again meanwhile.
-    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut scheduler: Scheduler<Ready> = Scheduler::new(context.folder.settle, PARALLEL_UPLOADS);
     let mut uploads: JoinSet<(String, Outcome)> = JoinSet::new();
-    // Stored files by directory, and the directories being written: files that finish while their
-    // directory is being written go in its next write, so a burst of files costs a few writes.
-    let mut ready: HashMap<String, Vec<Ready>> = HashMap::new();
     let mut links: JoinSet<LinkedBatch> = JoinSet::new();
-    let mut linking: HashSet<String> = HashSet::new();
-    let mut rescan = true;
     loop {
-        if rescan {
-            rescan = false;
+        if scheduler.take_rescan() {
             let scanner = context.clone();
             let dir = context.folder.local_dir.clone();
             let gone = tokio::task::spawn_blocking(move || scanner.scan(&dir, true))
                 .await
                 .unwrap_or_default();
             for relative in gone {
-                if !in_flight.contains(&relative) {
+                if !scheduler.is_busy(&relative) {
                     context.forget(&relative).await;
                 }
             }
         }
         // Files quiet long enough join the journal's queue.
-        let now = Instant::now();
-        let settled: Vec<PathBuf> = settling
-            .iter()
-            .filter(|(_, due)| **due <= now)
-            .map(|(path, _)| path.clone())
-            .collect();
-        for path in settled {
-            settling.remove(&path);
+        for path in scheduler.take_settled(Instant::now()) {
             let Some(relative) = context.relative(&path) else {
                 continue;
             };
@@ -594,89 +581,51 @@ pub async fn run(
             }
         }
         // Write the directories that have files waiting and are not being written.
-        let startable: Vec<String> = ready.keys().filter(|p| !linking.contains(*p)).cloned().collect();
-        for parent in startable {
-            let Some(batch) = ready.remove(&parent) else {
-                continue;
-            };
-            linking.insert(parent.clone());
+        for (parent, batch) in scheduler.start_links() {
             let linker = context.clone();
             links.spawn(async move {
+                let batch: Vec<Ready> = batch.into_iter().map(|(_, stored)| stored).collect();
                 let result = linker.link(&parent, &batch).await.map_err(|e| e.to_string());
                 (parent, batch, result)
             });
         }
         // Start what is due.
-        let free = PARALLEL_UPLOADS.saturating_sub(uploads.len());
-        // Set when everything due is already in flight (a newer version noted during its upload):
-        // then the journal's next due time is now, and waking for it would only spin.
-        let mut only_in_flight_due = false;
-        if free > 0 {
-            let due = context
-                .journal(|j| j.due(now_secs(), free + in_flight.len()))
-                .unwrap_or_default();
-            let any_due = !due.is_empty();
-            let starting: Vec<Entry> = due
-                .into_iter()
-                .filter(|e| !in_flight.contains(&e.path))
-                .take(free)
-                .collect();
-            only_in_flight_due = starting.is_empty() && any_due;
-            for entry in starting {
-                context.journal(|j| j.mark_uploading(&entry.path));
-                in_flight.insert(entry.path.clone());
-                let worker = context.clone();
-                uploads.spawn(async move {
-                    let path = entry.path.clone();
-                    (path, worker.upload(entry).await)
-                });
-            }
+        let due = |limit| context.journal(|j| j.due(now_secs(), limit)).unwrap_or_default();
+        for entry in scheduler.start_uploads(due, |e: &Entry| e.path.as_str()) {
+            context.journal(|j| j.mark_uploading(&entry.path));
+            let worker = context.clone();
+            uploads.spawn(async move {
+                let path = entry.path.clone();
+                (path, worker.upload(entry).await)
+            });
         }
         // Sleep until something can happen.
-        let next_settle = settling.values().min().copied();
-        let next_retry = if only_in_flight_due {
-            // Finishing uploads and links wake the loop anyway; look again within a second.
-            Some(Instant::now() + Duration::from_secs(1))
-        } else if uploads.len() < PARALLEL_UPLOADS {
-            context.journal(|j| j.next_due()).flatten().map(|at| {
-                let wait = (at - now_secs()).max(0.0);
-                Instant::now() + Duration::from_secs_f64(wait.min(3600.0))
-            })
-        } else {
-            None
+        let journal_due_in = || {
+            let at = context.journal(|j| j.next_due()).flatten()?;
+            Duration::try_from_secs_f64((at - now_secs()).max(0.0)).ok()
         };
-        let wake = [next_settle, next_retry]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake = scheduler.next_wake(Instant::now(), journal_due_in);
         tokio::select! {
             () = &mut shutdown => break,
             Some(event) = events.recv() => {
-                handle_event(&context, event, &mut settling, &mut rescan, &in_flight).await;
+                handle_event(&context, event, &mut scheduler).await;
                 // Take whatever else is queued before looking at the journal again.
                 while let Ok(event) = events.try_recv() {
-                    handle_event(&context, event, &mut settling, &mut rescan, &in_flight).await;
+                    handle_event(&context, event, &mut scheduler).await;
                 }
             }
-            Some(finished) = uploads.join_next(), if !uploads.is_empty() => {
-                if let Ok((relative, outcome)) = finished {
-                    match outcome {
-                        Outcome::Uploaded(stored) => {
-                            ready.entry(parent_of(&relative).to_string()).or_default().push(stored);
-                        }
-                        other => {
-                            in_flight.remove(&relative);
-                            finish(&context, &relative, other).await;
-                        }
-                    }
+            Some(finished) = uploads.join_next(), if !uploads.is_empty() => match finished {
+                Ok((relative, Outcome::Uploaded(stored))) => scheduler.upload_ended(relative, Some(stored)),
+                Ok((relative, other)) => {
+                    scheduler.upload_ended(relative.clone(), None);
+                    finish(&context, &relative, other).await;
                 }
-            }
+                Err(_) => scheduler.upload_lost(),
+            },
             Some(linked) = links.join_next(), if !links.is_empty() => {
                 if let Ok((parent, batch, result)) = linked {
-                    linking.remove(&parent);
+                    scheduler.link_ended(&parent);
                     for stored in batch {
-                        in_flight.remove(&stored.relative);
                         linked_one(&context, stored, &result);
                     }
                 }
@@ -686,61 +635,34 @@ pub async fn run(
     }
     // Unfinished uploads are cut off; the journal has them as uploading, which the next start
     // turns back into pending.
+    let cut_off = scheduler.shut_down();
+    tracing::debug!(folder = %name, uploads = cut_off.len(), "stopped; unfinished uploads resume at the next start");
     uploads.abort_all();
     links.abort_all();
     drop(watcher);
     Ok(())
 }
 
-async fn handle_event(
-    context: &Context,
-    event: notify::Result<notify::Event>,
-    settling: &mut HashMap<PathBuf, Instant>,
-    rescan: &mut bool,
-    in_flight: &HashSet<String>,
-) {
+async fn handle_event(context: &Context, event: notify::Result<notify::Event>, scheduler: &mut Scheduler<Ready>) {
     let event = match event {
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(folder = %context.folder.name, "watch error, rescanning: {e}");
-            *rescan = true;
+            scheduler.request_rescan();
             return;
         }
     };
-    if event.need_rescan() {
-        *rescan = true;
-        return;
-    }
-    let quiet = Instant::now() + context.folder.settle;
-    match event.kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write))
-        | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-        | EventKind::Create(CreateKind::Folder) => {
-            for path in event.paths {
-                settling.insert(path, quiet);
-            }
-        }
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-            if let [from, to] = &event.paths[..] {
-                settling.insert(to.clone(), quiet);
-                gone(context, from, in_flight).await;
-            }
-        }
-        EventKind::Modify(ModifyKind::Name(RenameMode::From)) | EventKind::Remove(_) => {
-            for path in &event.paths {
-                gone(context, path, in_flight).await;
-            }
-        }
-        _ => {}
+    for path in scheduler.on_event(&event, Instant::now()) {
+        gone(context, &path, scheduler).await;
     }
 }
 
-async fn gone(context: &Context, path: &Path, in_flight: &HashSet<String>) {
+async fn gone(context: &Context, path: &Path, scheduler: &Scheduler<Ready>) {
     if path.exists() {
         return;
     }
     if let Some(relative) = context.relative(path)
-        && !in_flight.contains(&relative)
+        && !scheduler.is_busy(&relative)
         && context.journal(|j| j.get(&relative)).flatten().is_some()
     {
         context.forget(&relative).await;

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::grid::Grid;
 use crate::grid::budget::BudgetPermit;
@@ -139,7 +140,8 @@ fn start_stream(reader: &FileReader, offset: u64, size: u64) -> Stream {
     let (sender, pieces) = mpsc::channel(PIPE_PIECES);
     let mut reader = reader.clone();
     // The receiver gone (the client moved elsewhere or closed) ends the task.
-    let task = tokio::spawn(async move { reader.send_range(offset, size - offset, &sender).await });
+    // In the caller's span: what the grid logs names the connection.
+    let task = tokio::spawn(async move { reader.send_range(offset, size - offset, &sender).await }.in_current_span());
     Stream {
         pos: offset,
         pieces,

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::frontends::file_reader::FileContents;
 use crate::grid::budget::BudgetPermit;
@@ -127,7 +128,9 @@ impl Stream {
             aborted: aborted.clone(),
         };
         let grid = grid.clone();
-        let upload = tokio::spawn(async move { grid.upload_stream_with(source, Some(first_segment)).await });
+        // In the caller's span: what the grid logs names the connection.
+        let upload =
+            tokio::spawn(async move { grid.upload_stream_with(source, Some(first_segment)).await }.in_current_span());
         Stream {
             sender: Some(sender),
             batch: Vec::with_capacity(STREAM_BATCH),

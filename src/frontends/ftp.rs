@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use libunftp::options::ReplyCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 use unftp_core::auth::{
     AuthenticationError, Authenticator, Credentials, Principal, UserDetail, UserDetailError, UserDetailProvider,
 };
@@ -107,17 +108,20 @@ impl fmt::Display for FtpUser {
 
 impl UserDetail for FtpUser {}
 
-/// Checks passwords against the accounts file (argon2, off the async workers) and throttles failures.
+/// Checks passwords against the accounts file (argon2, off the async workers) and throttles
+/// failures. One per connection: a login names its user in the connection's span.
 #[derive(Debug)]
 struct AccountsAuthenticator {
     accounts: Arc<AccountsFile>,
     throttle: Arc<LoginThrottle>,
+    span: tracing::Span,
 }
 
 #[async_trait]
 impl Authenticator for AccountsAuthenticator {
     async fn authenticate(&self, username: &str, creds: &Credentials) -> Result<Principal, AuthenticationError> {
         if !self.throttle.allows(creds.source_ip) {
+            // The span has no user yet: the name tried is the event's.
             tracing::warn!(
                 user = username,
                 "ftp login refused: too many failures from this address"
@@ -133,14 +137,15 @@ impl Authenticator for AccountsAuthenticator {
         match account {
             Some(_) => {
                 self.throttle.succeeded(creds.source_ip);
-                tracing::info!(user = username, peer = %creds.source_ip, "ftp login");
+                self.span.record("user", tracing::field::display(username));
+                tracing::info!("ftp login");
                 Ok(Principal {
                     username: username.to_string(),
                 })
             }
             None => {
                 self.throttle.failed(creds.source_ip);
-                tracing::warn!(user = username, peer = %creds.source_ip, "ftp login refused");
+                tracing::warn!(user = username, "ftp login refused");
                 Err(AuthenticationError::BadPassword)
             }
         }
@@ -377,7 +382,7 @@ impl StorageBackend<FtpUser> for GridStorage {
             offset += n as u64;
         }
         let failed = |e: vfs::Error| {
-            tracing::warn!(user = %user, "upload failed: {e}");
+            tracing::warn!("upload failed: {e}");
             storage::Error::new(storage::ErrorKind::LocalError, e)
         };
         let uploaded = writer.upload(&vfs).await.map_err(failed)?;
@@ -444,10 +449,6 @@ pub async fn serve(
         grid,
         spool_dir: settings.spool_dir.clone(),
     };
-    let authenticator = Arc::new(AccountsAuthenticator {
-        accounts: settings.accounts.clone(),
-        throttle: settings.throttle.clone(),
-    });
     let users = Arc::new(AccountsUsers {
         accounts: settings.accounts.clone(),
     });
@@ -460,11 +461,13 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(_) = sessions.join_next() => continue,
         };
+        // Every line logged for the connection names its peer, and its user once logged in.
+        let span = tracing::info_span!("ftp", peer = %peer, user = tracing::field::Empty);
         let permit = match gate.admit(peer.ip()) {
             Ok(permit) => permit,
             Err(refused) => {
                 if refused.first {
-                    tracing::warn!(peer = %peer.ip(), "ftp connection refused: {}", refused.reason);
+                    span.in_scope(|| tracing::warn!("ftp connection refused: {}", refused.reason));
                 }
                 // RFC 959's answer for a server that cannot take the session; then the connection
                 // closes. Written without waiting: a client that does not read gets nothing more.
@@ -475,12 +478,16 @@ pub async fn serve(
         // Clients send ABOR's last byte as TCP urgent data (Python's ftplib, lftp); kept inline, the
         // line still ends and the command is read.
         if let Err(e) = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::OobInline, &true) {
-            tracing::debug!(%peer, "cannot keep urgent data inline: {e}");
+            span.in_scope(|| tracing::debug!("cannot keep urgent data inline: {e}"));
         }
         let storage = storage.clone();
         let server =
             libunftp::ServerBuilder::with_user_detail_provider(Box::new(move || storage.clone()), users.clone())
-                .authenticator(authenticator.clone())
+                .authenticator(Arc::new(AccountsAuthenticator {
+                    accounts: settings.accounts.clone(),
+                    throttle: settings.throttle.clone(),
+                    span: span.clone(),
+                }))
                 .greeting("lafs-gateway FTP ready")
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
@@ -502,16 +509,18 @@ pub async fn serve(
         let server = match server {
             Ok(server) => server,
             Err(e) => {
-                tracing::error!("cannot set up an FTP session: {e}");
+                span.in_scope(|| tracing::error!("cannot set up an FTP session: {e}"));
                 continue;
             }
         };
-        sessions.spawn(async move {
+        // libunftp spawns the session's tasks in the current span (a lafs-gateway patch).
+        let session = async move {
             let _permit = permit;
             if let Err(e) = server.service(stream).await {
-                tracing::debug!(%peer, "ftp session ended: {e:?}");
+                tracing::debug!("ftp session ended: {e:?}");
             }
-        });
+        };
+        sessions.spawn(session.instrument(span));
     }
     sessions.abort_all();
     Ok(())

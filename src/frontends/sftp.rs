@@ -18,6 +18,7 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, Verif
 use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot};
+use tracing::Instrument;
 
 use crate::frontends::accounts::{Account, AccountsFile};
 use crate::frontends::limits::{ConnectionGate, SessionLimits, SessionPermit};
@@ -104,23 +105,26 @@ pub async fn serve(
                 return Ok(());
             }
         };
+        // Every line logged for the connection names its peer, and its user once logged in.
+        let span = tracing::info_span!("sftp", peer = %peer, user = tracing::field::Empty);
         let permit = match gate.admit(peer.ip()) {
             Ok(permit) => permit,
             Err(refused) => {
                 if refused.first {
-                    tracing::warn!(peer = %peer.ip(), "sftp connection refused: {}", refused.reason);
+                    span.in_scope(|| tracing::warn!("sftp connection refused: {}", refused.reason));
                 }
                 drop(socket);
                 continue;
             }
         };
         let connection = serve_connection(config.clone(), shared.clone(), socket, peer, permit, stop.subscribe());
-        tokio::spawn(connection);
+        tokio::spawn(connection.instrument(span));
     }
 }
 
 /// One SSH connection from accept to end: closed if it has not logged in within the grace time,
-/// disconnected when the server shuts down. `_permit` holds its place in the session count.
+/// disconnected when the server shuts down. `_permit` holds its place in the session count. Runs
+/// in the connection's span.
 async fn serve_connection(
     config: Arc<russh::server::Config>,
     shared: Arc<Shared>,
@@ -147,12 +151,14 @@ async fn serve_connection(
     let (logged_in, mut login) = oneshot::channel();
     let handler = Connection {
         shared,
+        // russh runs the handler in a task of its own, outside this span: it enters it itself.
+        span: tracing::Span::current(),
         peer: Some(peer),
         account: None,
         channels: HashMap::new(),
         logged_in: Some(logged_in),
     };
-    let late = || tracing::warn!(peer = %peer.ip(), "sftp connection closed: no login within {grace:?}");
+    let late = || tracing::warn!("sftp connection closed: no login within {grace:?}");
     // The version exchange is part of the grace time too: a client that sends nothing is dropped.
     let session = tokio::select! {
         started = russh::server::run_stream(config, socket, handler) => match started {
@@ -202,6 +208,8 @@ async fn serve_connection(
 /// One SSH connection: its login and its channels.
 pub struct Connection {
     shared: Arc<Shared>,
+    /// The connection's span (peer, and user once logged in).
+    span: tracing::Span,
     peer: Option<SocketAddr>,
     account: Option<Account>,
     channels: HashMap<ChannelId, Channel<Msg>>,
@@ -216,19 +224,14 @@ impl Connection {
     }
 
     fn login_result(&mut self, user: &str, method: &str, account: Option<Account>) -> Auth {
-        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        let _entered = self.span.enter();
         match account {
             Some(account) => {
                 if let Some(p) = self.peer {
                     self.shared.settings.throttle.succeeded(p.ip());
                 }
-                tracing::info!(
-                    user,
-                    peer,
-                    method,
-                    read_only = account.root.is_read_only(),
-                    "sftp login"
-                );
+                self.span.record("user", tracing::field::display(user));
+                tracing::info!(method, read_only = account.root.is_read_only(), "sftp login");
                 self.account = Some(account);
                 if let Some(logged_in) = self.logged_in.take() {
                     let _ = logged_in.send(());
@@ -239,7 +242,8 @@ impl Connection {
                 if let Some(p) = self.peer {
                     self.shared.settings.throttle.failed(p.ip());
                 }
-                tracing::warn!(user, peer, method, "sftp login refused");
+                // The span has no user: the name tried is the event's.
+                tracing::warn!(user, method, "sftp login refused");
                 Auth::reject()
             }
         }
@@ -254,7 +258,8 @@ impl russh::server::Handler for Connection {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         if self.throttled() {
-            tracing::warn!(user, "sftp login refused: too many failures from this address");
+            self.span
+                .in_scope(|| tracing::warn!(user, "sftp login refused: too many failures from this address"));
             return Ok(Auth::reject());
         }
         let accounts = self.shared.settings.accounts.current();
@@ -318,25 +323,25 @@ impl russh::server::Handler for Connection {
             self.shared.open_writes.clone(),
         );
         let idle = self.shared.settings.limits.idle_timeout;
-        let peer = self.peer.map(|p| p.ip().to_string()).unwrap_or_default();
         let handle = session.handle();
-        tokio::spawn(async move {
+        let serving = async move {
             let (mut stream, mut sftp) = (channel.into_stream(), sftp);
             match serve::run(&mut stream, &mut sftp, idle).await {
                 serve::Ended::ClientClosed => {}
                 ended @ serve::Ended::Idle(_) => {
-                    tracing::info!(peer, "sftp session closed: {ended}");
+                    tracing::info!("sftp session closed: {ended}");
                     // Only SFTP is served, so the connection has nothing left to do.
                     let _ = handle
                         .disconnect(Disconnect::ByApplication, "idle timeout".into(), "en".into())
                         .await;
                 }
                 ended => {
-                    tracing::warn!(peer, "sftp channel closed: {ended}");
+                    tracing::warn!("sftp channel closed: {ended}");
                     let _ = handle.close(id).await;
                 }
             }
-        });
+        };
+        tokio::spawn(serving.instrument(self.span.clone()));
         Ok(())
     }
 

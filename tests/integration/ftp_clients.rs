@@ -1,6 +1,6 @@
 //! FTP and FTPS through the `lafs run` process with everyday clients (wget, rclone, ncftp, tnftp,
 //! ftplib), raw sessions that pipeline commands or send malformed lines, passive-port exhaustion;
-//! every log line the node wrote is checked for length.
+//! every log line the node wrote is checked for length, and names its connection.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -514,4 +514,91 @@ fn thousand_pasv_without_transfers_leave_ports_for_everyone() {
         show(&run)
     );
     node.finish();
+}
+
+/// Every line a connection logs names its peer, and once logged in its user: one span per FTP and
+/// per SFTP connection (libunftp's own lines and the storage back-end's included); neither the
+/// password tried nor the account's root cap is ever logged.
+#[test]
+fn every_log_line_of_a_connection_names_its_peer_and_user() {
+    let mut node = FtpNode::start("50000-50100");
+    std::fs::write(node.path("up.txt"), b"logged\n").unwrap();
+    assert_ok(&node.client("curl", &["-sS", "-T", "up.txt", &node.url("ftp", "ftp-up.txt")]));
+    let wrong = format!("ftp://mallory:Wr0ngPa55@127.0.0.1:{}/", node.port);
+    assert!(
+        !ok(&node.client("curl", &["-sS", &wrong])),
+        "a wrong password is refused"
+    );
+    let sftp_port = node
+        .log()
+        .lines()
+        .find_map(|l| l.strip_prefix("sftp listening on 127.0.0.1:").map(str::to_string))
+        .expect("the node prints its SFTP port");
+    std::fs::write(node.path("put.batch"), "put up.txt sftp-up.txt\n").unwrap();
+    let options = [
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+    ];
+    let options = [&options[..], &["BatchMode=no", "PubkeyAuthentication=no"]].concat();
+    // The options go before -b, which sets BatchMode=yes (ssh takes an option's first value).
+    let mut args = vec!["-e", "sftp"];
+    for option in &options {
+        args.extend(["-o", option]);
+    }
+    args.extend(["-P", &sftp_port, "-b", "put.batch", "alice@127.0.0.1"]);
+    let sftp = node.client_env("sshpass", &args, &[("SSHPASS", PASSWORD)]);
+    assert!(ok(&sftp), "{}\n{}", show(&sftp), node.log());
+    node.stop();
+    let log = node.log();
+    let line = |what: &str| -> &str {
+        log.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no line with {what:?} in:\n{log}"))
+    };
+    // FTP: the login, and what libunftp and the storage back-end log after it.
+    let login = line("lafs_gateway::frontends::ftp: ftp login");
+    let ftp_span = span_of(login, " ftp{");
+    assert!(ftp_span.starts_with(" ftp{peer=127.0.0.1:"), "{login}");
+    assert!(ftp_span.ends_with(" user=alice}"), "{login}");
+    assert!(line("Successful STOR").contains(ftp_span));
+    assert!(line("QUIT: User logged out").contains(ftp_span));
+    let refused = line("ftp login refused");
+    assert!(
+        refused.contains(" ftp{peer=127.0.0.1:") && refused.contains("user=\"mallory\""),
+        "{refused}"
+    );
+    // SFTP: the login and the upload.
+    let login = line("lafs_gateway::frontends::sftp: sftp login");
+    let sftp_span = span_of(login, " sftp{");
+    assert!(sftp_span.starts_with(" sftp{peer=127.0.0.1:"), "{login}");
+    assert!(sftp_span.ends_with(" user=alice}"), "{login}");
+    let stored = line("lafs_gateway::frontends::sftp::session: stored ");
+    assert!(stored.contains(sftp_span) && stored.contains("sftp-up.txt"), "{stored}");
+    // Every line the frontends and libunftp wrote is in a connection's span.
+    for l in log
+        .lines()
+        .filter(|l| l.contains("frontends::ftp") || l.contains("libunftp::"))
+    {
+        assert!(l.contains(" ftp{peer=127.0.0.1:"), "{l}");
+    }
+    for l in log.lines().filter(|l| l.contains("frontends::sftp")) {
+        assert!(l.contains(" sftp{peer=127.0.0.1:"), "{l}");
+    }
+    let root = crate::common::alias_cap(&node.node(), "root");
+    for secret in [PASSWORD, "Wr0ngPa55", root.as_str()] {
+        assert!(!log.contains(secret), "{secret:?} logged");
+    }
+    node.finish();
+}
+
+/// The span part of a log line: from `start` (such as `" ftp{"`) to its closing brace.
+fn span_of<'a>(line: &'a str, start: &str) -> &'a str {
+    let from = line
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} span in {line}"));
+    let len = line[from..]
+        .find('}')
+        .unwrap_or_else(|| panic!("unclosed span in {line}"));
+    &line[from..=from + len]
 }

@@ -400,10 +400,10 @@ impl russh_sftp::server::Handler for SftpSession {
             let result = writer.commit(&self.vfs, path.as_bytes()).await;
             drop(registration);
             result.map_err(|e| {
-                tracing::warn!(user = %self.user, "upload of {path} failed: {e}");
+                tracing::warn!("upload of {path} failed: {e}");
                 vfs_err(e)
             })?;
-            tracing::info!(user = %self.user, bytes, "stored {path}");
+            tracing::info!(bytes, "stored {path}");
         }
         Ok(ok(id))
     }

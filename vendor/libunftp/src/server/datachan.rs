@@ -901,7 +901,7 @@ where
         command_executor
     };
 
-    tokio::spawn(command_executor.execute(session_arc));
+    crate::server::spawn_in_span(command_executor.execute(session_arc)); // lafs-gateway patch: in the session's span
 }
 
 use std::time::Duration;

@@ -193,7 +193,7 @@ where
     // lafs-gateway patch: however the control loop ends, a transfer still running is aborted: an
     // upload whose client has gone must not be stored as if it had ended normally.
     let session_at_exit = shared_session.clone();
-    let jh = tokio::spawn(async move {
+    let jh = crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
         let control_loop = async move {
         // The control channel event loop
         slog::info!(logger, "Starting control loop");

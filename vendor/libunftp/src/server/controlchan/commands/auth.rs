@@ -50,7 +50,7 @@ where
         let logger = args.logger;
         match (args.tls_configured, self.protocol.clone()) {
             (true, AuthParam::Tls) => {
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     if let Err(err) = tx.send(ControlChanMsg::SecureControlChannel).await {
                         slog::warn!(logger, "AUTH: Could not send internal message to notify of TLS upgrade: {}", err);
                     }

@@ -50,7 +50,7 @@ where
         let tx_success: Sender<ControlChanMsg> = args.tx_control_chan.clone();
         let tx_fail: Sender<ControlChanMsg> = args.tx_control_chan.clone();
         let logger = args.logger;
-        tokio::spawn(async move {
+        crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             match storage.del((*user).as_ref().unwrap(), path).await {
                 Ok(_) => {
                     slog::info!(logger, "DELE: Successfully removed file {:?}", path_str);

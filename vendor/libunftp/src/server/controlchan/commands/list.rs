@@ -55,7 +55,7 @@ where
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     if let Err(err) = tx.send(cmd).await {
                         slog::warn!(logger, "LIST: could not notify data channel to respond with LIST. {}", err);
                     }

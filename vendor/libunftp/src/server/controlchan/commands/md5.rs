@@ -64,7 +64,7 @@ where
             return Ok(Reply::new(ReplyCode::CommandNotImplemented, "Not supported by the selected storage back-end."));
         }
 
-        tokio::spawn(async move {
+        crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             match storage.md5((*user).as_ref().unwrap(), &path).await {
                 Ok(md5) => {
                     if let Err(err) = tx_success

@@ -49,7 +49,7 @@ where
         let path_str = path.to_string_lossy().to_string();
         let tx: Sender<ControlChanMsg> = args.tx_control_chan.clone();
         let logger = args.logger;
-        tokio::spawn(async move {
+        crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             match storage.mkd((*user).as_ref().unwrap(), &path).await {
                 Err(err) => {
                     slog::warn!(logger, "MKD: Failure creating directory {:?} {}", path_str, err);

@@ -46,7 +46,7 @@ where
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     if let Err(err) = tx.send(cmd).await {
                         slog::warn!(logger, "MLSD: could not notify data channel to respond with MLSD. {}", err);
                     }

@@ -80,7 +80,7 @@ where
                 };
                 let failed_logins = session.failed_logins.clone();
                 let source_ip = session.source.ip();
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     let msg = match auth_pipeline.authenticate_and_get_user(&username, &creds).await {
                         Ok(user) => {
                             let is_locked = match failed_logins {
@@ -168,7 +168,7 @@ where
                             ControlChanMsg::AuthFailed
                         }
                     };
-                    tokio::spawn(async move {
+                    crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                         if let Err(err) = tx.send(msg).await {
                             slog::warn!(logger, "PASS: Could not send internal message: {}", err);
                         }

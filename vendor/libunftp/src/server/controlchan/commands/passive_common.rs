@@ -119,7 +119,7 @@ where
         let session = args.session.clone();
         // Open the data connection in a new task and process it.
         // We cannot await this since we first need to let the client know where to connect :-)
-        let waiting = tokio::spawn(async move {
+        let waiting = crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             // Timeout if the client doesn't connect to the socket in a while, to avoid leaving the socket hanging open permanently.
             let r = tokio::time::timeout(Duration::from_secs(15), listener.accept()).await;
             match r {

@@ -48,7 +48,7 @@ where
 
         let session = args.session;
 
-        tokio::spawn(async move {
+        crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             let mut session = session.lock().await;
             match storage.metadata((*user).as_ref().unwrap(), &path).await {
                 Ok(_) => {

@@ -43,7 +43,7 @@ where
         let tx_fail: Sender<ControlChanMsg> = args.tx_control_chan.clone();
         let logger = args.logger;
 
-        tokio::spawn(async move {
+        crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
             match storage.metadata((*user).as_ref().unwrap(), &path).await {
                 Ok(metadata) => {
                     let file_len = metadata.len();

@@ -87,7 +87,7 @@ where
                 let tx_fail: Sender<ControlChanMsg> = args.tx_control_chan.clone();
                 let logger = args.logger;
 
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     match storage.list_vec((*user).as_ref().unwrap(), path).await {
                         Ok(lines) => {
                             slog::info!(logger, "STAT: Successfully listed file or directory {:?}", path_str);

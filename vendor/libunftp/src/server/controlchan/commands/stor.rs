@@ -51,7 +51,7 @@ where
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     if let Err(err) = tx.send(cmd).await {
                         slog::warn!(logger, "STOR: could not notify data channel to respond with STOR. {}", err);
                     }

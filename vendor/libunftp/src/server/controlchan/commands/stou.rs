@@ -35,7 +35,7 @@ where
         let logger = args.logger;
         match session.data_cmd_tx.take() {
             Some(tx) => {
-                tokio::spawn(async move {
+                crate::server::spawn_in_span(async move { // lafs-gateway patch: in the session's span
                     if let Err(err) = tx.send(DataChanCmd::Stor { path }).await {
                         slog::warn!(logger, "STOU: could not send Stor command over data channel. {}", err);
                     }
