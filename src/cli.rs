@@ -308,7 +308,7 @@ async fn run_node(
         let listener = tokio::net::TcpListener::bind(storage.listen)
             .await
             .with_context(|| format!("cannot listen for storage on {}", storage.listen))?;
-        let (published, serving) = crate::storage_node::start(dir, storage, listener, stop_requested(&stopped))?;
+        let (published, serving) = crate::node::storage_node::start(dir, storage, listener, stop_requested(&stopped))?;
         eprintln!(
             "storage server {} listening on {} (HTTPS), shares in {}; NURL in {}, announcement in {}",
             storage.nickname,

@@ -4,7 +4,7 @@
 //! - [`grid`]: capabilities, the CHK codec, storage servers, upload, download
 //!   and check; byte-compatible with Tahoe-LAFS 1.20.
 //! - [`node`]: the node directory (config file and private secrets).
-//! - [`storage_node`]: serving shares over Tahoe's HTTP storage protocol.
+//! - [`node::storage_node`]: serving shares over Tahoe's HTTP storage protocol.
 //! - [`cli`]: the `lafs` command line.
 //! - [`frontends`]: the protocol servers that users connect to.
 
@@ -15,5 +15,4 @@ pub mod cli;
 pub mod frontends;
 pub mod grid;
 pub mod node;
-pub mod storage_node;
 pub mod vfs;

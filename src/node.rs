@@ -14,6 +14,8 @@ use crate::grid::uri::Cap;
 use crate::grid::crypto::random_bytes;
 use crate::grid::{ClientSecrets, EncodingParams, Grid, base32};
 
+pub mod storage_node;
+
 /// The config file's name inside a node directory.
 pub const CONFIG_FILE: &str = "lafs.toml";
 
@@ -346,7 +348,7 @@ pub struct NodeConfig {
     /// Bytes of file data the node may hold in flight (see [`crate::grid::budget`]).
     pub memory_budget: u64,
     /// The storage server this node runs, if enabled.
-    pub storage_server: Option<crate::storage_node::StorageServerConfig>,
+    pub storage_server: Option<crate::node::storage_node::StorageServerConfig>,
 }
 
 /// Parses and validates config text; `file` names it in errors.
@@ -451,7 +453,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         if section.nickname.is_empty() || section.nickname.len() > 64 {
             return Err(bad("key storage_server.nickname: allowed 1 to 64 characters".into()));
         }
-        Some(crate::storage_node::StorageServerConfig {
+        Some(crate::node::storage_node::StorageServerConfig {
             listen,
             location: section.location.filter(|l| !l.is_empty()),
             path: in_node(section.path),
