@@ -52,7 +52,7 @@ pub enum ServeError {
     },
     /// A node file (the SSH host key) is missing or malformed.
     #[error(transparent)]
-    Node(#[from] super::Error),
+    Node(#[from] super::error::Error),
     /// The storage server could not start.
     #[error(transparent)]
     StorageNode(#[from] StorageNodeError),
