@@ -57,27 +57,59 @@ impl Default for EncodingParams {
 }
 
 impl EncodingParams {
-    /// Checks 1 <= k <= happy <= N <= 256 and a non-zero segment size.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks 1 <= needed <= 256, needed <= total <= 256, 1 <= happy <= total and a non-zero
+    /// segment size, in that order.
+    pub fn validate(&self) -> Result<(), BadParams> {
         let EncodingParams {
             needed,
             happy,
             total,
             max_segment_size,
         } = *self;
-        if needed == 0 || needed > total || total > 256 {
-            return Err(format!(
-                "need 1 <= needed <= total <= 256, got needed={needed} total={total}"
-            ));
+        if needed == 0 || needed > 256 {
+            return Err(BadParams::Needed { needed });
+        }
+        if total < needed || total > 256 {
+            return Err(BadParams::Total { needed, total });
         }
         if happy == 0 || happy > total {
-            return Err(format!("need 1 <= happy <= total, got happy={happy} total={total}"));
+            return Err(BadParams::Happy { happy, total });
         }
         if max_segment_size == 0 {
-            return Err("max_segment_size must be at least 1".into());
+            return Err(BadParams::MaxSegmentSize);
         }
         Ok(())
     }
+}
+
+/// Which encoding parameter is out of range (see [`EncodingParams::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadParams {
+    /// `needed` (k) is 0 or over 256.
+    #[error("needed = {needed}: allowed 1..=256")]
+    Needed {
+        /// the value given
+        needed: usize,
+    },
+    /// `total` (N) is under `needed` or over 256.
+    #[error("total = {total}: allowed needed..=256 ({needed}..=256)")]
+    Total {
+        /// `needed`, the lower bound
+        needed: usize,
+        /// the value given
+        total: usize,
+    },
+    /// `happy` is 0 or over `total`.
+    #[error("happy = {happy}: allowed 1..=total (1..={total})")]
+    Happy {
+        /// the value given
+        happy: usize,
+        /// `total`, the upper bound
+        total: usize,
+    },
+    /// `max_segment_size` is 0.
+    #[error("max_segment_size = 0: allowed 1 or more bytes")]
+    MaxSegmentSize,
 }
 
 /// The node's secrets: the convergence secret and the lease secret.

@@ -1,12 +1,24 @@
 //! lafs-gateway: SFTP, FTP and a watched folder in front of a Tahoe-LAFS grid.
 //!
 //! # Layout
-//! - [`grid`]: capabilities, the CHK codec, storage servers, upload, download
-//!   and check; byte-compatible with Tahoe-LAFS 1.20.
-//! - [`node`]: the node directory (config file and private secrets).
-//! - [`storage_node`]: serving shares over Tahoe's HTTP storage protocol.
-//! - [`cli`]: the `lafs` command line.
-//! - [`frontends`]: the protocol servers that users connect to.
+//! The layers, each knowing only those below it:
+//! - [`grid`]: capabilities, the CHK ([`grid::immutable`]) and SDMF/MDMF ([`grid::mutable`])
+//!   codecs, storage servers ([`grid::storage`]), upload, download, check and repair;
+//!   byte-compatible with Tahoe-LAFS 1.20. Knows no paths or protocols.
+//! - [`vfs`]: paths under a root dircap, mapped onto directory and file operations; every
+//!   frontend goes through it. Knows no protocol.
+//! - [`frontends`]: what users connect to: [`frontends::sftp`], [`frontends::ftp`] and the
+//!   watched folders of [`frontends::drop_upload`], with the accounts, limits and throttle they share.
+//! - [`node`]: a node directory and serving it.
+//!   - [`node::config`]: `lafs.toml`, one function per section; [`node::secrets`]: `lafs init`
+//!     and the `private/` secrets; [`node::aliases`]: `private/aliases`; [`node::error`].
+//!   - [`node::open`]: [`node::Node`], a loaded config and the grid it describes.
+//!   - [`node::serve`](mod@node::serve): [`node::serve()`](fn@node::serve), every service
+//!     `lafs run` starts, from bound [`node::Listeners`] until a shutdown signal (the
+//!     integration tests start nodes through it too).
+//!   - [`node::storage_node`]: serving this node's shares over Tahoe's HTTP storage protocol.
+//! - [`cli`]: the `lafs` command line, thin: one file per command family under `cli/`
+//!   (`run`, `files`, `alias`, `check`, `account`, `drop_upload`, `debug`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -15,5 +27,4 @@ pub mod cli;
 pub mod frontends;
 pub mod grid;
 pub mod node;
-pub mod storage_node;
 pub mod vfs;

@@ -105,7 +105,7 @@ async fn root_from(dir: &Path, text: &str) -> anyhow::Result<Cap> {
         }
         return Ok(cap);
     }
-    let (_, vfs, path) = super::open_path(dir, text)?;
+    let (_, vfs, path) = super::shared::open_path(dir, text)?;
     let cap = vfs
         .cap_of(path.as_bytes())
         .await

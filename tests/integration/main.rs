@@ -20,6 +20,8 @@ mod memory;
 mod mutable;
 /// Storage node processes over Tahoe's HTTP storage protocol.
 mod network_grid;
+/// `node::serve`: every service of a node from bound listeners, and its shutdown.
+mod node_serve;
 /// The SFTP frontend with real clients.
 mod sftp;
 /// The SFTP frontend under hostile input and connection floods.

@@ -1,19 +1,18 @@
-//! A running SFTP gateway on a loopback port over a test grid, with accounts and client keys, and ways to run real clients at it.
+//! A running node (`node::serve`, as `lafs run` serves it) on loopback ports over a test grid, with
+//! accounts and client keys, and ways to run real clients at it.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use lafs_gateway::frontends::accounts::{AccountsFile, hash_password};
+use lafs_gateway::frontends::accounts::hash_password;
 use lafs_gateway::frontends::limits::SessionLimits;
-use lafs_gateway::frontends::sftp::{self, SftpSettings};
-use lafs_gateway::frontends::throttle::LoginThrottle;
 use lafs_gateway::grid::uri::Cap;
+use lafs_gateway::node::{self, Listeners, Node};
 use lafs_gateway::vfs::Vfs;
 use tokio::process::Command;
 
-use super::{TestGrid, params, scratch_dir};
+use super::{TestGrid, scratch_dir};
 
 /// The password of `alice` and `reader`.
 pub const PASSWORD: &str = "secret";
@@ -50,7 +49,7 @@ pub struct Gateway {
     /// `reader`: a read-only account (password `secret`) on a directory holding `hello.txt`.
     pub reader_root: Cap,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), node::ServeError>>>,
 }
 
 impl Gateway {
@@ -73,12 +72,11 @@ impl Gateway {
         Self::start_configured(false, SessionLimits::default(), Some(bytes)).await
     }
 
+    /// A node directory made by `lafs init` with the test's settings in its lafs.toml, served
+    /// by `node::serve` (as `lafs run` serves it) on loopback ports.
     async fn start_configured(ftps_required: bool, limits: SessionLimits, memory_budget: Option<u64>) -> Gateway {
-        let mut grid = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"gateway test convergence");
-        if let Some(bytes) = memory_budget {
-            grid.grid = grid.grid.clone().with_memory_budget(bytes);
-        }
         let work = scratch_dir();
+        let storage = scratch_dir();
         let run = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@test", "-f"])
             .arg(work.path().join("alice_key"))
@@ -86,9 +84,43 @@ impl Gateway {
             .await
             .expect("ssh-keygen runs");
         assert!(run.success());
-        let alice_root = grid.grid.create_directory().await.unwrap();
-        let shared = grid.grid.create_directory().await.unwrap();
-        let shared_vfs = Vfs::new(grid.grid.clone(), shared.clone());
+        let node_dir = work.path().join("node");
+        node::init(&node_dir).unwrap();
+        let accounts_path = work.path().join("accounts");
+        let seconds = |d: Duration| {
+            assert_eq!(d, Duration::from_secs(d.as_secs()), "lafs.toml takes whole seconds");
+            d.as_secs()
+        };
+        // Without FTPS required the FTP side offers no TLS, so clients stay on plain FTP.
+        let ftps = if ftps_required {
+            "ftps_required = true"
+        } else {
+            "ftps_certificate = \"\"\nftps_key = \"\""
+        };
+        let config = format!(
+            "[grid]\nneeded = 3\nhappy = 7\ntotal = 10\nmax_segment_size = 1048576\nmemory_budget_mib = {budget}\n\
+             [storage]\npath = {storage:?}\nservers = 10\n\
+             [frontends]\naccounts_file = {accounts:?}\nspool_dir = {spool:?}\nftp_passive_ports = \"40000-60000\"\n{ftps}\n\
+             max_sessions = {max}\nmax_sessions_per_address = {per_address}\nlogin_grace_secs = {grace}\n\
+             sftp_idle_timeout_secs = {idle}\n",
+            budget = memory_budget.map_or(64, |bytes| bytes >> 20),
+            storage = storage.path(),
+            accounts = accounts_path,
+            spool = work.path().join("spool"),
+            max = limits.max_sessions,
+            per_address = limits.max_sessions_per_address,
+            grace = seconds(limits.login_grace),
+            idle = seconds(limits.idle_timeout),
+        );
+        std::fs::write(node_dir.join(node::CONFIG_FILE), config).unwrap();
+        let node = Node::open(&node_dir).unwrap();
+        assert_eq!(node.config.session_limits, limits);
+        if let Some(bytes) = memory_budget {
+            assert_eq!(node.config.memory_budget, bytes, "the budget is whole MiB");
+        }
+        let alice_root = node.grid.create_directory().await.unwrap();
+        let shared = node.grid.create_directory().await.unwrap();
+        let shared_vfs = Vfs::new(node.grid.clone(), shared.clone());
         let hello = b"hello, read-only world\n".to_vec();
         shared_vfs
             .write_file(
@@ -104,7 +136,6 @@ impl Gateway {
         let reader_root = shared.read_only();
         let hash = hash_password(PASSWORD).unwrap();
         let public = std::fs::read_to_string(work.path().join("alice_key.pub")).unwrap();
-        let accounts_path = work.path().join("accounts");
         std::fs::write(
             &accounts_path,
             format!(
@@ -113,76 +144,17 @@ impl Gateway {
             ),
         )
         .unwrap();
-        let host_key = work.path().join("host_key");
-        lafs_gateway::node::write_host_key(&host_key).unwrap();
-        let grid_for_sftp = grid.grid.clone();
-        let settings = SftpSettings {
-            host_key: lafs_gateway::node::read_host_key(&host_key).unwrap(),
-            accounts: Arc::new(AccountsFile::new(&accounts_path)),
-            throttle: Arc::new(LoginThrottle::default()),
-            spool_dir: work.path().join("spool"),
-            auth_rejection_time: Duration::from_millis(50),
-            limits,
+        let listeners = Listeners::loopback(&node.config).await.unwrap();
+        let port = listeners.sftp.as_ref().unwrap().local_addr().unwrap().port();
+        let ftp_port = listeners.ftp.as_ref().unwrap().local_addr().unwrap().port();
+        let grid = TestGrid {
+            dir: storage,
+            grid: node.grid.clone(),
         };
-        let ftp_settings = lafs_gateway::frontends::ftp::FtpSettings {
-            accounts: settings.accounts.clone(),
-            throttle: settings.throttle.clone(),
-            spool_dir: settings.spool_dir.clone(),
-            passive_ports: 40000..=60000,
-            ftps: None,
-            ftps_required,
-            limits,
-        };
-        let mut ftp_settings = ftp_settings;
-        if ftps_required {
-            let (cert, key) = (work.path().join("ftps.pem"), work.path().join("ftps.key"));
-            let made = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=localhost",
-                ])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .stderr(Stdio::null())
-                .status()
-                .await
-                .expect("openssl runs");
-            assert!(made.success());
-            ftp_settings.ftps = Some((cert, key));
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let ftp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ftp_port = ftp_listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ftp_stop, ftp_stopped) = tokio::sync::oneshot::channel::<()>();
-        let ftp_grid = grid.grid.clone();
-        let task = tokio::spawn(async move {
-            let ftp = tokio::spawn(lafs_gateway::frontends::ftp::serve(
-                ftp_listener,
-                ftp_grid,
-                ftp_settings,
-                async move {
-                    let _ = ftp_stopped.await;
-                },
-            ));
-            let result = sftp::serve(listener, grid_for_sftp, settings, async move {
-                let _ = stopped.await;
-            })
-            .await;
-            let _ = ftp_stop.send(());
-            let _ = ftp.await;
-            result
-        });
+        let task = tokio::spawn(node::serve(node, listeners, async move {
+            let _ = stopped.await;
+        }));
         Gateway {
             grid,
             port,
