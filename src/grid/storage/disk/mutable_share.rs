@@ -11,7 +11,9 @@ use subtle::ConstantTimeEq;
 use super::files::{fsync_dir, is_mutable_container, share_files};
 use super::leases::{now_plus_lease, stored_secrets};
 use crate::grid::hashutil::Hash;
-use crate::grid::storage::mutable_container::{self, DATA_OFFSET, HEADER_LEASE_SLOTS, LEASE_SIZE, Lease};
+use crate::grid::storage::mutable_container::{
+    self, DATA_OFFSET, HEADER_LEASE_SLOTS, HEADER_SIZE, LEASE_SIZE, Lease, lease_slot_offset,
+};
 use crate::grid::storage::{Error, LeaseSecrets, ReadTestWriteResult, ShareNum, TestAndWrite};
 
 /// The most bytes a read-test-write answers with, over all its reads of all shares: the read
@@ -32,7 +34,7 @@ impl MutableShare {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(format!("open {}", path.display()), e))?;
-        let mut raw = [0u8; 100];
+        let mut raw = [0u8; HEADER_SIZE];
         file.read_exact_at(&mut raw, 0)
             .map_err(|e| Error::io("read mutable header", e))?;
         let header = mutable_container::Header::decode(&raw)
@@ -57,7 +59,7 @@ impl MutableShare {
         let mut share = MutableShare { file, header };
         share
             .file
-            .write_all_at(&[0u8; (DATA_OFFSET - 100) as usize], 100)
+            .write_all_at(&[0u8; DATA_OFFSET as usize - HEADER_SIZE], HEADER_SIZE as u64)
             .map_err(|e| Error::io("write lease slots", e))?;
         share.write_extra_leases(&[])?;
         share.write_header()?;
@@ -70,7 +72,7 @@ impl MutableShare {
         for slot in 0..HEADER_LEASE_SLOTS {
             let mut raw = [0u8; LEASE_SIZE];
             self.file
-                .read_exact_at(&mut raw, 100 + (slot * LEASE_SIZE) as u64)
+                .read_exact_at(&mut raw, lease_slot_offset(slot) as u64)
                 .map_err(|e| Error::io("read leases", e))?;
             expirations.extend(Lease::decode(&raw).map(|l| l.expiration));
         }
@@ -180,7 +182,7 @@ impl MutableShare {
         };
         let mut empty_slot = None;
         for slot in 0..HEADER_LEASE_SLOTS {
-            let at = 100 + (slot * LEASE_SIZE) as u64;
+            let at = lease_slot_offset(slot) as u64;
             let mut raw = [0u8; LEASE_SIZE];
             self.file
                 .read_exact_at(&mut raw, at)
