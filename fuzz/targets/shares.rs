@@ -9,13 +9,14 @@ use lafs_gateway::grid::immutable::ueb::UriExtension;
 use lafs_gateway::grid::mutable::keys::MutableKeys;
 use lafs_gateway::grid::mutable::share::AnyShare;
 use lafs_gateway::grid::mutable::{mdmf, sdmf};
-use lafs_gateway::grid::storage::mutable_container;
+use lafs_gateway::grid::storage::{immutable_container, mutable_container};
 
 use super::outcome::class_of;
 use crate::engine::Target;
 
 // Immutable shares as read from servers: the share header, the UEB length field and the UEB,
-// and the mutable container's header and leases (the on-disk format servers serve from).
+// the immutable container, and the mutable container's header and leases (the on-disk formats
+// servers serve from).
 
 fn immutable_share_seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
@@ -43,6 +44,11 @@ fn immutable_share_seeds() -> Vec<Vec<u8>> {
         let layout = ShareLayout::for_upload(&shape, packed.len() as u64);
         let mut share = layout.encode_header();
         share.extend_from_slice(&packed);
+        // The same share as a server's file holds it: container header, share, one lease.
+        let mut file = immutable_container::Header::new(share.len() as u64).encode().to_vec();
+        file.extend_from_slice(&share);
+        file.extend_from_slice(&[7; immutable_container::LEASE_SIZE as usize]);
+        seeds.push(file);
         seeds.push(share);
         seeds.push(packed);
     }
@@ -84,6 +90,29 @@ fn immutable_share_run(input: &[u8]) -> String {
                 Err(e) => classes.push(class_of(&e.to_string())),
             }
         }
+    }
+    match immutable_container::Container::parse(input) {
+        Ok(container) => {
+            let leases = container.leases().count();
+            assert_eq!(
+                leases, container.header.num_leases as usize,
+                "immutable container leases"
+            );
+            assert_eq!(
+                immutable_container::HEADER_SIZE as usize
+                    + container.data.len()
+                    + leases * immutable_container::LEASE_SIZE as usize,
+                input.len(),
+                "immutable container parts"
+            );
+            assert_eq!(
+                immutable_container::Header::decode(&container.header.encode()),
+                Ok(container.header),
+                "immutable container header"
+            );
+            classes.push("immutable container".to_string());
+        }
+        Err(e) => classes.push(class_of(&e.to_string())),
     }
     if let Some(header) = mutable_container::Header::decode(input) {
         assert_eq!(

@@ -17,7 +17,7 @@ pub struct StorageService {
     /// The whole expected `Authorization` header value.
     pub(super) authorization: Vec<u8>,
     pub(super) application_version: String,
-    pub(super) uploads: Mutex<HashMap<(StorageIndex, ShareNum), Upload>>,
+    uploads: Mutex<HashMap<(StorageIndex, ShareNum), Upload>>,
 }
 
 impl std::fmt::Debug for StorageService {
