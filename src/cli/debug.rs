@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
 use crate::grid::base32;
 use crate::grid::immutable::layout::ShareLayout;
 use crate::grid::immutable::ueb::UriExtension;
-use crate::grid::storage::mutable_container;
+use crate::grid::storage::{immutable_container, mutable_container};
 
 /// Debugging subcommands.
 #[derive(Debug, Subcommand)]
@@ -28,7 +28,7 @@ pub(crate) fn dump_share(path: &Path) -> anyhow::Result<()> {
         println!("  data length: {}", header.data_length);
         println!("  extra lease offset: {}", header.extra_lease_offset);
         for slot in 0..mutable_container::HEADER_LEASE_SLOTS {
-            let at = 100 + slot * mutable_container::LEASE_SIZE;
+            let at = mutable_container::lease_slot_offset(slot);
             if let Some(lease) = raw.get(at..).and_then(mutable_container::Lease::decode) {
                 println!(
                     "  lease slot {slot}: owner {} expires {}",
@@ -38,29 +38,30 @@ pub(crate) fn dump_share(path: &Path) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if raw.len() < 12 {
-        bail!("{} is too short to be a share", path.display());
-    }
-    let word = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
-    let (version, max_size, leases) = (word(0), word(4), word(8) as usize);
-    if !(version == 1 || version == 2) {
-        bail!(
+    let container = immutable_container::Container::parse(&raw).map_err(|e| match e {
+        immutable_container::ContainerError::TooShort => {
+            anyhow::anyhow!("{} is too short to be a share", path.display())
+        }
+        immutable_container::ContainerError::UnknownVersion(version) => anyhow::anyhow!(
             "{} is not a Tahoe share container (version field {version})",
             path.display()
-        );
-    }
-    let data_len = raw
-        .len()
-        .checked_sub(12 + 72 * leases)
-        .with_context(|| format!("{} is truncated: {leases} leases do not fit", path.display()))?;
+        ),
+        immutable_container::ContainerError::LeasesDoNotFit(leases) => {
+            anyhow::anyhow!("{} is truncated: {leases} leases do not fit", path.display())
+        }
+    })?;
+    let header = container.header;
+    let data = container.data;
     println!(
-        "immutable share container v{version}, max size {max_size}, {leases} lease(s), {data_len} bytes of share data"
+        "immutable share container v{}, max size {}, {} lease(s), {} bytes of share data",
+        header.version,
+        header.max_size,
+        header.num_leases,
+        data.len()
     );
-    for i in 0..leases {
-        let at = 12 + data_len + 72 * i;
-        println!("  lease {i}: owner {} expires {}", word(at), word(at + 68));
+    for (i, lease) in container.leases().enumerate() {
+        println!("  lease {i}: owner {} expires {}", lease.owner_num, lease.expiration);
     }
-    let data = &raw[12..12 + data_len];
     let layout = ShareLayout::decode_header(data).map_err(|e| anyhow::anyhow!("share layout: {e}"))?;
     println!(
         "share layout v{}: block size {}, share data size {}",

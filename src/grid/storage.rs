@@ -12,6 +12,7 @@ use crate::grid::uri::StorageIndex;
 
 pub mod disk;
 pub mod http;
+pub mod immutable_container;
 pub mod lease_crawler;
 pub mod mutable_container;
 

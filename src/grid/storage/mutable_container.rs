@@ -8,8 +8,15 @@ pub const DATA_OFFSET: u64 = 468;
 pub const LEASE_SIZE: usize = 92;
 /// Lease slots inside the header area.
 pub const HEADER_LEASE_SLOTS: usize = 4;
+/// Size of the fixed header, after which the lease slots start.
+pub const HEADER_SIZE: usize = 100;
 const MAGIC_PREFIX_V1: &[u8] = b"Tahoe mutable container v1\n";
 const MAGIC_PREFIX_V2: &[u8] = b"Tahoe mutable container v2\n";
+
+/// Where lease slot `slot` (below [`HEADER_LEASE_SLOTS`]) starts.
+pub fn lease_slot_offset(slot: usize) -> usize {
+    HEADER_SIZE + slot * LEASE_SIZE
+}
 
 /// The 32-byte magic of a container version.
 pub fn magic(version: u8) -> [u8; 32] {
@@ -52,8 +59,8 @@ impl std::fmt::Debug for Header {
 
 impl Header {
     /// The 100 header bytes.
-    pub fn encode(&self) -> [u8; 100] {
-        let mut out = [0u8; 100];
+    pub fn encode(&self) -> [u8; HEADER_SIZE] {
+        let mut out = [0u8; HEADER_SIZE];
         out[..32].copy_from_slice(&magic(self.version));
         out[32..52].copy_from_slice(&self.node_id);
         out[52..84].copy_from_slice(&self.write_enabler);
@@ -64,7 +71,7 @@ impl Header {
 
     /// Parses the header; `None` if the magic is not a mutable container's.
     pub fn decode(bytes: &[u8]) -> Option<Header> {
-        let bytes: &[u8; 100] = bytes.get(..100)?.try_into().ok()?;
+        let bytes: &[u8; HEADER_SIZE] = bytes.get(..HEADER_SIZE)?.try_into().ok()?;
         let version = [1u8, 2].into_iter().find(|&v| bytes[..32] == magic(v))?;
         Some(Header {
             version,

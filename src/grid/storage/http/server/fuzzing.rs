@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use hyper::header::HeaderMap;
 
-use super::{SecretKind, Upload, parse_content_range, parse_range, secrets};
+use super::messages::{SecretKind, lease_secrets, parse_content_range, parse_range, secrets};
+use super::upload_state::Upload;
 use crate::grid::base32;
 
 /// Runs the path, secret and range parsers on a sequence of requests for one share upload of
@@ -40,7 +41,7 @@ pub fn requests(requests: &[(String, HeaderMap)], allocated: u64) -> Vec<String>
             if let Ok(found) = &found
                 && wanted.contains(&SecretKind::LeaseRenew)
             {
-                let _ = super::lease_secrets(found);
+                let _ = lease_secrets(found);
             }
             outcomes.push(format!("secrets {:?}", found.map(|f| f.len()).map_err(|r| r.1)));
         }
