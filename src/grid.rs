@@ -199,11 +199,6 @@ pub struct Grid {
     write_locks: Arc<WriteLocks>,
     blocklist: Option<Arc<blocklist::Blocklist>>,
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
-    /// Uploads re-place the shares of servers that failed during them (off inside a repair).
-    replace_dropped: bool,
-    /// (server node id, share) copies an upload must neither count nor ask for: a repair's
-    /// corrupt shares, which are placed afresh on other servers.
-    avoid_shares: Arc<std::collections::BTreeSet<([u8; 20], storage::ShareNum)>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
 }
@@ -229,8 +224,6 @@ impl Grid {
             write_locks: Arc::default(),
             blocklist: None,
             key_pool: None,
-            replace_dropped: true,
-            avoid_shares: Arc::default(),
             budget: budget::MemoryBudget::default(),
         }
     }
@@ -260,6 +253,13 @@ impl Grid {
     /// The servers, in configuration order.
     pub fn servers(&self) -> &[Arc<dyn StorageServer>] {
         &self.servers
+    }
+
+    /// The same grid without the servers whose node ids are in `node_ids`.
+    pub fn without_servers(&self, node_ids: &[[u8; 20]]) -> Self {
+        let mut grid = self.clone();
+        grid.servers.retain(|s| !node_ids.contains(&s.id().node_id));
+        grid
     }
 
     /// Whether every server lets a share be allocated larger than it turns out (see

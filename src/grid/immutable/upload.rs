@@ -5,6 +5,9 @@
 //! hashes blocks, and the async writer that sends blocks to the servers. A
 //! put returns only after every share is closed (fsynced) and servers of
 //! happiness is still met; on failure every unfinished share is aborted.
+//! What an upload encodes with and where its shares may go is its [`UploadPlan`].
+
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -13,6 +16,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::mpsc;
+
+pub use plan::{KeyChoice, NodeId, UploadPlan};
 
 use crate::grid::budget::BudgetPermit;
 use crate::grid::crypto::random_bytes;
@@ -23,7 +28,7 @@ use crate::grid::immutable::layout::{FileShape, ShareLayout};
 use crate::grid::selection;
 use crate::grid::storage::{ShareNum, StorageServer};
 use crate::grid::uri::{Cap, LiteralCap, StorageIndex};
-use crate::grid::{Error, Grid};
+use crate::grid::{ClientSecrets, EncodingParams, Error, Grid};
 
 /// Files up to this size are stored in the cap itself (`URI:LIT:`).
 pub const LITERAL_THRESHOLD: u64 = 55;
@@ -38,30 +43,56 @@ const KEY_PASS_CHUNK: usize = 4 << 20;
 /// How long the aborts sent to a server that failed mid-upload may take, in the background.
 const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How the file's AES key is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyChoice {
-    /// From the content and the node's convergence secret: identical files share shares.
-    Convergent,
-    /// Random: nobody can tell two uploads of the same file apart.
-    Random,
-    /// An existing file's key: with its parameters the file encodes to the same shares (repair).
-    Given([u8; 16]),
-}
-
 /// Called with the number of plaintext bytes encoded so far.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// Where the shares of one upload go.
 struct Placement {
+    /// The file's storage index.
+    si: StorageIndex,
+    /// The happiness the upload must keep while servers fail.
+    happy: usize,
     servers: Vec<Arc<dyn StorageServer>>,
     /// Shares the servers already hold: server index → shares.
     existing: BTreeMap<usize, BTreeSet<ShareNum>>,
     /// Shares being written: server index → shares.
     allocated: BTreeMap<usize, BTreeSet<ShareNum>>,
     /// Servers that failed during the upload (their shares were given up).
-    failed: Vec<[u8; 20]>,
+    failed: Vec<NodeId>,
 }
+
+/// One file's encoding, fixed before its first byte is read.
+struct Encoding {
+    /// The AES key.
+    key: [u8; 16],
+    /// k, N and the segment size the shape was made from.
+    params: EncodingParams,
+    /// The file's shape; for a stream, provisional (its size is [`STREAM_BOUND_SIZE`]).
+    shape: FileShape,
+    /// Where each part of a share goes.
+    layout: ShareLayout,
+    /// The k-of-N erasure codec.
+    codec: Codec,
+}
+
+impl Encoding {
+    /// A stream's size is learned only when it ends: its header is written last, with the real shape.
+    fn streamed(&self) -> bool {
+        self.shape.size == STREAM_BOUND_SIZE
+    }
+}
+
+/// The plaintext an upload reads, and who is told how far it got.
+struct PlaintextSource<R> {
+    /// Read once, segment by segment, from the start.
+    reader: R,
+    /// Called with the bytes encoded so far.
+    progress: Option<Progress>,
+    /// The memory-budget permit for the first segment, when the caller has taken it already.
+    first_segment: Option<BudgetPermit>,
+}
+
+type WriteResults = Vec<(usize, Result<(), crate::grid::storage::Error>)>;
 
 impl Placement {
     fn happiness(&self) -> usize {
@@ -82,7 +113,21 @@ impl Placement {
             .len()
     }
 
-    async fn abort_all(&self, si: StorageIndex) {
+    /// Fails with [`Error::HappinessNotMet`] unless the shares placed still meet `happy`.
+    fn check_happiness(&self, happy: usize) -> Result<(), Error> {
+        let achieved = self.happiness();
+        if achieved < happy {
+            return Err(Error::HappinessNotMet {
+                happy,
+                achieved,
+                servers: self.server_count(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn abort_all(&self) {
+        let si = self.si;
         let aborts = self.allocated.iter().flat_map(|(server, shares)| {
             let server = self.servers[*server].clone();
             shares.iter().map(move |share| {
@@ -98,7 +143,8 @@ impl Placement {
     }
 
     /// Drops a server that failed mid-upload; the upload goes on if happiness still holds.
-    async fn drop_server(&mut self, server: usize, si: StorageIndex, happy: usize) -> Result<(), Error> {
+    async fn drop_server(&mut self, server: usize) -> Result<(), Error> {
+        let si = self.si;
         if let Some(shares) = self.allocated.remove(&server) {
             if !shares.is_empty() {
                 self.failed.push(self.servers[server].id().node_id);
@@ -112,14 +158,92 @@ impl Placement {
                 }
             });
         }
-        let achieved = self.happiness();
-        if achieved < happy {
-            return Err(Error::HappinessNotMet {
-                happy,
-                achieved,
-                servers: self.server_count(),
-            });
+        self.check_happiness(self.happy)
+    }
+
+    /// Starts one write per allocated share; the future owns everything it needs, so
+    /// several segments' writes can be in flight while the placement is updated.
+    fn start_writes(
+        &self,
+        what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
+    ) -> impl std::future::Future<Output = WriteResults> + Send + 'static {
+        let si = self.si;
+        let writes: Vec<_> = self
+            .allocated
+            .iter()
+            .flat_map(|(&server, shares)| {
+                let s = self.servers[server].clone();
+                let what = &what;
+                shares.iter().filter_map(move |&share| {
+                    what(share).map(|(offset, data)| (server, s.clone(), share, offset, data))
+                })
+            })
+            .collect();
+        join_all(
+            writes
+                .into_iter()
+                .map(move |(server, s, share, offset, data)| async move {
+                    (server, s.write_share(si, share, offset, data).await)
+                }),
+        )
+    }
+
+    /// Drops the servers whose writes failed; fails if happiness no longer holds.
+    async fn finish_writes(&mut self, results: WriteResults) -> Result<(), Error> {
+        let mut failed = BTreeSet::new();
+        for (server, result) in results {
+            if let Err(e) = result {
+                if self.allocated.contains_key(&server) {
+                    tracing::warn!(storage_index = %self.si, "share write failed: {e}");
+                }
+                failed.insert(server);
+            }
         }
+        for server in failed {
+            self.drop_server(server).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes to every allocated share (`what` gives offset and bytes per share number); drops failing servers.
+    async fn write_to_all(&mut self, what: impl Fn(ShareNum) -> Option<(u64, Bytes)>) -> Result<(), Error> {
+        let results = self.start_writes(what).await;
+        self.finish_writes(results).await
+    }
+
+    /// Closes (commits) every written share, dropping servers whose close fails while happiness
+    /// holds, and renews the leases of shares that were already there.
+    async fn close(&mut self, secrets: &ClientSecrets) -> Result<(), Error> {
+        let si = self.si;
+        let closes = self.allocated.iter().flat_map(|(&server, shares)| {
+            let s = self.servers[server].clone();
+            shares.iter().map(move |&share| {
+                let s = s.clone();
+                async move { (server, s.close_share(si, share).await) }
+            })
+        });
+        let mut failed = BTreeSet::new();
+        for (server, result) in join_all(closes).await {
+            if let Err(e) = result {
+                tracing::warn!(storage_index = %si, "closing share failed: {e}");
+                failed.insert(server);
+            }
+        }
+        for server in failed {
+            self.drop_server(server).await?;
+        }
+        tracing::debug!(storage_index = %si, "shares closed");
+        let renewals = self.existing.keys().map(|&server| {
+            let s = self.servers[server].clone();
+            let lease = secrets.lease_for(si, &s.id().node_id);
+            async move { s.add_or_renew_lease(si, lease).await }
+        });
+        for result in join_all(renewals).await {
+            if let Err(e) = result {
+                tracing::warn!(storage_index = %si, "lease renewal failed: {e}");
+            }
+        }
+        self.allocated.clear();
         Ok(())
     }
 }
@@ -132,35 +256,41 @@ impl Grid {
             .await
     }
 
-    /// Stores `size` bytes read from `source` as an immutable file; returns its cap.
+    /// Stores `size` bytes read from `source` as an immutable file with the grid's encoding
+    /// parameters; returns its cap.
     ///
     /// With a convergent key the source is read twice (once for the key).
     pub async fn upload<R: Read + Seek + Send + 'static>(
         &self,
-        mut source: R,
+        source: R,
         size: u64,
         key_choice: KeyChoice,
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
+        let plan = UploadPlan::new(*self.params(), key_choice);
+        self.upload_with_plan(source, size, &plan, progress).await
+    }
+
+    /// Stores `size` bytes read from `source` as an immutable file as `plan` says; returns its cap.
+    pub async fn upload_with_plan<R: Read + Seek + Send + 'static>(
+        &self,
+        mut source: R,
+        size: u64,
+        plan: &UploadPlan,
+        progress: Option<Progress>,
+    ) -> Result<Cap, Error> {
         if size <= LITERAL_THRESHOLD {
-            let mut data = Vec::with_capacity(size as usize);
-            source.take(size + 1).read_to_end(&mut data).map_err(|e| Error::Io {
-                context: "read upload source".into(),
-                source: e,
-            })?;
-            if data.len() as u64 != size {
-                return Err(source_changed());
-            }
+            let data = read_whole(source, size)?;
             return Ok(Cap::Literal(LiteralCap { data }));
         }
-        let params = *self.params();
+        let params = plan.params;
         if size <= params.max_segment_size {
-            return self.upload_one_segment(source, size, key_choice, progress).await;
+            return self.upload_one_segment(source, size, plan, progress).await;
         }
         let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
         let codec = Codec::new(params.needed, params.total)?;
         let started = std::time::Instant::now();
-        let (source, key) = match key_choice {
+        let (source, key) = match plan.key {
             KeyChoice::Random => (source, random_bytes::<16>()),
             KeyChoice::Given(key) => (source, key),
             KeyChoice::Convergent => {
@@ -178,21 +308,22 @@ impl Grid {
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "key ready");
         let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
         let layout = ShareLayout::for_upload(&shape, ueb_len);
-        let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
+        let mut placement = self.place_shares(si, layout.share_size(ueb_len), plan).await?;
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "shares placed");
-        let result = self
-            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress, None)
-            .await;
-        match result {
-            Ok(cap) => {
-                self.replace_dropped_shares(&cap, &placement.failed).await;
-                Ok(cap)
-            }
-            Err(e) => {
-                placement.abort_all(si).await;
-                Err(e)
-            }
-        }
+        let encoding = Encoding {
+            key,
+            params,
+            shape,
+            layout,
+            codec,
+        };
+        let source = PlaintextSource {
+            reader: source,
+            progress,
+            first_segment: None,
+        };
+        let written = self.encode_and_write(source, encoding, &mut placement).await;
+        self.finish_upload(plan, placement, written).await
     }
 
     /// A file of one segment at most: encoded in memory in one go and each share written whole,
@@ -201,28 +332,18 @@ impl Grid {
         &self,
         source: R,
         size: u64,
-        key_choice: KeyChoice,
+        plan: &UploadPlan,
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
-        let permit = self.memory_budget().acquire(self.one_segment_cost(size)).await;
-        let data = blocking(move || {
-            let mut data = Vec::with_capacity(size as usize);
-            source.take(size + 1).read_to_end(&mut data).map_err(read_error)?;
-            if data.len() as u64 != size {
-                return Err(source_changed());
-            }
-            Ok(data)
-        })
-        .await?;
-        self.encode_one_segment(data, key_choice, progress, permit).await
+        let permit = self.memory_budget().acquire(one_segment_cost(&plan.params, size)).await;
+        let data = blocking(move || read_whole(source, size)).await?;
+        self.encode_one_segment(data, plan, progress, permit).await
     }
 
     /// The memory-budget bytes a file of `size` bytes (at most one segment) needs to be stored
     /// from memory: the plaintext, its ciphertext and the N shares built from it.
     pub fn one_segment_cost(&self, size: u64) -> u64 {
-        let params = self.params();
-        let block = size.div_ceil(params.needed as u64);
-        2 * size + block * params.total as u64
+        one_segment_cost(self.params(), size)
     }
 
     /// The memory-budget bytes one segment of a streamed upload holds while it is encrypted,
@@ -251,19 +372,21 @@ impl Grid {
             drop(permit);
             return self.upload(std::io::Cursor::new(data), size, key_choice, None).await;
         }
-        self.encode_one_segment(data, key_choice, None, permit).await
+        let plan = UploadPlan::new(*self.params(), key_choice);
+        self.encode_one_segment(data, &plan, None, permit).await
     }
 
     /// Encodes a file of one segment at most and writes each share whole; `permit` accounts
-    /// for its memory until the shares are closed.
+    /// for its memory until the shares are written.
     async fn encode_one_segment(
         &self,
         data: Vec<u8>,
-        key_choice: KeyChoice,
+        plan: &UploadPlan,
         progress: Option<Progress>,
         permit: BudgetPermit,
     ) -> Result<Cap, Error> {
-        let params = *self.params();
+        let params = plan.params;
+        let key_choice = plan.key;
         let size = data.len() as u64;
         let secret = self.secrets().convergence.clone();
         let (finished, shares) = blocking(move || {
@@ -298,32 +421,18 @@ impl Grid {
         })
         .await?;
         let si = finished.cap.storage_index();
-        let mut placement = self.place_shares(si, shares[0].len() as u64).await?;
-        let result = async {
-            self.write_to_all(&mut placement, si, params.happy, |share| {
-                Some((0, shares[share as usize].clone()))
-            })
-            .await?;
-            if let Some(progress) = &progress {
-                progress(size);
-            }
-            self.close_shares(&mut placement, si).await
-        }
-        .await;
-        // Freed before any repair below, which takes budget of its own.
+        let mut placement = self.place_shares(si, shares[0].len() as u64, plan).await?;
+        let written = placement
+            .write_to_all(|share| Some((0, shares[share as usize].clone())))
+            .await;
+        // Freed before the shares are finished: a replacement of dropped shares takes budget of its own.
         drop(shares);
         drop(permit);
-        match result {
-            Ok(()) => {
-                let cap = Cap::Chk(finished.cap);
-                self.replace_dropped_shares(&cap, &placement.failed).await;
-                Ok(cap)
-            }
-            Err(e) => {
-                placement.abort_all(si).await;
-                Err(e)
-            }
+        if let (Ok(()), Some(progress)) = (&written, &progress) {
+            progress(size);
         }
+        let written = written.map(|()| Cap::Chk(finished.cap));
+        self.finish_upload(plan, placement, written).await
     }
 
     /// Stores a file whose size is learned only when `source` ends, encoding and sending its
@@ -349,7 +458,8 @@ impl Grid {
                 "these storage servers need each upload's size in advance (spool it first)".into(),
             ));
         }
-        let params = *self.params();
+        let plan = UploadPlan::new(*self.params(), KeyChoice::Random);
+        let params = plan.params;
         let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
         let codec = Codec::new(params.needed, params.total)?;
         let key = random_bytes::<16>();
@@ -369,25 +479,48 @@ impl Grid {
         // Free space changes while other uploads run; leave an eighth of it as slack so the
         // allocation is not refused by what was written since the servers answered.
         let allocated = layout.share_size(ueb_len).min(room - room / 8);
-        let mut placement = self.place_shares(si, allocated).await?;
-        let result = self
-            .encode_and_write(
-                source,
-                key,
-                shape,
-                codec,
-                layout,
-                si,
-                &mut placement,
-                None,
-                first_segment,
-            )
-            .await;
-        match &result {
-            Ok(cap) => self.replace_dropped_shares(cap, &placement.failed).await,
-            Err(_) => placement.abort_all(si).await,
+        let mut placement = self.place_shares(si, allocated, &plan).await?;
+        let encoding = Encoding {
+            key,
+            params,
+            shape,
+            layout,
+            codec,
+        };
+        let source = PlaintextSource {
+            reader: source,
+            progress: None,
+            first_segment,
+        };
+        let written = self.encode_and_write(source, encoding, &mut placement).await;
+        self.finish_upload(&plan, placement, written).await
+    }
+
+    /// The one way every upload ends. When its shares were written, they are closed; when the
+    /// writing or the closing failed, every unfinished share is aborted. After a success, the
+    /// shares of servers that failed during the upload are placed elsewhere if the plan says so.
+    async fn finish_upload(
+        &self,
+        plan: &UploadPlan,
+        mut placement: Placement,
+        written: Result<Cap, Error>,
+    ) -> Result<Cap, Error> {
+        let closed = match written {
+            Ok(cap) => placement.close(self.secrets()).await.map(|()| cap),
+            Err(e) => Err(e),
+        };
+        match closed {
+            Ok(cap) => {
+                if plan.replace_dropped {
+                    self.replace_dropped_shares(&cap, &placement.failed).await;
+                }
+                Ok(cap)
+            }
+            Err(e) => {
+                placement.abort_all().await;
+                Err(e)
+            }
         }
-        result
     }
 
     /// After an upload that met happiness without the shares of servers that failed during
@@ -398,18 +531,17 @@ impl Grid {
     fn replace_dropped_shares<'a>(
         &'a self,
         cap: &'a Cap,
-        failed: &'a [[u8; 20]],
+        failed: &'a [NodeId],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let Cap::Chk(chk) = cap else { return };
-            if failed.is_empty() || !self.replace_dropped {
+            if failed.is_empty() {
                 return;
             }
             let si = chk.storage_index();
             tracing::warn!(storage_index = %si, failed = failed.len(), "placing the shares of failed servers elsewhere");
             // The servers that failed are left out: they would take the shares and fail again.
-            let mut others = self.clone();
-            others.servers.retain(|s| !failed.contains(&s.id().node_id));
+            let others = self.without_servers(failed);
             match others.repair(chk, &std::env::temp_dir(), false).await {
                 Ok(report) => tracing::info!(
                     storage_index = %si,
@@ -422,8 +554,8 @@ impl Grid {
     }
 
     /// Finds servers for all N shares, allocating them; fails if happiness cannot be met.
-    async fn place_shares(&self, si: StorageIndex, allocated_size: u64) -> Result<Placement, Error> {
-        let params = *self.params();
+    async fn place_shares(&self, si: StorageIndex, allocated_size: u64, plan: &UploadPlan) -> Result<Placement, Error> {
+        let params = plan.params;
         let servers = self.permuted_servers(si);
         let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
         let mut usable: Vec<usize> = Vec::new();
@@ -438,14 +570,8 @@ impl Grid {
                 .collect()
         };
         // Copies this upload must not count (a repair's corrupt shares), by server index.
-        let avoid: BTreeSet<(usize, ShareNum)> = self
-            .avoid_shares
-            .iter()
-            .filter_map(|(node_id, share)| {
-                let server = servers.iter().position(|s| s.id().node_id == *node_id)?;
-                Some((server, *share))
-            })
-            .collect();
+        let node_ids: Vec<NodeId> = servers.iter().map(|s| s.id().node_id).collect();
+        let avoid = plan.avoided_by_index(&node_ids);
         let countable = |server: usize, shares: BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
             shares.into_iter().filter(|&s| !avoid.contains(&(server, s))).collect()
         };
@@ -462,6 +588,8 @@ impl Grid {
             }
         }
         let mut placement = Placement {
+            si,
+            happy: params.happy,
             servers,
             existing,
             allocated: BTreeMap::new(),
@@ -544,38 +672,38 @@ impl Grid {
                 }
             }
         }
-        let achieved = placement.happiness();
-        if achieved < params.happy {
-            placement.abort_all(si).await;
-            return Err(Error::HappinessNotMet {
-                happy: params.happy,
-                achieved,
-                servers: placement.server_count(),
-            });
+        if let Err(e) = placement.check_happiness(params.happy) {
+            placement.abort_all().await;
+            return Err(e);
         }
         Ok(placement)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Reads, encrypts, erasure-codes and writes the whole file into the placed shares, header,
+    /// blocks and trailers; the shares are left open for [`Grid::finish_upload`].
     async fn encode_and_write<R: Read + Send + 'static>(
         &self,
-        mut source: R,
-        key: [u8; 16],
-        shape: FileShape,
-        codec: Codec,
-        layout: ShareLayout,
-        si: StorageIndex,
+        source: PlaintextSource<R>,
+        encoding: Encoding,
         placement: &mut Placement,
-        progress: Option<Progress>,
-        mut prepaid: Option<BudgetPermit>,
     ) -> Result<Cap, Error> {
-        let happy = self.params().happy;
-        // A streamed upload's shape is provisional (its size is a bound): its header is written last.
-        let streamed = shape.size == STREAM_BOUND_SIZE;
+        let streamed = encoding.streamed();
+        let Encoding {
+            key,
+            params,
+            shape,
+            layout,
+            codec,
+        } = encoding;
+        let PlaintextSource {
+            reader: mut source,
+            progress,
+            first_segment: mut prepaid,
+        } = source;
+        let si = placement.si;
         if !streamed {
             let header = Bytes::from(layout.encode_header());
-            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
-                .await?;
+            placement.write_to_all(|_| Some((0, header.clone()))).await?;
         }
 
         // Each segment holds its memory-budget permit (its N blocks) from before it is read
@@ -583,7 +711,7 @@ impl Grid {
         // upload are still in flight: those finish without needing more, so waiting is safe.
         let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes, FileShape, BudgetPermit)>(2);
         let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>, BudgetPermit)>(2);
-        let max_segment_size = self.params().max_segment_size;
+        let max_segment_size = params.max_segment_size;
         let budget = self.memory_budget().clone();
         let reader = tokio::task::spawn_blocking(move || -> Result<(ChkHashes, u64), Error> {
             let mut hashes = ChkHashes::new(shape);
@@ -644,7 +772,7 @@ impl Grid {
         let mut in_flight = std::collections::VecDeque::new();
         while let Some((segnum, blocks, permit)) = block_rx.recv().await {
             let offset = layout.data + segnum * shape.block_size();
-            let writes = start_writes(placement, si, |share| Some((offset, blocks[share as usize].clone())));
+            let writes = placement.start_writes(|share| Some((offset, blocks[share as usize].clone())));
             drop(blocks);
             in_flight.push_back(tokio::spawn(async move {
                 let results = writes.await;
@@ -657,7 +785,7 @@ impl Grid {
             }
             if let Some(handle) = in_flight.pop_front() {
                 let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
-                if let Err(e) = finish_writes(placement, si, happy, results).await {
+                if let Err(e) = placement.finish_writes(results).await {
                     write_error = Some(e);
                     break;
                 }
@@ -667,7 +795,7 @@ impl Grid {
         while let Some(handle) = in_flight.pop_front() {
             let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
             if write_error.is_none() {
-                match finish_writes(placement, si, happy, results).await {
+                match placement.finish_writes(results).await {
                     Ok(()) => written += 1,
                     Err(e) => write_error = Some(e),
                 }
@@ -691,8 +819,7 @@ impl Grid {
             hashes = hashes.reshape(real, layout.version);
             let real_layout = ShareLayout::with_version(&real, layout.version);
             let header = Bytes::from(real_layout.encode_header());
-            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
-                .await?;
+            placement.write_to_all(|_| Some((0, header.clone()))).await?;
             (real, real_layout)
         } else {
             (shape, layout)
@@ -706,113 +833,11 @@ impl Grid {
         }
         tracing::debug!(storage_index = %si, "blocks written");
         let trailers: Vec<Bytes> = finished.trailers.into_iter().map(Bytes::from).collect();
-        self.write_to_all(placement, si, happy, |share| {
-            Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))
-        })
-        .await?;
-
-        self.close_shares(placement, si).await?;
+        placement
+            .write_to_all(|share| Some((layout.plaintext_hash_tree, trailers[share as usize].clone())))
+            .await?;
         Ok(Cap::Chk(finished.cap))
     }
-
-    /// Closes (commits) every written share, dropping servers whose close fails while happiness
-    /// holds, and renews the leases of shares that were already there.
-    async fn close_shares(&self, placement: &mut Placement, si: StorageIndex) -> Result<(), Error> {
-        let happy = self.params().happy;
-        let closes = placement.allocated.iter().flat_map(|(&server, shares)| {
-            let s = placement.servers[server].clone();
-            shares.iter().map(move |&share| {
-                let s = s.clone();
-                async move { (server, s.close_share(si, share).await) }
-            })
-        });
-        let mut failed = BTreeSet::new();
-        for (server, result) in join_all(closes).await {
-            if let Err(e) = result {
-                tracing::warn!(storage_index = %si, "closing share failed: {e}");
-                failed.insert(server);
-            }
-        }
-        for server in failed {
-            placement.drop_server(server, si, happy).await?;
-        }
-        tracing::debug!(storage_index = %si, "shares closed");
-        let renewals = placement.existing.keys().map(|&server| {
-            let s = placement.servers[server].clone();
-            let lease = self.secrets().lease_for(si, &s.id().node_id);
-            async move { s.add_or_renew_lease(si, lease).await }
-        });
-        for result in join_all(renewals).await {
-            if let Err(e) = result {
-                tracing::warn!(storage_index = %si, "lease renewal failed: {e}");
-            }
-        }
-        placement.allocated.clear();
-        Ok(())
-    }
-
-    /// Writes to every allocated share (`what` gives offset and bytes per share number); drops failing servers.
-    async fn write_to_all(
-        &self,
-        placement: &mut Placement,
-        si: StorageIndex,
-        happy: usize,
-        what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
-    ) -> Result<(), Error> {
-        let results = start_writes(placement, si, what).await;
-        finish_writes(placement, si, happy, results).await
-    }
-}
-
-type WriteResults = Vec<(usize, Result<(), crate::grid::storage::Error>)>;
-
-/// Starts one write per allocated share; the future owns everything it needs, so
-/// several segments' writes can be in flight while the placement is updated.
-fn start_writes(
-    placement: &Placement,
-    si: StorageIndex,
-    what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
-) -> impl std::future::Future<Output = WriteResults> + Send + 'static {
-    let writes: Vec<_> = placement
-        .allocated
-        .iter()
-        .flat_map(|(&server, shares)| {
-            let s = placement.servers[server].clone();
-            let what = &what;
-            shares
-                .iter()
-                .filter_map(move |&share| what(share).map(|(offset, data)| (server, s.clone(), share, offset, data)))
-        })
-        .collect();
-    join_all(
-        writes
-            .into_iter()
-            .map(move |(server, s, share, offset, data)| async move {
-                (server, s.write_share(si, share, offset, data).await)
-            }),
-    )
-}
-
-/// Drops the servers whose writes failed; fails if happiness no longer holds.
-async fn finish_writes(
-    placement: &mut Placement,
-    si: StorageIndex,
-    happy: usize,
-    results: WriteResults,
-) -> Result<(), Error> {
-    let mut failed = BTreeSet::new();
-    for (server, result) in results {
-        if let Err(e) = result {
-            if placement.allocated.contains_key(&server) {
-                tracing::warn!(storage_index = %si, "share write failed: {e}");
-            }
-            failed.insert(server);
-        }
-    }
-    for server in failed {
-        placement.drop_server(server, si, happy).await?;
-    }
-    Ok(())
 }
 
 /// Hashes `size` bytes of `source` into the convergent key.
@@ -861,6 +886,23 @@ fn convergent_key<R: Read + Seek + Send>(
     Ok(hasher.finalize())
 }
 
+/// The memory-budget bytes a file of `size` bytes (at most one segment) encoded with `params`
+/// needs to be stored from memory: the plaintext, its ciphertext and the N shares built from it.
+fn one_segment_cost(params: &EncodingParams, size: u64) -> u64 {
+    let block = size.div_ceil(params.needed as u64);
+    2 * size + block * params.total as u64
+}
+
+/// Reads all of a source of `size` bytes; fails if it holds fewer or more.
+fn read_whole<R: Read>(source: R, size: u64) -> Result<Vec<u8>, Error> {
+    let mut data = Vec::with_capacity(size as usize);
+    source.take(size + 1).read_to_end(&mut data).map_err(read_error)?;
+    if data.len() as u64 != size {
+        return Err(source_changed());
+    }
+    Ok(data)
+}
+
 /// Reads until `buf` is full or the source ends; returns how much was read.
 fn read_full<R: Read>(source: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
     let mut filled = 0;
@@ -899,4 +941,65 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::storage::ShareNum;
+
+    fn grid(dir: &std::path::Path) -> Grid {
+        let secrets = ClientSecrets {
+            convergence: b"convergence".to_vec(),
+            lease: b"lease".to_vec(),
+        };
+        Grid::open_local(dir, 10, EncodingParams::default(), secrets).unwrap()
+    }
+
+    /// The servers holding `share` of the file `si`, by node id.
+    async fn holders(grid: &Grid, si: StorageIndex, share: ShareNum) -> Vec<NodeId> {
+        let mut found = Vec::new();
+        for server in grid.servers() {
+            if server.list_shares(si).await.unwrap().contains(&share) {
+                found.push(server.id().node_id);
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn a_plan_that_avoids_a_copy_places_that_share_again_on_another_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid = grid(dir.path());
+        let data = vec![5u8; 5000];
+        let Cap::Chk(cap) = grid.upload_bytes(data.clone()).await.unwrap() else {
+            panic!("not a CHK cap")
+        };
+        let si = cap.storage_index();
+        let first = holders(&grid, si, 0).await;
+        assert_eq!(first.len(), 1);
+
+        // An ordinary plan counts the copy already there and places nothing new.
+        let again = grid.upload_bytes(data.clone()).await.unwrap();
+        assert_eq!(again, Cap::Chk(cap.clone()));
+        assert_eq!(holders(&grid, si, 0).await, first);
+
+        let plan = UploadPlan::repair(&cap, EncodingParams::default().max_segment_size, [(first[0], 0)]);
+        let size = data.len() as u64;
+        let stored = grid
+            .upload_with_plan(std::io::Cursor::new(data), size, &plan, None)
+            .await
+            .unwrap();
+        assert_eq!(stored, Cap::Chk(cap));
+        let now = holders(&grid, si, 0).await;
+        assert_eq!(now.len(), 2, "share 0 placed once more: {now:?}");
+        assert!(now.contains(&first[0]), "the avoided copy is left where it was");
+        for share in 1..10 {
+            assert_eq!(
+                holders(&grid, si, share).await.len(),
+                1,
+                "share {share} is not placed again"
+            );
+        }
+    }
 }
