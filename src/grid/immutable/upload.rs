@@ -21,11 +21,9 @@ pub use source::Progress;
 
 use crate::grid::budget::BudgetPermit;
 use crate::grid::crypto::random_bytes;
-use crate::grid::erasure::Codec;
-use crate::grid::hashutil::storage_index_hash;
-use crate::grid::immutable::chk::{self, ChkHashes, ConvergentKeyHasher};
-use crate::grid::immutable::layout::{FileShape, ShareLayout};
-use crate::grid::uri::{Cap, LiteralCap, StorageIndex};
+use crate::grid::immutable::chk::{self, ConvergentKeyHasher};
+use crate::grid::immutable::layout::FileShape;
+use crate::grid::uri::{Cap, LiteralCap};
 use crate::grid::{EncodingParams, Error, Grid};
 use pipeline::{Encoding, STREAM_BOUND_SIZE};
 use source::{KEY_PASS_CHUNK, PlaintextSource, convergent_key, read_error, read_whole};
@@ -73,7 +71,6 @@ impl Grid {
             return self.upload_one_segment(source, size, plan, progress).await;
         }
         let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
-        let codec = Codec::new(params.needed, params.total)?;
         let started = std::time::Instant::now();
         let (source, key) = match plan.key {
             KeyChoice::Random => (source, random_bytes::<16>()),
@@ -89,19 +86,11 @@ impl Grid {
                 .await?
             }
         };
-        let si = StorageIndex(storage_index_hash(&key));
+        let encoding = Encoding::for_file(key, params, size)?;
+        let si = encoding.storage_index();
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "key ready");
-        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
-        let layout = ShareLayout::for_upload(&shape, ueb_len);
-        let mut placement = self.place_shares(si, layout.share_size(ueb_len), plan).await?;
+        let mut placement = self.place_shares(si, encoding.share_size(), plan).await?;
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "shares placed");
-        let encoding = Encoding {
-            key,
-            params,
-            shape,
-            layout,
-            codec,
-        };
         let source = PlaintextSource {
             reader: source,
             progress,
@@ -244,13 +233,8 @@ impl Grid {
             ));
         }
         let plan = UploadPlan::new(*self.params(), KeyChoice::Random);
-        let params = plan.params;
-        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
-        let codec = Codec::new(params.needed, params.total)?;
-        let key = random_bytes::<16>();
-        let si = StorageIndex(storage_index_hash(&key));
-        let layout = ShareLayout::with_version(&shape, 2);
-        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
+        let encoding = Encoding::for_stream(random_bytes::<16>(), plan.params)?;
+        let si = encoding.storage_index();
         let versions = join_all(self.servers().iter().map(|s| s.version())).await;
         let rooms: Vec<u64> = versions
             .into_iter()
@@ -259,19 +243,12 @@ impl Grid {
             .collect();
         // Each share may grow to its server's share of the free space (a server holds
         // ceil(N / servers) shares when there are fewer servers than shares).
-        let per_server = params.total.div_ceil(rooms.len().max(1)) as u64;
+        let per_server = plan.params.total.div_ceil(rooms.len().max(1)) as u64;
         let room = rooms.iter().copied().max().unwrap_or(0) / per_server;
         // Free space changes while other uploads run; leave an eighth of it as slack so the
         // allocation is not refused by what was written since the servers answered.
-        let allocated = layout.share_size(ueb_len).min(room - room / 8);
+        let allocated = encoding.share_size().min(room - room / 8);
         let mut placement = self.place_shares(si, allocated, &plan).await?;
-        let encoding = Encoding {
-            key,
-            params,
-            shape,
-            layout,
-            codec,
-        };
         let source = PlaintextSource {
             reader: source,
             progress: None,

@@ -11,16 +11,22 @@ use tokio::sync::mpsc;
 
 use crate::grid::budget::BudgetPermit;
 use crate::grid::erasure::Codec;
+use crate::grid::hashutil::storage_index_hash;
 use crate::grid::immutable::chk::{self, ChkHashes};
 use crate::grid::immutable::layout::{FileShape, ShareLayout};
 use crate::grid::immutable::upload::placement::Placement;
 use crate::grid::immutable::upload::source::{PlaintextSource, read_full, source_changed};
-use crate::grid::uri::Cap;
+use crate::grid::uri::{Cap, StorageIndex};
 use crate::grid::{EncodingParams, Error, Grid};
 
 /// The provisional size of a streamed upload (the largest a share's offsets can describe);
 /// its real size replaces it when the stream ends.
 pub(super) const STREAM_BOUND_SIZE: u64 = 1 << 50;
+
+/// The URI extension block length the share layout of a file of `shape` reserves.
+fn placeholder_ueb_len(shape: &FileShape) -> u64 {
+    ChkHashes::placeholder_ueb(shape).pack().len() as u64
+}
 
 /// One file's encoding, fixed before its first byte is read.
 pub(super) struct Encoding {
@@ -37,6 +43,46 @@ pub(super) struct Encoding {
 }
 
 impl Encoding {
+    /// A file of `size` bytes: its shape and the share layout that size calls for.
+    pub(super) fn for_file(key: [u8; 16], params: EncodingParams, size: u64) -> Result<Self, Error> {
+        let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
+        let layout = ShareLayout::for_upload(&shape, placeholder_ueb_len(&shape));
+        Self::with_layout(key, params, shape, layout)
+    }
+
+    /// A stream of unknown size: the provisional shape of [`STREAM_BOUND_SIZE`] bytes and the
+    /// 64-bit (v2) share layout, the only one whose offsets can describe it.
+    pub(super) fn for_stream(key: [u8; 16], params: EncodingParams) -> Result<Self, Error> {
+        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
+        let layout = ShareLayout::with_version(&shape, 2);
+        Self::with_layout(key, params, shape, layout)
+    }
+
+    fn with_layout(
+        key: [u8; 16],
+        params: EncodingParams,
+        shape: FileShape,
+        layout: ShareLayout,
+    ) -> Result<Self, Error> {
+        Ok(Encoding {
+            key,
+            params,
+            shape,
+            layout,
+            codec: Codec::new(params.needed, params.total)?,
+        })
+    }
+
+    /// The file's storage index, from its key.
+    pub(super) fn storage_index(&self) -> StorageIndex {
+        StorageIndex(storage_index_hash(&self.key))
+    }
+
+    /// The size each share is allocated at (for a stream, the most it could grow to).
+    pub(super) fn share_size(&self) -> u64 {
+        self.layout.share_size(placeholder_ueb_len(&self.shape))
+    }
+
     /// A stream's size is learned only when it ends: its header is written last, with the real shape.
     fn streamed(&self) -> bool {
         self.shape.size == STREAM_BOUND_SIZE
