@@ -167,7 +167,7 @@ pub enum Error {
     MutableKey(#[from] mutable::keys::KeyError),
     /// A mutable share could not be encoded or decoded.
     #[error(transparent)]
-    MutableFormat(#[from] mutable::sdmf::Error),
+    MutableFormat(#[from] mutable::FormatError),
     /// A directory change was refused.
     #[error(transparent)]
     Directory(#[from] directory::DirectoryError),
