@@ -199,7 +199,7 @@ pub enum Error {
     MutableKey(#[from] mutable::keys::KeyError),
     /// A mutable share could not be encoded or decoded.
     #[error(transparent)]
-    MutableFormat(#[from] mutable::sdmf::Error),
+    MutableFormat(#[from] mutable::FormatError),
     /// A directory change was refused.
     #[error(transparent)]
     Directory(#[from] directory::DirectoryError),
@@ -231,11 +231,6 @@ pub struct Grid {
     write_locks: Arc<WriteLocks>,
     blocklist: Option<Arc<blocklist::Blocklist>>,
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
-    /// Uploads re-place the shares of servers that failed during them (off inside a repair).
-    replace_dropped: bool,
-    /// (server node id, share) copies an upload must neither count nor ask for: a repair's
-    /// corrupt shares, which are placed afresh on other servers.
-    avoid_shares: Arc<std::collections::BTreeSet<([u8; 20], storage::ShareNum)>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
 }
@@ -261,8 +256,6 @@ impl Grid {
             write_locks: Arc::default(),
             blocklist: None,
             key_pool: None,
-            replace_dropped: true,
-            avoid_shares: Arc::default(),
             budget: budget::MemoryBudget::default(),
         }
     }
@@ -292,6 +285,13 @@ impl Grid {
     /// The servers, in configuration order.
     pub fn servers(&self) -> &[Arc<dyn StorageServer>] {
         &self.servers
+    }
+
+    /// The same grid without the servers whose node ids are in `node_ids`.
+    pub fn without_servers(&self, node_ids: &[[u8; 20]]) -> Self {
+        let mut grid = self.clone();
+        grid.servers.retain(|s| !node_ids.contains(&s.id().node_id));
+        grid
     }
 
     /// Whether every server lets a share be allocated larger than it turns out (see
