@@ -19,7 +19,9 @@ BIG_MB=${BIG_MB:-256}
 ROOT=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lafs-ftp-bench.XXXXXX")
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # start_gateway runs in a command substitution, so its gateways are known by their pid files.
+  for pid in "${PIDS[@]}" $(cat "$ROOT"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
