@@ -25,7 +25,9 @@ BIG_MB=${BIG_MB:-256}
 ROOT=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lafs-sftp-bench.XXXXXX")
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # start_gateway runs in a command substitution, so its gateways are known by their pid files.
+  for pid in "${PIDS[@]}" $(cat "$ROOT"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
@@ -48,7 +50,7 @@ O=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
 start_gateway() { # $1 = node dir; prints the port
   local node=$1 port
   port=$(free_port)
-  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" >"$node.log" 2>&1 &
+  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" --ftp-listen 127.0.0.1:0 >"$node.log" 2>&1 &
   PIDS+=($!)
   echo "$!" >"$node.pid"
   for _ in $(seq 100); do grep -q "serving until" "$node.log" 2>/dev/null && break; sleep 0.1; done
