@@ -7,9 +7,10 @@
 #   LAFS=/path/to/lafs bench/sftp.sh   # that binary instead of a fresh release build
 #
 # Each timed step starts with `sync` and an empty page cache (as root).
-# Workloads: 256 MiB up, and down twice: with the client's default request sizes (which it takes
-# from the server's limits@openssh.com reply when there is one) and with `-B 261120 -R 64`
-# (255 KiB requests, 64 in flight); 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
+# Workloads: 256 MiB up, and down three times: with the client's default request sizes (which it
+# takes from the server's limits@openssh.com reply: 255 KiB from both servers here), with
+# `-B 261120 -R 64` (the same, asked for) and with `-B 32768 -R 64` (the 32 KiB requests of clients
+# that do not ask for limits); 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
 # directory (15 runs; the median connection set-up, measured with an empty batch, taken off);
 # bench/small_files.sh has the 1,000-file workloads;
 # peak RSS of each server while 256 MiB comes down with `-B 261120 -R 64` (the gateway's VmHWM,
@@ -107,7 +108,7 @@ report() { # name unit gateway openssh higher_is_better
 
 run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
   local label=$1 dir=$2; shift 2
-  local up=() down=() down_big=() files=() ls=() setup=()
+  local up=() down=() down_big=() down_32k=() files=() ls=() setup=()
   for run in $(seq "$RUNS"); do
     setup+=("$(timed empty.batch "$@")")
     echo "put big.bin $dir/big$run.bin" >"$ROOT/up.batch"
@@ -119,6 +120,9 @@ run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
     down_big+=("$(timed down.batch -B 261120 -R 64 "$@")")
     cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download (-B 261120) differs" >&2; exit 1; }
     rm -f "$ROOT/got.bin"
+    down_32k+=("$(timed down.batch -B 32768 -R 64 "$@")")
+    cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download (-B 32768) differs" >&2; exit 1; }
+    rm -f "$ROOT/got.bin"
     { echo "mkdir $dir/s$run"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") $dir/s$run/$(basename "$f")"; done; } >"$ROOT/files.batch"
     files+=("$(timed files.batch "$@")")
   done
@@ -128,16 +132,18 @@ run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
     setup+=("$(timed empty.batch "$@")")
     ls+=("$(timed ls.batch "$@")")
   done
-  local s u d b f l
+  local s u d b k f l
   s=$(printf '%s\n' "${setup[@]}" | median)
   u=$(printf '%s\n' "${up[@]}" | median)
   d=$(printf '%s\n' "${down[@]}" | median)
   b=$(printf '%s\n' "${down_big[@]}" | median)
+  k=$(printf '%s\n' "${down_32k[@]}" | median)
   f=$(printf '%s\n' "${files[@]}" | median)
   l=$(printf '%s\n' "${ls[@]}" | median)
   # Connection set-up is in every timing; take it off.
   echo "$label $(echo "$BIG_MB * 1.048576 / ($u - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($d - $s)" | bc -l)" \
-    "$(echo "$BIG_MB * 1.048576 / ($b - $s)" | bc -l) $(echo "200 / ($f - $s)" | bc -l)" \
+    "$(echo "$BIG_MB * 1.048576 / ($b - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($k - $s)" | bc -l)" \
+    "$(echo "200 / ($f - $s)" | bc -l)" \
     "$(echo "($l - $s) * 1000" | bc -l)" \
     "$(echo "$s * 1000" | bc -l)"
 }
@@ -168,8 +174,8 @@ peak_rss_during_get() {
   rm -f "$ROOT/got.bin"
 }
 
-read -r _ GU GD GB GF GL GS < <(run_suite gateway "$GW_DIR" "${GW[@]}")
-read -r _ OU OD OB OF OL OS < <(run_suite openssh "$ROOT/openssh" "${SSH[@]}")
+read -r _ GU GD GB GK GF GL GS < <(run_suite gateway "$GW_DIR" "${GW[@]}")
+read -r _ OU OD OB OK OF OL OS < <(run_suite openssh "$ROOT/openssh" "${SSH[@]}")
 GR=$(peak_rss_during_get "$(cat "$ROOT/node.pid")" big1.bin "${GW[@]}")
 OR=$(peak_rss_during_get openssh "$ROOT/openssh/big1.bin" "${SSH[@]}")
 
@@ -177,6 +183,7 @@ echo "SFTP benchmark: $RUNS runs each, medians; $(nproc) cores; OpenSSH $(ssh -V
 report "put ${BIG_MB} MiB (MB/s)" MB/s "$GU" "$OU"
 report "get ${BIG_MB} MiB (MB/s)" MB/s "$GD" "$OD"
 report "get ${BIG_MB} MiB -B 261120 -R 64" MB/s "$GB" "$OB"
+report "get ${BIG_MB} MiB -B 32768 -R 64" MB/s "$GK" "$OK"
 report "put 200 x 4 KiB (files/s)" files/s "$GF" "$OF"
 report "ls -l 200 entries (ms, no setup)" ms "$GL" "$OL"
 printf "%-34s gateway %10.2f ms     openssh %10.2f ms\n" "connection set-up" "$GS" "$OS"
