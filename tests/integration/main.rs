@@ -26,6 +26,8 @@ mod node_serve;
 mod sftp;
 /// The SFTP frontend under hostile input and connection floods.
 mod sftp_abuse;
+/// Many SFTP requests in flight on one session.
+mod sftp_pipelining;
 /// Real Tahoe-LAFS 1.20 nodes and clients against ours.
 mod tahoe_interop;
 /// Tahoe's official CHK test vectors through the real upload path.
