@@ -8,6 +8,7 @@ pub mod announcement;
 pub mod base32;
 pub mod blocklist;
 pub mod budget;
+pub mod commit;
 pub mod crypto;
 pub mod directory;
 pub mod dirnode;
@@ -233,6 +234,8 @@ pub struct Grid {
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
+    /// The commit queue, once a serving node starts it (shared by every clone).
+    commits: Arc<std::sync::RwLock<Option<commit::CommitQueue>>>,
 }
 
 /// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
@@ -257,6 +260,7 @@ impl Grid {
             blocklist: None,
             key_pool: None,
             budget: budget::MemoryBudget::default(),
+            commits: Arc::default(),
         }
     }
 

@@ -47,7 +47,7 @@ pub fn child_cap(child: &Child) -> Option<Cap> {
 }
 
 /// The entry for `cap`, with Tahoe's link times (the creation time kept from `old`).
-fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
+pub(crate) fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
     let created = old.and_then(|o| o.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned());
     let mut tahoe = Map::new();
     tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
@@ -56,7 +56,7 @@ fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value
     child_for(cap, metadata)
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
