@@ -234,6 +234,8 @@ pub struct Grid {
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
+    /// Directory listings read or written a moment ago (shared by every clone; off by default).
+    dir_cache: Arc<directory::cache::DirectoryCache>,
     /// The commit queue, once a serving node starts it (shared by every clone).
     commits: Arc<std::sync::RwLock<Option<commit::CommitQueue>>>,
 }
@@ -260,6 +262,7 @@ impl Grid {
             blocklist: None,
             key_pool: None,
             budget: budget::MemoryBudget::default(),
+            dir_cache: Arc::default(),
             commits: Arc::default(),
         }
     }
@@ -284,6 +287,11 @@ impl Grid {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Grid::new(servers, params, secrets))
+    }
+
+    /// The directory cache every clone of this grid shares (see [`directory::cache`]).
+    pub fn directory_cache(&self) -> &directory::cache::DirectoryCache {
+        &self.dir_cache
     }
 
     /// The servers, in configuration order.

@@ -270,7 +270,7 @@ impl Vfs {
         if let Some(pending) = self.pending(dir, name) {
             return Ok(Some((pending.cap.clone(), pending_metadata(&pending))));
         }
-        match self.grid.list_directory(dir).await?.remove(name) {
+        match self.grid.directory_child(dir, name).await? {
             Some(child) => {
                 let cap = child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?;
                 Ok(Some((cap, child.metadata)))

@@ -13,8 +13,10 @@
 //! Other changes to a directory (remove, rename, mkdir, times) first wait for its queue to
 //! drain ([`CommitQueue::flush`]), so they are never overtaken by a publish or a replay.
 //!
-//! When the grid refuses a write, the task retries with a backoff growing to
-//! [`MAX_RETRY_DELAY`]: a link is published at most that long after the grid can take it.
+//! Each write waits [`publish::GATHER`] first, so that closes arriving one after another share
+//! it. When the grid refuses a write, the task retries with a backoff growing to
+//! [`MAX_RETRY_DELAY`]: a link is published at most that long after the grid can take it
+//! again, and otherwise one gathering wait plus one directory write (and the one before it).
 
 pub mod journal;
 mod publish;

@@ -51,6 +51,7 @@ struct JournalSection {
     enabled: bool,
     max_file_kib: u64,
     max_pending_mib: u64,
+    directory_cache_ms: u64,
 }
 
 impl Default for JournalSection {
@@ -60,6 +61,7 @@ impl Default for JournalSection {
             enabled: true,
             max_file_kib: settings.max_file_size >> 10,
             max_pending_mib: settings.max_pending_bytes >> 20,
+            directory_cache_ms: 1000,
         }
     }
 }
@@ -260,6 +262,8 @@ pub struct NodeConfig {
     pub storage_server: Option<StorageServerConfig>,
     /// The commit journal's settings (`None`: `[journal] enabled = false`).
     pub journal: Option<CommitSettings>,
+    /// How long a serving node answers path lookups from a directory listing it read or wrote.
+    pub directory_cache: std::time::Duration,
 }
 
 /// Where a config comes from: relative paths are under its node directory, errors name its file.
@@ -319,6 +323,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         memory_budget,
         storage_server,
         journal,
+        directory_cache: std::time::Duration::from_millis(raw.journal.directory_cache_ms.min(60_000)),
     })
 }
 

@@ -194,6 +194,7 @@ pub async fn start(
             Ok(())
         });
     }
+    node.grid.directory_cache().set_ttl(config.directory_cache);
     if let Some(settings) = config.journal {
         // Before any frontend serves: replayed links are visible to their first reads.
         node.grid.start_commit_queue(&config.dir.join(JOURNAL_DIR), settings)?;

@@ -16,6 +16,9 @@ use crate::grid::{Error, Grid};
 
 /// Small files of one batch stored at once.
 const CONCURRENT_UPLOADS: usize = 16;
+/// How long a directory's task lets links gather before each write: a sequential client's next
+/// closes join this write instead of each costing one (the wait is part of the publish delay).
+pub(crate) const GATHER: Duration = Duration::from_millis(25);
 /// The first wait after a refused publish (it doubles up to [`MAX_RETRY_DELAY`]).
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -31,7 +34,11 @@ pub(crate) struct Link {
 /// Publishes the directory `si` until its queue is empty.
 pub(crate) async fn run(inner: Arc<Inner>, si: StorageIndex) {
     let mut delay = FIRST_RETRY_DELAY;
-    while let Some((dircap, mut batch)) = inner.take_batch(si) {
+    loop {
+        tokio::time::sleep(GATHER).await;
+        let Some((dircap, mut batch)) = inner.take_batch(si) else {
+            break;
+        };
         match publish(&inner.grid, &dircap, &mut batch).await {
             Ok(()) => {
                 delay = FIRST_RETRY_DELAY;
