@@ -99,8 +99,6 @@ pub(crate) struct Pending {
     pub(crate) linked_at: f64,
     /// Its share of `[journal] max_pending_mib`, given back once published.
     _bytes: Option<OwnedSemaphorePermit>,
-    /// Its contents' share of the grid's memory budget.
-    _memory: BudgetPermit,
 }
 
 /// A pending entry as reads see it.
@@ -304,7 +302,6 @@ impl CommitQueue {
                 overwrite: link.overwrite,
                 linked_at: now(),
                 _bytes: None,
-                _memory: BudgetPermit::empty(),
             };
             inner.register(si, &dircap, link.seq, pending);
             replayed += 1;
@@ -327,8 +324,10 @@ impl CommitQueue {
     }
 
     /// Journals a link of `body` as `name` in the writable directory `dircap` and returns once
-    /// it is on disk and visible to reads (the caller then acknowledges it). `memory` is the
-    /// budget already held for the contents. Waits while too many bytes are pending.
+    /// it is on disk and visible to reads (the caller then acknowledges it). `memory`, the
+    /// budget held for the contents, is given back: pending contents are bounded by
+    /// `max_pending_mib` instead, since publishing them needs budget of its own (holding the
+    /// budget while waiting for it could stall every publish). Waits while too many bytes are pending.
     pub(crate) async fn link(
         &self,
         dircap: &Cap,
@@ -338,6 +337,7 @@ impl CommitQueue {
         overwrite: bool,
         memory: BudgetPermit,
     ) -> Result<(), Error> {
+        drop(memory);
         let si = dircap.storage_index().ok_or(Error::UnsupportedCap(dircap.kind()))?;
         let name = dirnode::normalize_name(name);
         let contents_len = match &body {
@@ -383,7 +383,6 @@ impl CommitQueue {
             overwrite,
             linked_at: now(),
             _bytes: Some(bytes),
-            _memory: memory,
         };
         self.inner.register(si, dircap, seq, pending);
         Ok(())
