@@ -8,6 +8,7 @@ pub mod announcement;
 pub mod base32;
 pub mod blocklist;
 pub mod budget;
+pub mod commit;
 pub mod crypto;
 pub mod directory;
 pub mod dirnode;
@@ -233,6 +234,10 @@ pub struct Grid {
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
+    /// Directory listings read or written a moment ago (shared by every clone; off by default).
+    dir_cache: Arc<directory::cache::DirectoryCache>,
+    /// The commit queue, once a serving node starts it (shared by every clone).
+    commits: Arc<std::sync::RwLock<Option<commit::CommitQueue>>>,
 }
 
 /// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
@@ -257,6 +262,8 @@ impl Grid {
             blocklist: None,
             key_pool: None,
             budget: budget::MemoryBudget::default(),
+            dir_cache: Arc::default(),
+            commits: Arc::default(),
         }
     }
 
@@ -280,6 +287,11 @@ impl Grid {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Grid::new(servers, params, secrets))
+    }
+
+    /// The directory cache every clone of this grid shares (see [`directory::cache`]).
+    pub fn directory_cache(&self) -> &directory::cache::DirectoryCache {
+        &self.dir_cache
     }
 
     /// The servers, in configuration order.
