@@ -7,6 +7,7 @@ pub mod handles;
 pub mod open_writes;
 pub mod order;
 pub mod replies;
+pub mod requests;
 pub mod serve;
 pub mod session;
 pub mod status;

@@ -12,25 +12,20 @@ use bytes::Bytes;
 use russh_sftp::extensions;
 use russh_sftp::protocol::{Packet, StatusCode};
 use russh_sftp::server::StatusReply;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::framing::{self, Incoming};
 use super::handles::{self, HandleJob, HandleRequest};
 use super::order::{ChangeTurn, LookTurn, PathOrder};
 use super::replies::Replies;
+use super::requests::Ticket;
 use super::session::{self, SftpSession, StatvfsExtension, TwoPaths};
 
 /// Requests of one session being handled at once (OpenSSH's client keeps 64 in flight).
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Bytes of requests (WRITE data, mostly) a session holds while they are handled.
 pub const REQUEST_BYTES: usize = 8 << 20;
-
-/// A request's place among those being handled, given back when it is dropped.
-pub struct Ticket {
-    _place: OwnedSemaphorePermit,
-    _bytes: OwnedSemaphorePermit,
-}
 
 /// When a path request may run.
 enum Turn {
@@ -82,14 +77,7 @@ impl Dispatcher {
         ) else {
             return; // never: the semaphores are not closed
         };
-        self.route(
-            packet,
-            Ticket {
-                _place: place,
-                _bytes: bytes,
-            },
-        )
-        .await;
+        self.route(packet, Ticket::new(place, bytes)).await;
     }
 
     async fn route(&mut self, packet: Packet, ticket: Ticket) {

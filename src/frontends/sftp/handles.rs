@@ -17,10 +17,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::attrs::attributes;
-use super::dispatch::Ticket;
 use super::open_writes::Registration;
 use super::replies::{self, Replies};
-use super::session::{check_extent, now_secs, ok, vfs_err};
+use super::requests::{Ticket, check_extent, now_secs, ok, vfs_err};
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
 use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};

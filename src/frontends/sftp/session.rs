@@ -1,18 +1,17 @@
 //! One SFTP session's requests that name paths (and INIT): answered through the vfs, several at once, each from `&self`.
 //!
-//! Offsets and sizes are checked against [`MAX_FILE_SIZE`] and [`MAX_GAP`] before
+//! Offsets and sizes are checked against [`crate::vfs::MAX_FILE_SIZE`] and [`super::requests::MAX_GAP`] before
 //! any work. Opening a file or directory makes an [`OpenHandle`]; what is done
 //! with a handle afterwards is in [`super::handles`]. Which requests may run
 //! beside which is [`super::dispatch`]'s business.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use russh_sftp::extensions::{self, Statvfs};
 use russh_sftp::protocol::{
-    Attrs, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version,
+    Attrs, ExtendedReply, File, FileAttributes, Handle, Name, OpenFlags, Packet, StatusCode, Version,
 };
 use russh_sftp::server::StatusReply;
 use serde::Deserialize;
@@ -22,20 +21,13 @@ use super::framing::MAX_REQUEST_LEN;
 use super::handles::{HandleTable, MAX_HANDLES, MAX_READ, OpenHandle};
 use super::open_writes::OpenWrites;
 use super::replies::Replies;
-use super::status::reply;
+use super::requests::{check_extent, now_secs, ok, vfs_err};
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
-use crate::vfs::{self, ErrorKind, Kind, MAX_FILE_SIZE, Stat, Vfs};
+use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
 
 /// The largest WRITE advertised: a packet less room for its header.
 const MAX_WRITE: u32 = MAX_REQUEST_LEN - 1024;
-/// How far past a file's current end one request may write or extend it. The gap is filled with
-/// zeros that are encrypted into the spool (and later encoded and uploaded like data), so a
-/// 40-byte request naming a far offset would otherwise cost as much as uploading the whole gap,
-/// in the request path. Bounded, a request does at most this much work (well under a second).
-/// Clients write in order, or a few pipelined or parallel chunks ahead (rclone's multi-thread
-/// copies use 4 streams of 64 MiB chunks); 256 MiB leaves room for those.
-pub const MAX_GAP: u64 = 256 << 20;
 
 /// The SFTP side of one logged-in connection: what its requests need, shared by those in progress.
 pub struct SftpSession {
@@ -341,49 +333,4 @@ pub use russh_sftp::extensions::StatvfsExtension;
 fn normalize(path: &str) -> Result<String, vfs::Error> {
     let names = vfs::split_path(path.as_bytes())?;
     Ok(format!("/{}", names.join("/")))
-}
-
-/// Now, in Unix seconds.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// An OK status for request `id`.
-pub fn ok(id: u32) -> Status {
-    Status {
-        id,
-        status_code: StatusCode::Ok,
-        error_message: "Ok".into(),
-        language_tag: "en-US".into(),
-    }
-}
-
-/// The status a vfs error is answered with.
-pub fn vfs_err(e: vfs::Error) -> StatusReply {
-    reply(&e)
-}
-
-/// Checks a write of `count` bytes at `offset`, or a size change to `offset` (`count` 0), of a file
-/// now `len` bytes long, before any work: the end must be within [`MAX_FILE_SIZE`] and the gap
-/// after the current end within [`MAX_GAP`].
-pub fn check_extent(len: u64, offset: u64, count: u64) -> Result<(), StatusReply> {
-    let end = offset.checked_add(count);
-    if end.is_none_or(|end| end > MAX_FILE_SIZE) {
-        // FAILURE with a message, as OpenSSH's sftp-server answers EFBIG.
-        return Err(StatusCode::Failure.with_message(format!(
-            "file too large: the gateway stores files of at most {} GiB",
-            MAX_FILE_SIZE >> 30
-        )));
-    }
-    if offset > len.saturating_add(MAX_GAP) {
-        return Err(StatusCode::Failure.with_message(format!(
-            "gap too large: a write or size change may reach at most {} MiB past the end of the file \
-             ({len} bytes now); write the bytes before it first",
-            MAX_GAP >> 20
-        )));
-    }
-    Ok(())
 }
