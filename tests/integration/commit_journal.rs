@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lafs_gateway::grid::uri::Cap;
 use lafs_gateway::node::Node;
@@ -17,6 +17,7 @@ use lafs_gateway::vfs::Vfs;
 
 use crate::common::python::python;
 use crate::common::{runtime, scratch_dir};
+use crate::common::{spawn_lafs_run, wait_for};
 use crate::network_grid::{StorageNode, lafs_ok, servers_yaml};
 
 const PASSWORD: &str = "a password";
@@ -65,14 +66,6 @@ fn contents(name: &str) -> Vec<u8> {
     unit.iter().copied().cycle().take(size).collect()
 }
 
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A `lafs run` gateway serving SFTP on a free port, its log in `node.log` beside its directory.
 struct GatewayProcess {
     dir: PathBuf,
@@ -104,16 +97,7 @@ impl GatewayProcess {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lafs"))
-            .arg("--node-dir")
-            .arg(&self.dir)
-            .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
-            .env_remove("LAFS_NODE_DIR")
-            .env("LAFS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_lafs_run(&self.dir, log);
         self.child = Some(child);
         wait_for("the gateway to serve SFTP", Duration::from_secs(30), || {
             self.log().matches("sftp listening on ").count() > before
