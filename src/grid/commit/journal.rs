@@ -4,10 +4,16 @@
 //! contents), locked through `<dir>/lock` so two nodes never share it. Opening it reads the
 //! records back, keeps the links not yet retired, and rewrites the file with only those (so a
 //! torn tail is gone before anything is appended after it).
+//!
+//! Past its records the file holds written zeros, [`PREALLOCATE`] at a time: an append then
+//! overwrites blocks that exist, so its `fdatasync` flushes data only and does not wait for the
+//! filesystem's journal, which the storage servers keep busy with new share files (measured:
+//! the difference between acknowledging a small file in a fraction of a millisecond and in
+//! several while uploads run).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +25,8 @@ use super::record::{self, CorruptJournal, LinkRecord, MAGIC};
 const RESET_LEN: u64 = 16 << 20;
 /// At most this many appends share one sync (their acknowledgements wait for it).
 const MAX_GROUP: usize = 1024;
+/// The zeros written ahead of the records each time they reach the file's end.
+const PREALLOCATE: u64 = 4 << 20;
 
 /// Why the journal cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -129,19 +137,23 @@ impl Journal {
                 .open(&fresh)
                 .map_err(io_error(&fresh, "create"))?;
             file.write_all(&compacted).map_err(io_error(&fresh, "write"))?;
+            write_zeros(&file, compacted.len() as u64, PREALLOCATE).map_err(io_error(&fresh, "preallocate"))?;
             file.sync_all().map_err(io_error(&fresh, "sync"))?;
         }
         fs::rename(&fresh, &path).map_err(io_error(&path, "replace"))?;
         sync_dir(dir)?;
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&path)
-            .map_err(io_error(&path, "open for appending"))?;
+            .map_err(io_error(&path, "open for writing"))?;
         let (sender, receiver) = mpsc::unbounded_channel();
-        let len = compacted.len() as u64;
+        let end = Ends {
+            records: compacted.len() as u64,
+            file: compacted.len() as u64 + PREALLOCATE,
+        };
         std::thread::Builder::new()
             .name("commit-journal".into())
-            .spawn(move || write_loop(file, len, receiver, lock))
+            .spawn(move || write_loop(file, end, receiver, lock))
             .map_err(io_error(dir, "start the journal thread"))?;
         Ok((Journal { sender }, live))
     }
@@ -179,9 +191,43 @@ impl Journal {
     }
 }
 
+/// Where the records end, and the preallocated zeros after them.
+struct Ends {
+    records: u64,
+    file: u64,
+}
+
+/// Writes `len` zero bytes at `offset`.
+fn write_zeros(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; len.min(1 << 20) as usize];
+    let mut at = offset;
+    while at < offset + len {
+        let n = (offset + len - at).min(zeros.len() as u64);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Writes `group` at the records' end (first growing the zeros ahead of them if it does not fit)
+/// and syncs.
+fn write_group(file: &File, end: &mut Ends, group: &[Append]) -> std::io::Result<()> {
+    let bytes: Vec<u8> = group.iter().flat_map(|a| a.bytes.iter().copied()).collect();
+    let needed = end.records + bytes.len() as u64;
+    if needed > end.file {
+        let grown = needed + PREALLOCATE;
+        write_zeros(file, end.file, grown - end.file)?;
+        end.file = grown;
+    }
+    file.write_all_at(&bytes, end.records)?;
+    file.sync_data()?;
+    end.records = needed;
+    Ok(())
+}
+
 /// Writes what is queued, syncs once, answers everyone in that group; repeats until every
 /// sender is gone. After a failed write the file's end is uncertain, so it refuses everything.
-fn write_loop(mut file: File, mut len: u64, mut receiver: mpsc::UnboundedReceiver<Append>, _lock: File) {
+fn write_loop(file: File, mut end: Ends, mut receiver: mpsc::UnboundedReceiver<Append>, _lock: File) {
     let mut broken = false;
     while let Some(first) = receiver.blocking_recv() {
         let mut group = vec![first];
@@ -194,27 +240,29 @@ fn write_loop(mut file: File, mut len: u64, mut receiver: mpsc::UnboundedReceive
         let result = if broken {
             Err("an earlier write failed".to_string())
         } else {
-            let start = len;
-            let written = group
-                .iter()
-                .try_for_each(|a| file.write_all(&a.bytes))
-                .and_then(|()| file.sync_data());
-            match written {
-                Ok(()) => {
-                    len += group.iter().map(|a| a.bytes.len() as u64).sum::<u64>();
-                    Ok(())
-                }
+            match write_group(&file, &mut end, &group) {
+                Ok(()) => Ok(()),
                 Err(e) => {
-                    // Cut back to the last whole record, so what follows is not read as corrupt.
-                    broken = file.set_len(start).and_then(|()| file.sync_data()).is_err();
+                    // Zero what may have been written, so what follows is not read as corrupt.
+                    let len = group.iter().map(|a| a.bytes.len() as u64).sum::<u64>();
+                    broken = write_zeros(&file, end.records, len)
+                        .and_then(|()| file.sync_data())
+                        .is_err();
                     Err(format!("append failed: {e}"))
                 }
             }
         };
         let empty_now = group.last().is_some_and(|a| a.nothing_live_after);
-        if result.is_ok() && empty_now && len > RESET_LEN {
-            match file.set_len(MAGIC.len() as u64).and_then(|()| file.sync_data()) {
-                Ok(()) => len = MAGIC.len() as u64,
+        if result.is_ok() && empty_now && end.records > RESET_LEN {
+            // Emptied by cutting the file back to its header; the next append preallocates again.
+            let header = MAGIC.len() as u64;
+            match file.set_len(header).and_then(|()| file.sync_data()) {
+                Ok(()) => {
+                    end = Ends {
+                        records: header,
+                        file: header,
+                    }
+                }
                 Err(e) => tracing::warn!("commit journal: could not empty it: {e}"),
             }
         }

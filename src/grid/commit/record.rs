@@ -4,6 +4,9 @@
 //! where `check` is the first 8 bytes of SHA-256 over the payload. A payload is a tag byte and
 //! the record's fields (integers little-endian, strings and byte strings as `u32` length + bytes).
 //!
+//! The file is preallocated with zeros past its last record (so appends overwrite blocks that
+//! exist and their sync has no metadata to commit): decoding stops at the first zero length.
+//!
 //! Decoding tells a torn tail from corruption: the last record may be incomplete or fail its check
 //! (it was being written when the process died, so it was never acknowledged) and is ignored;
 //! a record that fails its check with more records after it is an error, so nothing that was
@@ -252,10 +255,20 @@ pub fn decode_log(bytes: &[u8]) -> Result<DecodedLog, CorruptJournal> {
     };
     while offset < bytes.len() {
         let rest = &bytes[offset..];
+        if rest.iter().all(|&b| b == 0) {
+            // The journal's preallocated space: the records end here.
+            break;
+        }
         if rest.len() < HEADER {
             return torn(records, offset);
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        if len == 0 {
+            // No record is empty: this is where the records end and preallocated space begins,
+            // and what follows was a group being written when the process died (never
+            // acknowledged: acknowledgements wait for the whole group's sync).
+            return torn(records, offset);
+        }
         if len > MAX_RECORD {
             return Err(CorruptJournal::Corrupt {
                 offset,
@@ -350,6 +363,24 @@ mod tests {
         assert_eq!(decoded.records, records);
         assert!(!decoded.torn_tail);
         assert_eq!(decoded.valid_len, log_of(&records).len());
+    }
+
+    #[test]
+    fn zeros_after_the_records_are_preallocated_space_and_a_group_torn_behind_a_zero_length_is_ignored() {
+        let records = sample();
+        let mut bytes = log_of(&records);
+        let end = bytes.len();
+        bytes.resize(end + 4096, 0);
+        let decoded = decode_log(&bytes).unwrap();
+        assert_eq!(decoded.records, records);
+        assert!(!decoded.torn_tail);
+        assert_eq!(decoded.valid_len, end);
+        // A group whose first sector never reached the disk but whose second did.
+        bytes[end + 600] = 0x5a;
+        let decoded = decode_log(&bytes).unwrap();
+        assert_eq!(decoded.records, records);
+        assert!(decoded.torn_tail);
+        assert_eq!(decoded.valid_len, end);
     }
 
     #[test]
