@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use self::files::{fsync_dir, is_mutable_container, share_dir, share_files};
 use self::immutable_share::{add_or_renew_immutable_lease, immutable_lease_expirations, read_immutable_container};
-use self::incoming::{Upload, claim_incoming, clear_incoming, start_container, trim_container};
+use self::incoming::{Upload, claim_incoming, clear_incoming, incoming_path, start_container, trim_container};
 use self::leases::StripedLocks;
 pub use self::leases::{LEASE_SECONDS, ShareKind, ShareLocks};
 pub use self::mutable_share::MAX_READ_TEST_WRITE_ANSWER;
@@ -135,8 +135,8 @@ impl DiskServer {
         share_dir(&self.root.join("shares"), si)
     }
 
-    fn incoming_dir(&self, si: StorageIndex) -> PathBuf {
-        share_dir(&self.root.join("shares").join("incoming"), si)
+    fn incoming_dir(&self) -> PathBuf {
+        self.root.join("shares").join("incoming")
     }
 
     fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<(StorageIndex, ShareNum), Arc<Upload>>> {
@@ -177,7 +177,7 @@ impl StorageServer for DiskServer {
         allocated_size: u64,
     ) -> Result<Allocation, Error> {
         let final_dir = self.share_dir(si);
-        let incoming_dir = self.incoming_dir(si);
+        let incoming_dir = self.incoming_dir();
         let wanted = share_nums.clone();
         let root = self.root.clone();
         let lease_locks = self.lease_locks.clone();
@@ -208,8 +208,8 @@ impl StorageServer for DiskServer {
                     if busy.contains(&num) || space < needed {
                         continue;
                     }
-                    let path = incoming_dir.join(num.to_string());
-                    let Some(file) = claim_incoming(&incoming_dir, &path)? else {
+                    let path = incoming_path(&incoming_dir, si, num);
+                    let Some(file) = claim_incoming(&path)? else {
                         // Another allocation claimed it since `busy` was read.
                         continue;
                     };
@@ -303,21 +303,21 @@ impl StorageServer for DiskServer {
                 trim_container(&upload.file, written, upload.max_size)?;
             }
             upload.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
-            let parent_existed = final_dir.parent().is_some_and(Path::exists);
-            fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
+            let dir_existed = final_dir.exists();
+            let parent_existed = dir_existed || final_dir.parent().is_some_and(Path::exists);
+            if !dir_existed {
+                fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
+            }
             let final_path = final_dir.join(share_num.to_string());
             fs::rename(&upload.incoming, &final_path)
                 .map_err(|e| Error::io(format!("move share to {}", final_path.display()), e))?;
             fsync_dir(&final_dir)?;
-            if let Some(parent) = final_dir.parent() {
+            // A directory made now is only an entry in its parent until that is synced too.
+            if !dir_existed && let Some(parent) = final_dir.parent() {
                 fsync_dir(parent)?;
                 if !parent_existed && let Some(shares) = parent.parent() {
                     fsync_dir(shares)?;
                 }
-            }
-            // Tidy the now-empty incoming directories; another upload may still use them.
-            if let Some(dir) = upload.incoming.parent() {
-                let _ = fs::remove_dir(dir).and_then(|()| dir.parent().map_or(Ok(()), fs::remove_dir));
             }
             Ok(())
         })
