@@ -602,6 +602,11 @@ impl Vfs {
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
+        if let Some(queue) = self.commits()
+            && queue.set_pending_mtime(&dir, &name, mtime).await?
+        {
+            return Ok(());
+        }
         self.settle(&dir).await?;
         self.grid
             .modify_directory(&dir, |children| {

@@ -18,6 +18,7 @@
 //! [`MAX_RETRY_DELAY`]: a link is published at most that long after the grid can take it
 //! again, and otherwise one gathering wait plus one directory write (and the one before it).
 
+mod background;
 pub mod journal;
 mod publish;
 pub mod record;
@@ -182,7 +183,7 @@ impl Inner {
             !std::mem::replace(&mut dir.publishing, true)
         };
         if start {
-            tokio::spawn(publish::run(self.clone(), si));
+            background::spawn(publish::run(self.clone(), si));
         }
     }
 
@@ -386,6 +387,31 @@ impl CommitQueue {
         };
         self.inner.register(si, dircap, seq, pending);
         Ok(())
+    }
+
+    /// Gives the pending entry `name` of `dircap` the modification time `mtime` by journaling
+    /// its link again with it (the later link wins when published), so a client setting times
+    /// after each upload does not wait for the publish and cost a directory write of its own.
+    /// `false` when `name` has nothing pending there.
+    pub(crate) async fn set_pending_mtime(&self, dircap: &Cap, name: &str, mtime: f64) -> Result<bool, Error> {
+        let Some(si) = dircap.storage_index() else {
+            return Ok(false);
+        };
+        let name = dirnode::normalize_name(name);
+        let body = {
+            let state = self.inner.lock();
+            let Some(entry) = state
+                .dirs
+                .get(&si)
+                .and_then(|dir| dir.entries.get(dir.by_name.get(&name)?))
+            else {
+                return Ok(false);
+            };
+            entry.body.clone()
+        };
+        self.link(dircap, &name, body, Some(mtime), true, BudgetPermit::empty())
+            .await?;
+        Ok(true)
     }
 
     /// The pending entry `name` of the directory `si`, if any.

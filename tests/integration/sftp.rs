@@ -100,6 +100,18 @@ ls -l docs
     assert_eq!((big_stat.kind, big_stat.size), (Kind::File, big.len() as u64));
     let old_stat = gw.alice().stat(b"docs/old.txt").await.unwrap();
     assert_eq!(old_stat.mtime, Some(1_577_934_245.0));
+    // `put -p` sets the time right after the close, while the link is still pending: the time
+    // is journaled with it, and the published directory has it.
+    let grid = &gw.grid.grid;
+    let root = grid.list_directory(&gw.alice_root).await.unwrap();
+    let docs = lafs_gateway::grid::directory::child_cap(&root["docs"]).unwrap();
+    let queue = grid.commit_queue().expect("the test node journals small files");
+    queue.flush(docs.storage_index().unwrap()).await.unwrap();
+    let published = grid.list_directory(&docs).await.unwrap();
+    assert_eq!(
+        published["old.txt"].metadata.get("mtime"),
+        Some(&serde_json::Value::from(1_577_934_245.0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -32,6 +32,70 @@ pub struct ShareLocation {
     pub share: ShareNum,
     /// The server holding it.
     pub server: Arc<dyn StorageServer>,
+    /// The share's first bytes, read in one request (a small file's whole share).
+    prefetched: Option<Prefetched>,
+}
+
+/// Bytes of a share read ahead from its start.
+#[derive(Debug, Clone)]
+struct Prefetched {
+    bytes: Arc<Vec<u8>>,
+    /// The read came back short: these are all of the share's bytes.
+    whole: bool,
+}
+
+impl ShareLocation {
+    fn new(share: ShareNum, server: Arc<dyn StorageServer>) -> Self {
+        ShareLocation {
+            share,
+            server,
+            prefetched: None,
+        }
+    }
+
+    /// Reads up to `len` bytes from `offset`, from what was prefetched when it covers them.
+    async fn read(&self, si: StorageIndex, offset: u64, len: u64) -> Result<Vec<u8>, crate::grid::storage::Error> {
+        if let Some(pre) = &self.prefetched {
+            let have = pre.bytes.len() as u64;
+            let end = offset.saturating_add(len);
+            if end <= have || pre.whole {
+                let (start, end) = (offset.min(have) as usize, end.min(have) as usize);
+                return Ok(pre.bytes[start..end].to_vec());
+            }
+        }
+        self.server.read_share(si, self.share, offset, len).await
+    }
+}
+
+/// Files up to this size are read with one request per share (one segment at the default size).
+const PREFETCH_FILE_SIZE: u64 = 128 << 10;
+/// Room for a small file's UEB past its hashes (Tahoe's are about 300-500 bytes).
+const PREFETCH_UEB_ROOM: u64 = 1024;
+
+/// Reads the first `count` of `locations` whole, each in one request, where the file is small:
+/// header, hashes, UEB and block then come from memory instead of four to six round trips each.
+async fn prefetch_small_shares(si: StorageIndex, cap: &ChkCap, locations: &mut [ShareLocation], count: usize) {
+    if cap.size > PREFETCH_FILE_SIZE {
+        return;
+    }
+    let shape = FileShape::new(cap.size, cap.needed as usize, cap.total as usize, PREFETCH_FILE_SIZE);
+    let ask = ShareLayout::with_version(&shape, 1).share_size(PREFETCH_UEB_ROOM);
+    let count = count.min(locations.len());
+    let reads = join_all(
+        locations[..count]
+            .iter()
+            .map(|l| l.server.read_share(si, l.share, 0, ask)),
+    )
+    .await;
+    for (location, read) in locations.iter_mut().zip(reads) {
+        // A failed read is left for the reads that follow to meet and report.
+        if let Ok(bytes) = read {
+            location.prefetched = Some(Prefetched {
+                whole: (bytes.len() as u64) < ask,
+                bytes: Arc::new(bytes),
+            });
+        }
+    }
 }
 
 /// A share whose hashes were verified; its blocks can be read and checked.
@@ -70,10 +134,11 @@ pub async fn locate_shares(grid: &Grid, si: StorageIndex) -> Vec<ShareLocation> 
     let mut found = Vec::new();
     for (server, listing) in servers.into_iter().zip(listings) {
         match listing {
-            Ok(shares) => found.extend(shares.into_iter().map(|share| ShareLocation {
-                share,
-                server: server.clone(),
-            })),
+            Ok(shares) => found.extend(
+                shares
+                    .into_iter()
+                    .map(|share| ShareLocation::new(share, server.clone())),
+            ),
             Err(e) => tracing::warn!(server = %server.id().nickname, "cannot list shares: {e}"),
         }
     }
@@ -127,10 +192,9 @@ pub async fn locate_shares_for_reading(grid: &Grid, si: StorageIndex, needed: us
         .into_iter()
         .zip(listings)
         .flat_map(|(server, shares)| {
-            shares.into_iter().map(move |share| ShareLocation {
-                share,
-                server: server.clone(),
-            })
+            shares
+                .into_iter()
+                .map(move |share| ShareLocation::new(share, server.clone()))
         })
         .collect()
 }
@@ -164,16 +228,11 @@ pub async fn read_share_ueb(
     ueb_hash: &Hash,
 ) -> Result<(ShareLayout, UriExtension), ShareFault> {
     const BAD_HEADER: ShareFault = ShareFault::Corrupt("header or URI extension block does not match the cap");
-    let header = location
-        .server
-        .read_share(si, location.share, 0, MAX_HEADER)
-        .await
-        .map_err(unreadable)?;
+    let header = location.read(si, 0, MAX_HEADER).await.map_err(unreadable)?;
     let layout = ShareLayout::decode_header(&header).map_err(|_| BAD_HEADER)?;
     let field = layout.ueb_length_field();
     let len_bytes = location
-        .server
-        .read_share(si, location.share, layout.uri_extension, field)
+        .read(si, layout.uri_extension, field)
         .await
         .map_err(unreadable)?;
     if len_bytes.len() as u64 != field {
@@ -184,8 +243,7 @@ pub async fn read_share_ueb(
         return Err(BAD_HEADER);
     }
     let packed = location
-        .server
-        .read_share(si, location.share, layout.uri_extension + field, len)
+        .read(si, layout.uri_extension + field, len)
         .await
         .map_err(unreadable)?;
     if ueb::hash_packed(&packed) != *ueb_hash {
@@ -247,6 +305,9 @@ impl Grid {
         };
         // Primary shares (< k) need no erasure decoding, so try them first.
         spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
+        if !every_share {
+            prefetch_small_shares(si, cap, &mut spare, needed).await;
+        }
         let mut ueb_and_tree = None;
         for location in &spare {
             let Ok((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
@@ -261,10 +322,7 @@ impl Grid {
             let Some(region_len) = hash_region_len(&layout, &ueb) else {
                 continue;
             };
-            let region = location
-                .server
-                .read_share(si, location.share, layout.crypttext_hash_tree, region_len)
-                .await;
+            let region = location.read(si, layout.crypttext_hash_tree, region_len).await;
             if let Ok(leaves) = region
                 .map_err(|_| ())
                 .and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ()))
@@ -331,8 +389,7 @@ impl FileReader {
         let (layout, _) = read_share_ueb(self.si, location, &self.cap.ueb_hash).await?;
         let region_len = hash_region_len(&layout, &self.ueb).ok_or(BAD_HASHES)?;
         let region = location
-            .server
-            .read_share(self.si, location.share, layout.crypttext_hash_tree, region_len)
+            .read(self.si, layout.crypttext_hash_tree, region_len)
             .await
             .map_err(unreadable)?;
         let hashes =
@@ -597,12 +654,7 @@ const PREFETCH_SEGMENTS: usize = 3;
 async fn read_block(si: StorageIndex, good: &GoodShare, shape: &FileShape, segnum: u64) -> Result<Vec<u8>, String> {
     let offset = good.layout.data + segnum * shape.block_size();
     let len = shape.block_len(segnum);
-    let block = good
-        .location
-        .server
-        .read_share(si, good.location.share, offset, len)
-        .await
-        .map_err(|e| e.to_string())?;
+    let block = good.location.read(si, offset, len).await.map_err(|e| e.to_string())?;
     if block.len() as u64 != len {
         return Err("short block".into());
     }
