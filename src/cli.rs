@@ -53,7 +53,8 @@ pub enum Command {
     Put {
         /// The file to upload.
         file: PathBuf,
-        /// Where to link it (`alias:dir/name`); an existing file there is replaced.
+        /// Where to link it (`alias:dir/name`); an existing file there is replaced, a directory
+        /// is refused before anything is uploaded.
         path: Option<String>,
         /// Use a random key instead of the convergent one.
         #[arg(long)]
@@ -79,11 +80,12 @@ pub enum Command {
         /// The directory's path.
         path: Option<String>,
     },
-    /// Move (rename) an entry; an existing target is replaced.
+    /// Move (rename) an entry, also between aliases or dircaps; a file at the target is
+    /// replaced, a directory never is; a target ending in `/` means "into that directory".
     Mv {
-        /// What to move.
+        /// What to move (`alias:path`, `URI:DIR2…/path` or a path under the default alias).
         from: String,
-        /// Where to (under the same alias).
+        /// Where to.
         to: String,
     },
     /// Remove a file, or an empty directory.
@@ -150,7 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get { cap, out } => files::get(&node_dir, &cap, out.as_deref()).await,
         Command::Mkdir { path } => files::mkdir(&node_dir, &path).await,
         Command::Ls { long, path } => files::ls(&node_dir, path.as_deref().unwrap_or(""), long).await,
-        Command::Mv { from, to } => files::mv(&node_dir, &from, &to).await,
+        Command::Mv { from, to } => files::link_or_move(&node_dir, &from, &to, crate::vfs::LinkMode::Move).await,
         Command::Rm { path } => files::rm(&node_dir, &path).await,
         Command::Alias { command } => alias::alias(&node_dir, command).await,
         Command::Check { cap, verify, repair } => check::check(&node_dir, &cap, verify, repair).await,

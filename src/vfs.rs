@@ -15,6 +15,10 @@ use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 
+mod link;
+
+pub use link::LinkMode;
+
 /// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
 /// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).
 ///

@@ -10,6 +10,7 @@ use super::shared::{open_path, parse_cap, progress_bar};
 use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::node::Node;
+use crate::vfs::LinkMode;
 
 pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_key: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
@@ -21,6 +22,17 @@ pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_ke
         bail!("{} is not a regular file", file.display());
     }
     let size = meta.len();
+    // The target is checked before the upload, so a refused one costs nothing.
+    let target = match target {
+        Some(target) => {
+            let (_, vfs, path) = open_path(dir, target)?;
+            vfs.prepare_write(path.as_bytes())
+                .await
+                .map_err(|e| put_error(target, e))?;
+            Some((target, vfs, path))
+        }
+        None => None,
+    };
     let bar = progress_bar(size);
     let progress = bar
         .clone()
@@ -34,24 +46,22 @@ pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_ke
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(target) = target {
-        let (_, vfs, path) = open_path(dir, target)?;
-        let (parent, name) = match path.rsplit_once('/') {
-            Some((parent, name)) => (parent.to_string(), name.to_string()),
-            None => (String::new(), path.clone()),
-        };
-        let dircap = vfs
-            .cap_of(parent.as_bytes())
+    if let Some((target, vfs, path)) = target {
+        // A directory made there since the check is refused here too.
+        vfs.link_file(path.as_bytes(), &cap, true, None)
             .await
-            .map_err(|e| anyhow::anyhow!("{parent}: {e}"))?;
-        let name = crate::vfs::check_name(name.as_bytes()).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        node.grid
-            .link(&dircap, &name, &cap, true, serde_json::Map::new())
-            .await
-            .map_err(|e| anyhow::anyhow!("{path}: {}", crate::vfs::Error::from(e)))?;
+            .map_err(|e| put_error(target, e))?;
     }
     println!("{cap}");
     Ok(())
+}
+
+fn put_error(target: &str, e: crate::vfs::Error) -> anyhow::Error {
+    if e.kind() == crate::vfs::ErrorKind::IsADirectory {
+        anyhow::anyhow!("{}: is a directory; a file cannot replace it", display_path(target))
+    } else {
+        anyhow::anyhow!("{}: {e}", display_path(target))
+    }
 }
 
 pub(crate) async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<()> {
@@ -156,16 +166,33 @@ pub(crate) async fn ls(dir: &Path, target: &str, long: bool) -> anyhow::Result<(
     Ok(())
 }
 
-pub(crate) async fn mv(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
-    let alias_of = |t: &str| t.split_once(':').map(|(a, _)| a.to_string());
-    if alias_of(from) != alias_of(to) {
-        bail!("mv works within one alias; copy with get and put across aliases");
+/// Moves (`mv`) or links (`ln`) an entry, Tahoe style: a target ending in `/` means "into that
+/// directory, under the same name"; a file at the target is replaced, a directory never is.
+pub(crate) async fn link_or_move(dir: &Path, from: &str, to: &str, mode: LinkMode) -> anyhow::Result<()> {
+    let (_, from_vfs, from_path) = open_path(dir, from)?;
+    let (_, to_vfs, mut to_path) = open_path(dir, to)?;
+    if to_path.is_empty() || to_path.ends_with('/') {
+        let name = from_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        to_path.push_str(name);
     }
-    let (_, vfs, from_path) = open_path(dir, from)?;
-    let (_, _, to_path) = open_path(dir, to)?;
-    vfs.rename(from_path.as_bytes(), to_path.as_bytes(), true)
+    from_vfs
+        .link_to(from_path.as_bytes(), &to_vfs, to_path.as_bytes(), mode)
         .await
-        .map_err(|e| anyhow::anyhow!("{from} -> {to}: {e}"))
+        .map_err(|e| anyhow::anyhow!("{} -> {}: {e}", display_path(from), display_path(to)))
+}
+
+/// A path argument as errors may show it: a cap's secret part is left out.
+pub(crate) fn display_path(text: &str) -> String {
+    match text.strip_prefix("URI:") {
+        Some(rest) => {
+            let kind = rest.split(':').next().unwrap_or_default();
+            match rest.split_once('/') {
+                Some((_, path)) => format!("URI:{kind}:.../{path}"),
+                None => format!("URI:{kind}:..."),
+            }
+        }
+        None => text.to_string(),
+    }
 }
 
 pub(crate) async fn rm(dir: &Path, target: &str) -> anyhow::Result<()> {
