@@ -19,7 +19,9 @@ BIG_MB=${BIG_MB:-256}
 ROOT=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lafs-ftp-bench.XXXXXX")
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # start_gateway runs in a command substitution, so its gateways are known by their pid files.
+  for pid in "${PIDS[@]}" $(cat "$ROOT"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
@@ -121,7 +123,7 @@ run_suite() { # $1 = label, $2 = port
 # Interleaved suites would share the page cache's dirty pages; one after the other, each from a
 # clean cache.
 read -r _ GU GD GRAW < <(run_suite gateway "$GW_PORT")
-rm -f "$ROOT"/pyftpdlib/*
+rm -rf "$ROOT"/pyftpdlib/*
 read -r _ PU PD PRAW < <(run_suite pyftpdlib "$PY_PORT")
 
 # The gateway answers 226 only after every share is fsynced; pyftpdlib answers when its write()
@@ -151,7 +153,7 @@ echo "seconds, gateway put.. / get..: $GRAW"
 echo "seconds, pyftpdlib put.. / get..: $PRAW"
 
 # Peak RSS of a fresh gateway while 1 GiB goes up.
-rm -f "$ROOT"/pyftpdlib/* "$ROOT/big.bin"
+rm -rf "$ROOT"/pyftpdlib/* "$ROOT/big.bin"
 head -c $((1024 << 20)) /dev/urandom >"$ROOT/big.bin"
 P2=$(start_gateway "$ROOT/node2")
 t=$(timed_curl -T "$ROOT/big.bin" "ftp://127.0.0.1:$P2/g.bin")

@@ -4,14 +4,21 @@
 # sshd on a loopback port serving a temporary directory on the same disk). Prints both and the ratio.
 #
 #   bench/sftp.sh              # RUNS=3 by default; BENCH_DIR=/var/tmp by default (a real disk)
+#   LAFS=/path/to/lafs bench/sftp.sh   # that binary instead of a fresh release build
 #
 # Each timed step starts with `sync` and an empty page cache (as root).
-# Workloads: 256 MiB up and down; 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
+# Workloads: 256 MiB up, and down three times: with the client's default request sizes (which it
+# takes from the server's limits@openssh.com reply: 255 KiB from both servers here), with
+# `-B 261120 -R 64` (the same, asked for) and with `-B 32768 -R 64` (the 32 KiB requests of clients
+# that do not ask for limits); 200 files of 4 KiB put in one batch; `ls -l` of a 200-entry
 # directory (15 runs; the median connection set-up, measured with an empty batch, taken off);
-# gateway peak RSS while a
-# 1 GiB file goes up (a fresh gateway process, VmHWM); then the 200-file batch again with
-# `-F /dev/null` and a pty request, which must end when the client sends EOF (EscapeChar=none:
-# with a tty the ssh client would otherwise take "\n~." in the file data as an escape).
+# bench/small_files.sh has the 1,000-file workloads;
+# peak RSS of each server while 256 MiB comes down with `-B 261120 -R 64` (the gateway's VmHWM,
+# reset first; for OpenSSH the largest RSS of its sshd processes, sampled every 20 ms); gateway
+# peak RSS while a 1 GiB file goes up (a fresh gateway process, VmHWM); then the 200-file batch
+# again with `-F /dev/null` and a pty request, which must end when the client sends EOF
+# (EscapeChar=none: with a tty the ssh client would otherwise take "\n~." in the file data as an
+# escape).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -19,13 +26,17 @@ BIG_MB=${BIG_MB:-256}
 ROOT=$(mktemp -d "${BENCH_DIR:-/var/tmp}/lafs-sftp-bench.XXXXXX")
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # start_gateway runs in a command substitution, so its gateways are known by their pid files.
+  for pid in "${PIDS[@]}" $(cat "$ROOT"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  sleep 0.5
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
 
-cargo build --release -q
-LAFS=$PWD/target/release/lafs
+if [ -z "${LAFS:-}" ]; then # LAFS=/path/to/lafs benches that binary instead
+  cargo build --release -q
+  LAFS=$PWD/target/release/lafs
+fi
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 [ -x "$SSHD" ] || { echo "needs openssh-server (apt-get install -y openssh-server)" >&2; exit 1; }
 
@@ -40,7 +51,7 @@ O=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
 start_gateway() { # $1 = node dir; prints the port
   local node=$1 port
   port=$(free_port)
-  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" >"$node.log" 2>&1 &
+  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" --ftp-listen 127.0.0.1:0 >"$node.log" 2>&1 &
   PIDS+=($!)
   echo "$!" >"$node.pid"
   for _ in $(seq 100); do grep -q "serving until" "$node.log" 2>/dev/null && break; sleep 0.1; done
@@ -97,7 +108,7 @@ report() { # name unit gateway openssh higher_is_better
 
 run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
   local label=$1 dir=$2; shift 2
-  local up=() down=() files=() ls=() setup=()
+  local up=() down=() down_big=() down_32k=() files=() ls=() setup=()
   for run in $(seq "$RUNS"); do
     setup+=("$(timed empty.batch "$@")")
     echo "put big.bin $dir/big$run.bin" >"$ROOT/up.batch"
@@ -105,6 +116,12 @@ run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
     echo "get $dir/big$run.bin got.bin" >"$ROOT/down.batch"
     down+=("$(timed down.batch "$@")")
     cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download differs" >&2; exit 1; }
+    rm -f "$ROOT/got.bin"
+    down_big+=("$(timed down.batch -B 261120 -R 64 "$@")")
+    cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download (-B 261120) differs" >&2; exit 1; }
+    rm -f "$ROOT/got.bin"
+    down_32k+=("$(timed down.batch -B 32768 -R 64 "$@")")
+    cmp -s "$ROOT/big.bin" "$ROOT/got.bin" || { echo "$label: download (-B 32768) differs" >&2; exit 1; }
     rm -f "$ROOT/got.bin"
     { echo "mkdir $dir/s$run"; for f in "$ROOT"/small/*; do echo "put small/$(basename "$f") $dir/s$run/$(basename "$f")"; done; } >"$ROOT/files.batch"
     files+=("$(timed files.batch "$@")")
@@ -115,25 +132,62 @@ run_suite() { # $1 = label, $2 = remote dir prefix, rest = target
     setup+=("$(timed empty.batch "$@")")
     ls+=("$(timed ls.batch "$@")")
   done
-  local s u d f l
+  local s u d b k f l
   s=$(printf '%s\n' "${setup[@]}" | median)
   u=$(printf '%s\n' "${up[@]}" | median)
   d=$(printf '%s\n' "${down[@]}" | median)
+  b=$(printf '%s\n' "${down_big[@]}" | median)
+  k=$(printf '%s\n' "${down_32k[@]}" | median)
   f=$(printf '%s\n' "${files[@]}" | median)
   l=$(printf '%s\n' "${ls[@]}" | median)
   # Connection set-up is in every timing; take it off.
-  echo "$label $(echo "$BIG_MB * 1.048576 / ($u - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($d - $s)" | bc -l) $(echo "200 / ($f - $s)" | bc -l) $(echo "($l - $s) * 1000" | bc -l) $(echo "$s * 1000" | bc -l)"
+  echo "$label $(echo "$BIG_MB * 1.048576 / ($u - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($d - $s)" | bc -l)" \
+    "$(echo "$BIG_MB * 1.048576 / ($b - $s)" | bc -l) $(echo "$BIG_MB * 1.048576 / ($k - $s)" | bc -l)" \
+    "$(echo "200 / ($f - $s)" | bc -l)" \
+    "$(echo "($l - $s) * 1000" | bc -l)" \
+    "$(echo "$s * 1000" | bc -l)"
 }
 
-read -r _ GU GD GF GL GS < <(run_suite gateway "$GW_DIR" "${GW[@]}")
-read -r _ OU OD OF OL OS < <(run_suite openssh "$ROOT/openssh" "${SSH[@]}")
+# Peak RSS (KiB) of a server while a file comes down with 255 KiB requests: $1 = gateway pid, or
+# "openssh"; $2 = the remote file; rest = target.
+peak_rss_during_get() {
+  local who=$1 peak=0 rss pid
+  echo "get $2 got.bin" >"$ROOT/down.batch"
+  shift 2
+  if [ "$who" != openssh ]; then
+    echo 5 >"/proc/$who/clear_refs" # resets VmHWM
+    sftp_batch down.batch -B 261120 -R 64 "$@"
+    awk '/VmHWM/ {print $2}' "/proc/$who/status"
+  else
+    sftp_batch down.batch -B 261120 -R 64 "$@" &
+    local client=$!
+    while kill -0 "$client" 2>/dev/null; do
+      for pid in $(pgrep -f "^sshd: $(id -un)" || true); do
+        rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        [ "${rss:-0}" -gt "$peak" ] && peak=$rss
+      done
+      sleep 0.02
+    done
+    wait "$client"
+    echo "$peak"
+  fi
+  rm -f "$ROOT/got.bin"
+}
+
+read -r _ GU GD GB GK GF GL GS < <(run_suite gateway "$GW_DIR" "${GW[@]}")
+read -r _ OU OD OB OK OF OL OS < <(run_suite openssh "$ROOT/openssh" "${SSH[@]}")
+GR=$(peak_rss_during_get "$(cat "$ROOT/node.pid")" big1.bin "${GW[@]}")
+OR=$(peak_rss_during_get openssh "$ROOT/openssh/big1.bin" "${SSH[@]}")
 
 echo "SFTP benchmark: $RUNS runs each, medians; $(nproc) cores; OpenSSH $(ssh -V 2>&1 | cut -d, -f1)"
 report "put ${BIG_MB} MiB (MB/s)" MB/s "$GU" "$OU"
 report "get ${BIG_MB} MiB (MB/s)" MB/s "$GD" "$OD"
+report "get ${BIG_MB} MiB -B 261120 -R 64" MB/s "$GB" "$OB"
+report "get ${BIG_MB} MiB -B 32768 -R 64" MB/s "$GK" "$OK"
 report "put 200 x 4 KiB (files/s)" files/s "$GF" "$OF"
 report "ls -l 200 entries (ms, no setup)" ms "$GL" "$OL"
 printf "%-34s gateway %10.2f ms     openssh %10.2f ms\n" "connection set-up" "$GS" "$OS"
+printf "%-34s gateway %10d MiB    openssh %10d MiB\n" "peak RSS, get -B 261120 -R 64" $((GR / 1024)) $((OR / 1024))
 
 # --- peak RSS of a fresh gateway while 1 GiB goes up ---
 "$LAFS" --node-dir "$ROOT/node2" init >/dev/null

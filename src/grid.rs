@@ -8,6 +8,7 @@ pub mod announcement;
 pub mod base32;
 pub mod blocklist;
 pub mod budget;
+pub mod commit;
 pub mod crypto;
 pub mod directory;
 pub mod dirnode;
@@ -199,7 +200,7 @@ pub enum Error {
     MutableKey(#[from] mutable::keys::KeyError),
     /// A mutable share could not be encoded or decoded.
     #[error(transparent)]
-    MutableFormat(#[from] mutable::sdmf::Error),
+    MutableFormat(#[from] mutable::FormatError),
     /// A directory change was refused.
     #[error(transparent)]
     Directory(#[from] directory::DirectoryError),
@@ -231,13 +232,12 @@ pub struct Grid {
     write_locks: Arc<WriteLocks>,
     blocklist: Option<Arc<blocklist::Blocklist>>,
     key_pool: Option<Arc<mutable::key_pool::KeyPool>>,
-    /// Uploads re-place the shares of servers that failed during them (off inside a repair).
-    replace_dropped: bool,
-    /// (server node id, share) copies an upload must neither count nor ask for: a repair's
-    /// corrupt shares, which are placed afresh on other servers.
-    avoid_shares: Arc<std::collections::BTreeSet<([u8; 20], storage::ShareNum)>>,
     /// The node-wide budget for file data in flight (shared by every clone).
     budget: budget::MemoryBudget,
+    /// Directory listings read or written a moment ago (shared by every clone; off by default).
+    dir_cache: Arc<directory::cache::DirectoryCache>,
+    /// The commit queue, once a serving node starts it (shared by every clone).
+    commits: Arc<std::sync::RwLock<Option<commit::CommitQueue>>>,
 }
 
 /// Brief, because frontends' log spans print it (libunftp's data channel logs its storage back-end
@@ -261,9 +261,9 @@ impl Grid {
             write_locks: Arc::default(),
             blocklist: None,
             key_pool: None,
-            replace_dropped: true,
-            avoid_shares: Arc::default(),
             budget: budget::MemoryBudget::default(),
+            dir_cache: Arc::default(),
+            commits: Arc::default(),
         }
     }
 
@@ -289,9 +289,21 @@ impl Grid {
         Ok(Grid::new(servers, params, secrets))
     }
 
+    /// The directory cache every clone of this grid shares (see [`directory::cache`]).
+    pub fn directory_cache(&self) -> &directory::cache::DirectoryCache {
+        &self.dir_cache
+    }
+
     /// The servers, in configuration order.
     pub fn servers(&self) -> &[Arc<dyn StorageServer>] {
         &self.servers
+    }
+
+    /// The same grid without the servers whose node ids are in `node_ids`.
+    pub fn without_servers(&self, node_ids: &[[u8; 20]]) -> Self {
+        let mut grid = self.clone();
+        grid.servers.retain(|s| !node_ids.contains(&s.id().node_id));
+        grid
     }
 
     /// Whether every server lets a share be allocated larger than it turns out (see

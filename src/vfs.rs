@@ -9,6 +9,8 @@ use std::io::{Read, Seek};
 
 use serde_json::{Map, Value};
 
+use crate::grid::budget::BudgetPermit;
+use crate::grid::commit::{CommitQueue, PendingBody, PendingEntry};
 use crate::grid::directory::{DirectoryError, child_cap};
 use crate::grid::dirnode::{self, Child};
 use crate::grid::immutable::upload::KeyChoice;
@@ -255,12 +257,72 @@ impl Vfs {
                 return Err(Error::new(ErrorKind::NotADirectory));
             }
             parent_writable = !cap.is_read_only();
-            let mut children = self.grid.list_directory(&cap).await?;
-            let child = children.remove(name).ok_or(Error::new(ErrorKind::NotFound))?;
-            cap = child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?;
-            metadata = Some(child.metadata);
+            let (child, child_metadata) = self.child(&cap, name).await?.ok_or(Error::new(ErrorKind::NotFound))?;
+            cap = child;
+            metadata = Some(child_metadata);
         }
         Ok((cap, metadata, parent_writable))
+    }
+
+    /// The commit queue, when this node acknowledges links from its journal.
+    fn commits(&self) -> Option<CommitQueue> {
+        self.grid.commit_queue()
+    }
+
+    /// The entry `name` of the directory `dir`: a link not yet published first, else the grid's.
+    async fn child(&self, dir: &Cap, name: &str) -> Result<Option<(Cap, Map<String, Value>)>, Error> {
+        if let Some(pending) = self.pending(dir, name) {
+            return Ok(Some((pending.cap.clone(), pending_metadata(&pending))));
+        }
+        match self.grid.directory_child(dir, name).await? {
+            Some(child) => {
+                let cap = child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?;
+                Ok(Some((cap, child.metadata)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn pending(&self, dir: &Cap, name: &str) -> Option<PendingEntry> {
+        self.commits()?.pending(dir.storage_index()?, name)
+    }
+
+    /// Waits until the links of `dir` acknowledged so far are published, so a change made next
+    /// is neither overtaken by them nor by a replay of them.
+    async fn settle(&self, dir: &Cap) -> Result<(), Error> {
+        if let (Some(queue), Some(si)) = (self.commits(), dir.storage_index())
+            && queue.has_pending(si)
+        {
+            queue.flush(si).await?;
+        }
+        Ok(())
+    }
+
+    /// Files up to this size may be committed with [`Vfs::commit_contents`] (`None`: no journal).
+    pub fn journaled_size_limit(&self) -> Option<u64> {
+        if self.is_read_only() {
+            return None;
+        }
+        self.commits().map(|q| q.max_file_size())
+    }
+
+    /// Commits a small file's contents as the file at `path` (replacing a file there): returns
+    /// once it is in the journal and visible to reads; it is stored on the grid and linked
+    /// shortly after. `memory` is the budget held for `data`.
+    pub async fn commit_contents(
+        &self,
+        path: &[u8],
+        data: Vec<u8>,
+        memory: BudgetPermit,
+        mtime: Option<f64>,
+    ) -> Result<(), Error> {
+        let (dir, name) = self.parent(path).await?;
+        if dir.is_read_only() {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
+        let queue = self.commits().ok_or(Error::new(ErrorKind::Internal))?;
+        let body = PendingBody::Contents(bytes::Bytes::from(data));
+        Ok(queue.link(&dir, &name, body, mtime, true, memory).await?)
     }
 
     /// Resolves the parent of `path` (which must be a directory) and the last name.
@@ -282,10 +344,7 @@ impl Vfs {
     /// The parent directory of `path`, the last name, and the cap that name links (if any), from one listing.
     async fn entry(&self, path: &[u8]) -> Result<(Cap, String, Option<Cap>), Error> {
         let (dir, name) = self.parent(path).await?;
-        let linked = match self.grid.list_directory(&dir).await?.remove(&name) {
-            Some(child) => Some(child_cap(&child).ok_or(Error::new(ErrorKind::Unsupported))?),
-            None => None,
-        };
+        let linked = self.child(&dir, &name).await?.map(|(cap, _)| cap);
         Ok((dir, name, linked))
     }
 
@@ -305,7 +364,7 @@ impl Vfs {
         }
         let writable = !dir.is_read_only();
         let children = self.grid.list_directory(&dir).await?;
-        Ok(children
+        let mut listed: std::collections::BTreeMap<String, Stat> = children
             .into_iter()
             .filter_map(|(name, child)| {
                 let cap = child_cap(&child)?;
@@ -313,7 +372,19 @@ impl Vfs {
                     .ok()
                     .map(|stat| (name, stat))
             })
-            .collect())
+            .collect();
+        if let (Some(queue), Some(si)) = (self.commits(), dir.storage_index()) {
+            for (name, pending) in queue.pending_in(si) {
+                let stat = Stat {
+                    kind: Kind::File,
+                    size: pending.size,
+                    mtime: Some(pending.mtime),
+                    read_only: !writable,
+                };
+                listed.insert(name, stat);
+            }
+        }
+        Ok(listed.into_iter().collect())
     }
 
     /// Reads up to `len` bytes of the file at `path` from `offset`.
@@ -364,6 +435,18 @@ impl Vfs {
 
     /// Links an already stored file `cap` at `path` (replacing a file there only if `overwrite`).
     pub async fn link_file(&self, path: &[u8], cap: &Cap, overwrite: bool, mtime: Option<f64>) -> Result<(), Error> {
+        if overwrite && let Some(queue) = self.commits() {
+            // Checked when the file was opened; a directory linked there since by another
+            // writer makes the publish use a conflict name rather than lose either.
+            let (dir, name) = self.parent(path).await?;
+            if dir.is_read_only() {
+                return Err(Error::new(ErrorKind::PermissionDenied));
+            }
+            let body = PendingBody::Stored(cap.clone());
+            return Ok(queue
+                .link(&dir, &name, body, mtime, true, BudgetPermit::empty())
+                .await?);
+        }
         let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
@@ -385,6 +468,7 @@ impl Vfs {
         if dircap.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
+        self.settle(&dircap).await?;
         let mut linked = Vec::with_capacity(entries.len());
         for (name, cap, mtime) in entries {
             let name = check_name(name.as_bytes())?;
@@ -403,6 +487,11 @@ impl Vfs {
         overwrite: bool,
         mtime: Option<f64>,
     ) -> Result<(), Error> {
+        if overwrite && let Some(queue) = self.commits() {
+            let body = PendingBody::Stored(cap.clone());
+            return Ok(queue.link(dir, name, body, mtime, true, BudgetPermit::empty()).await?);
+        }
+        self.settle(dir).await?;
         let mut metadata = Map::new();
         if let Some(mtime) = mtime {
             metadata.insert("mtime".into(), Value::from(mtime));
@@ -420,6 +509,7 @@ impl Vfs {
         if existing.is_some() {
             return Err(Error::new(ErrorKind::AlreadyExists));
         }
+        self.settle(&dir).await?;
         let new_dir = self.grid.create_directory().await?;
         self.grid.link(&dir, &name, &new_dir, false, Map::new()).await?;
         Ok(())
@@ -435,9 +525,11 @@ impl Vfs {
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
+        self.settle(&cap).await?;
         if !self.grid.list_directory(&cap).await?.is_empty() {
             return Err(Error::new(ErrorKind::DirectoryNotEmpty));
         }
+        self.settle(&dir).await?;
         let target = cap.to_string();
         self.grid
             .modify_directory(&dir, |children| match children.get(&name) {
@@ -465,6 +557,7 @@ impl Vfs {
         if matches!(linked.ok_or(Error::new(ErrorKind::NotFound))?, Cap::Directory(_)) {
             return Err(Error::new(ErrorKind::IsADirectory));
         }
+        self.settle(&dir).await?;
         self.grid.unlink(&dir, &name).await?;
         Ok(())
     }
@@ -481,6 +574,8 @@ impl Vfs {
         if from_dir.is_read_only() || to_dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
+        self.settle(&from_dir).await?;
+        self.settle(&to_dir).await?;
         if from_dir == to_dir {
             // One read-modify-write: the move is atomic within a directory.
             self.grid
@@ -511,6 +606,7 @@ impl Vfs {
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
+        self.settle(&dir).await?;
         self.grid
             .modify_directory(&dir, |children| {
                 let child = children.get_mut(&name).ok_or(DirectoryError::NotFound)?;
@@ -520,4 +616,11 @@ impl Vfs {
             .await?;
         Ok(())
     }
+}
+
+/// The metadata a pending entry reads with: its modification time.
+fn pending_metadata(pending: &PendingEntry) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    metadata.insert("mtime".into(), Value::from(pending.mtime));
+    metadata
 }

@@ -6,7 +6,7 @@
 //! (`reget`, `REST`) read only what they need. The contents are those of the
 //! cap opened: a later write to the same path does not change what this reader sees.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -53,25 +53,30 @@ struct Stream {
 }
 
 impl Stream {
-    /// The next `len` bytes of the stream (fewer only if it ended early).
-    async fn take(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
+    /// Moves the stream `len` bytes on, appending them to `out` if given; how many there were
+    /// (fewer than `len` only if the stream ended early).
+    async fn take(&mut self, len: usize, mut out: Option<&mut BytesMut>) -> usize {
+        let mut taken = 0;
+        while taken < len {
             if self.current.is_empty() {
                 match self.pieces.recv().await {
                     Some((piece, permit)) => (self.current, self.current_permit) = (piece, permit),
                     None => break,
                 }
             }
-            let n = (len - out.len()).min(self.current.len());
-            out.extend_from_slice(&self.current.split_to(n));
+            let n = (len - taken).min(self.current.len());
+            let piece = self.current.split_to(n);
+            if let Some(out) = out.as_deref_mut() {
+                out.extend_from_slice(&piece);
+            }
+            taken += n;
             if self.current.is_empty() {
                 // Release the segment (and its budget) now, not when the next read comes.
                 (self.current, self.current_permit) = (Bytes::new(), BudgetPermit::empty());
             }
         }
-        self.pos += out.len() as u64;
-        out
+        self.pos += taken as u64;
+        taken
     }
 }
 
@@ -105,13 +110,24 @@ impl FileContents {
 
     /// Up to `len` bytes from `offset`: fewer at the end of the file, none past it.
     pub async fn read(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, vfs::Error> {
+        let mut out = BytesMut::new();
+        self.read_into(offset, len, &mut out).await?;
+        Ok(out.to_vec())
+    }
+
+    /// Appends up to `len` bytes from `offset` to `out` (fewer at the end of the file, none past
+    /// it) and says how many: the bytes are copied once, from the downloaded segment to `out`.
+    pub async fn read_into(&mut self, offset: u64, len: u64, out: &mut BytesMut) -> Result<usize, vfs::Error> {
         let end = offset.saturating_add(len).min(self.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let want = (end - offset) as usize;
         match &mut self.source {
-            Source::Literal(data) => Ok(data[offset as usize..end as usize].to_vec()),
+            Source::Literal(data) => {
+                out.extend_from_slice(&data[offset as usize..end as usize]);
+                Ok(want)
+            }
             Source::Chk { reader, stream } => {
                 let reusable = stream
                     .as_ref()
@@ -123,14 +139,14 @@ impl FileContents {
                     return Err(vfs::Error::new(ErrorKind::Internal));
                 };
                 let skip = (offset - s.pos) as usize;
-                if s.take(skip).await.len() < skip {
+                if s.take(skip, None).await < skip {
                     return Err(stream_error(stream).await);
                 }
-                let out = s.take(want).await;
-                if out.len() < want {
+                out.reserve(want);
+                if s.take(want, Some(out)).await < want {
                     return Err(stream_error(stream).await);
                 }
-                Ok(out)
+                Ok(want)
             }
         }
     }

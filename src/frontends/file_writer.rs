@@ -375,6 +375,14 @@ impl FileWriter {
     /// The first half of [`FileWriter::commit`]: stores the contents on the grid without linking
     /// them anywhere, so the caller can still change its mind (FTP's ABOR) before [`Uploaded::link`].
     pub async fn upload(mut self, vfs: &Vfs) -> Result<Uploaded, vfs::Error> {
+        if self.changed
+            && let Some(small) = self.take_journaled(vfs)
+        {
+            return Ok(Uploaded {
+                stored: Stored::Journaled(small),
+                mtime: self.mtime,
+            });
+        }
         let cap = if !self.changed {
             None
         } else {
@@ -388,7 +396,28 @@ impl FileWriter {
                 (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
             })
         };
-        Ok(Uploaded { cap, mtime: self.mtime })
+        Ok(Uploaded {
+            stored: cap.map_or(Stored::Unchanged, Stored::Cap),
+            mtime: self.mtime,
+        })
+    }
+
+    /// A small file's contents and their budget, taken out of memory to be committed through
+    /// the node's journal (`None`: not in memory, too big, or no journal).
+    fn take_journaled(&mut self, vfs: &Vfs) -> Option<(Vec<u8>, BudgetPermit)> {
+        let limit = vfs.journaled_size_limit()?;
+        let Body::Memory(buffer) = &mut self.body else {
+            return None;
+        };
+        if buffer.data.len() as u64 > limit {
+            return None;
+        }
+        let mut data = std::mem::take(&mut buffer.data);
+        // Pending until published: keep only what the contents need.
+        data.shrink_to_fit();
+        let mut permit = std::mem::take(&mut buffer.permit);
+        permit.shrink_to(data.len() as u64);
+        Some((data, permit))
     }
 
     /// Commits what was written so far and stays open for more (`fsync`).
@@ -433,6 +462,11 @@ impl FileWriter {
             }
             return Ok(());
         }
+        if let Some((data, permit)) = self.take_journaled(vfs) {
+            vfs.commit_contents(path, data, permit, self.mtime).await?;
+            self.changed = false;
+            return Ok(());
+        }
         let budget = self.budget_to_upload_memory(vfs).await?;
         match (&mut self.body, budget) {
             // Only a commit gets here with a file in memory (sync spools it first): the buffer
@@ -456,19 +490,27 @@ impl FileWriter {
     }
 }
 
-/// Contents stored on the grid and not yet linked under a name.
+/// Contents stored on the grid (or, small, held for the journal) and not yet linked under a name.
 pub struct Uploaded {
-    cap: Option<Cap>,
+    stored: Stored,
     mtime: Option<f64>,
+}
+
+enum Stored {
+    Unchanged,
+    Cap(Cap),
+    /// A small file's contents and their memory budget: stored when the link is published.
+    Journaled((Vec<u8>, BudgetPermit)),
 }
 
 impl Uploaded {
     /// Links the stored file at `path`, replacing what is there (unchanged contents: only the time).
     pub async fn link(self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        match (self.cap, self.mtime) {
-            (Some(cap), mtime) => vfs.link_file(path, &cap, true, mtime).await,
-            (None, Some(mtime)) => vfs.set_mtime(path, mtime).await,
-            (None, None) => Ok(()),
+        match (self.stored, self.mtime) {
+            (Stored::Journaled((data, permit)), mtime) => vfs.commit_contents(path, data, permit, mtime).await,
+            (Stored::Cap(cap), mtime) => vfs.link_file(path, &cap, true, mtime).await,
+            (Stored::Unchanged, Some(mtime)) => vfs.set_mtime(path, mtime).await,
+            (Stored::Unchanged, None) => Ok(()),
         }
     }
 }

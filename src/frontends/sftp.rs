@@ -1,7 +1,13 @@
 //! The SSH server in front of the SFTP sessions: host key, logins from the accounts file, and the `sftp` subsystem only.
 
 pub mod attrs;
+pub mod dispatch;
 pub mod framing;
+pub mod handles;
+pub mod open_writes;
+pub mod order;
+pub mod replies;
+pub mod requests;
 pub mod serve;
 pub mod session;
 pub mod status;
@@ -25,7 +31,8 @@ use crate::frontends::limits::{ConnectionGate, SessionLimits, SessionPermit};
 use crate::frontends::throttle::LoginThrottle;
 use crate::grid::Grid;
 use crate::vfs::Vfs;
-use session::{OpenWrites, SftpSession};
+use open_writes::OpenWrites;
+use session::SftpSession;
 
 /// What the SFTP server needs besides the grid.
 #[derive(Debug, Clone)]
@@ -325,8 +332,7 @@ impl russh::server::Handler for Connection {
         let idle = self.shared.settings.limits.idle_timeout;
         let handle = session.handle();
         let serving = async move {
-            let (mut stream, mut sftp) = (channel.into_stream(), sftp);
-            match serve::run(&mut stream, &mut sftp, idle).await {
+            match serve::run(channel, sftp, idle).await {
                 serve::Ended::ClientClosed => {}
                 ended @ serve::Ended::Idle(_) => {
                     tracing::info!("sftp session closed: {ended}");

@@ -4,7 +4,10 @@
 //! got there first (an uncoordinated write) the change is re-applied to the
 //! fresh contents, so concurrent additions to one directory are never lost.
 
+pub mod cache;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -47,7 +50,7 @@ pub fn child_cap(child: &Child) -> Option<Cap> {
 }
 
 /// The entry for `cap`, with Tahoe's link times (the creation time kept from `old`).
-fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
+pub(crate) fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
     let created = old.and_then(|o| o.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned());
     let mut tahoe = Map::new();
     tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
@@ -56,7 +59,7 @@ fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value
     child_for(cap, metadata)
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -90,6 +93,42 @@ impl Grid {
 
     /// Lists a directory (write caps of children are visible only through a write cap).
     pub async fn list_directory(&self, dircap: &Cap) -> Result<BTreeMap<String, Child>, Error> {
+        let children = self.directory_children(dircap).await?;
+        Ok(Arc::try_unwrap(children).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
+    /// The entry `name` of a directory (from a listing read or written a moment ago, if the
+    /// directory cache holds one).
+    pub async fn directory_child(&self, dircap: &Cap, name: &str) -> Result<Option<Child>, Error> {
+        Ok(self.directory_children(dircap).await?.get(name).cloned())
+    }
+
+    /// A directory's children: from the directory cache when it holds them, else read.
+    async fn directory_children(&self, dircap: &Cap) -> Result<Arc<BTreeMap<String, Child>>, Error> {
+        let writable = writable_inner(dircap).is_ok();
+        let si = dircap.storage_index();
+        if let Some((children, with_write_caps)) = si.and_then(|si| self.directory_cache().get(si, writable)) {
+            if writable || !with_write_caps {
+                return Ok(children);
+            }
+            // Read through a read-only cap: never hand out the write caps a writer cached.
+            let mut stripped = (*children).clone();
+            for child in stripped.values_mut() {
+                child.write_cap = None;
+            }
+            return Ok(Arc::new(stripped));
+        }
+        let started = std::time::Instant::now();
+        let children = Arc::new(self.read_directory(dircap).await?);
+        if let (Some(si), Cap::Directory(inner)) = (si, dircap)
+            && matches!(inner.as_ref(), Cap::Mutable(_))
+        {
+            self.directory_cache().put_read(si, children.clone(), writable, started);
+        }
+        Ok(children)
+    }
+
+    async fn read_directory(&self, dircap: &Cap) -> Result<BTreeMap<String, Child>, Error> {
         let Cap::Directory(inner) = dircap else {
             return Err(Error::UnsupportedCap(dircap.kind()));
         };
@@ -137,10 +176,20 @@ impl Grid {
             let mut children = dirnode::unpack(&current, Some(&writekey)).map_err(|_| Error::CorruptDirectory)?;
             let outcome = change(&mut children).map_err(Error::Directory)?;
             let body = dirnode::pack(&children, Some(&writekey));
+            let si = inner.storage_index();
             match self.update_mutable_from(inner, &map, &body).await {
-                Ok(()) => return Ok(outcome),
-                Err(Error::UncoordinatedWrite { .. }) => continue,
-                Err(e) => return Err(e),
+                Ok(()) => {
+                    self.directory_cache().put(si, Arc::new(children), true);
+                    return Ok(outcome);
+                }
+                Err(Error::UncoordinatedWrite { .. }) => {
+                    self.directory_cache().forget(si);
+                    continue;
+                }
+                Err(e) => {
+                    self.directory_cache().forget(si);
+                    return Err(e);
+                }
             }
         }
         Err(Error::UncoordinatedWrite {

@@ -112,6 +112,16 @@ pub enum MutableFormat {
     Mdmf,
 }
 
+/// Tahoe's names for the formats, as messages show them.
+impl fmt::Display for MutableFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MutableFormat::Sdmf => "SDMF",
+            MutableFormat::Mdmf => "MDMF",
+        })
+    }
+}
+
 /// What a mutable cap lets its holder do, with the key that grants it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum MutableAccess {

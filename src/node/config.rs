@@ -11,6 +11,7 @@ use super::error::{Error, io};
 use super::storage_node::StorageServerConfig;
 use crate::frontends::drop_upload::{DEFAULT_IGNORE, DropFolder, IgnoreRules, OnDelete, Target};
 use crate::frontends::limits::SessionLimits;
+use crate::grid::commit::CommitSettings;
 use crate::grid::storage::lease_crawler::ExpirationPolicy;
 use crate::grid::uri::Cap;
 use crate::grid::{BadParams, EncodingParams};
@@ -39,6 +40,30 @@ struct ConfigFile {
     drop_upload: Vec<DropUploadSection>,
     #[serde(default)]
     storage_server: StorageServerSection,
+    #[serde(default)]
+    journal: JournalSection,
+}
+
+/// `[journal]`: acknowledging closes from the commit journal (see [`crate::grid::commit`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct JournalSection {
+    enabled: bool,
+    max_file_kib: u64,
+    max_pending_mib: u64,
+    directory_cache_ms: u64,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        let settings = CommitSettings::default();
+        JournalSection {
+            enabled: true,
+            max_file_kib: settings.max_file_size >> 10,
+            max_pending_mib: settings.max_pending_bytes >> 20,
+            directory_cache_ms: 1000,
+        }
+    }
 }
 
 /// `[storage_server]`: serve shares over Tahoe's HTTP storage protocol.
@@ -235,6 +260,10 @@ pub struct NodeConfig {
     pub memory_budget: u64,
     /// The storage server this node runs, if enabled.
     pub storage_server: Option<StorageServerConfig>,
+    /// The commit journal's settings (`None`: `[journal] enabled = false`).
+    pub journal: Option<CommitSettings>,
+    /// How long a serving node answers path lookups from a directory listing it read or wrote.
+    pub directory_cache: std::time::Duration,
 }
 
 /// Where a config comes from: relative paths are under its node directory, errors name its file.
@@ -272,6 +301,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
     }
     let storage_server = storage_server(raw.storage_server, &source)?;
     let drop_uploads = drop_uploads(raw.drop_upload, &source)?;
+    let journal = journal(&raw.journal, &source)?;
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
@@ -292,7 +322,32 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         servers_yaml: raw.grid.servers_yaml.map(|path| source.in_node(path)),
         memory_budget,
         storage_server,
+        journal,
+        directory_cache: std::time::Duration::from_millis(raw.journal.directory_cache_ms.min(60_000)),
     })
+}
+
+/// `[journal]`: a file limit of 0 journals nothing but links; at least 1 MiB may be pending.
+fn journal(section: &JournalSection, source: &Source) -> Result<Option<CommitSettings>, Error> {
+    if !section.enabled {
+        return Ok(None);
+    }
+    if section.max_file_kib > 16 << 10 {
+        return Err(source.bad(format!(
+            "key journal.max_file_kib = {}: allowed 0..=16384",
+            section.max_file_kib
+        )));
+    }
+    if section.max_pending_mib == 0 || section.max_pending_mib > 1 << 20 {
+        return Err(source.bad(format!(
+            "key journal.max_pending_mib = {}: allowed 1..=1048576",
+            section.max_pending_mib
+        )));
+    }
+    Ok(Some(CommitSettings {
+        max_file_size: section.max_file_kib << 10,
+        max_pending_bytes: section.max_pending_mib << 20,
+    }))
 }
 
 /// `[grid]`'s encoding: the rules are [`EncodingParams::validate`]'s.
@@ -528,6 +583,7 @@ mod tests {
         assert_eq!(config.sftp_listen.to_string(), "127.0.0.1:8022");
         assert_eq!(config.session_limits, SessionLimits::default());
         assert_eq!(config.memory_budget, 64 << 20);
+        assert_eq!(config.journal, Some(crate::grid::commit::CommitSettings::default()));
         let empty = parse_config(Path::new("/n"), "lafs.toml", "").unwrap();
         assert_eq!(empty.params, config.params);
         assert_eq!(empty.memory_budget, config.memory_budget);
@@ -541,6 +597,8 @@ mod tests {
             ("[grid]\nhappy = 11\n", "grid.happy"),
             ("[storage]\nservers = 0\n", "storage.servers"),
             ("[grid]\nmemory_budget_mib = 4\n", "grid.memory_budget_mib"),
+            ("[journal]\nmax_pending_mib = 0\n", "journal.max_pending_mib"),
+            ("[journal]\nmax_file_kib = 99999\n", "journal.max_file_kib"),
             ("[frontends]\nsftp_listen = \"nope\"\n", "frontends.sftp_listen"),
             (
                 "[frontends]\nftp_passive_ports = \"9-1\"\n",

@@ -21,6 +21,11 @@ use crate::frontends::{ftp, sftp};
 /// How long a failed SSH login waits before its answer (as OpenSSH; slows password guessing).
 const AUTH_REJECTION_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The commit journal's directory, in the node directory.
+pub const JOURNAL_DIR: &str = "private/journal";
+/// How long a clean shutdown waits for acknowledged links to be published.
+const SHUTDOWN_PUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why a node could not serve, or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -65,6 +70,9 @@ pub enum ServeError {
     /// A drop-upload folder could not be served.
     #[error("drop-upload")]
     DropUpload(#[source] DropUploadError),
+    /// The commit journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] crate::grid::commit::journal::JournalError),
     /// A service's task panicked.
     #[error("a service panicked")]
     Panicked(#[source] tokio::task::JoinError),
@@ -128,6 +136,7 @@ pub struct Running {
     /// The SFTP server's address, if it runs.
     pub sftp: Option<SocketAddr>,
     services: JoinSet<Result<(), ServeError>>,
+    grid: crate::grid::Grid,
     stop: tokio::sync::watch::Sender<bool>,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
@@ -185,6 +194,11 @@ pub async fn start(
             Ok(())
         });
     }
+    node.grid.directory_cache().set_ttl(config.directory_cache);
+    if let Some(settings) = config.journal {
+        // Before any frontend serves: replayed links are visible to their first reads.
+        node.grid.start_commit_queue(&config.dir.join(JOURNAL_DIR), settings)?;
+    }
     let accounts = Arc::new(AccountsFile::new(&config.accounts_file));
     let throttle = Arc::new(LoginThrottle::default());
     let mut running_ftp = None;
@@ -227,6 +241,7 @@ pub async fn start(
         ftp: running_ftp,
         sftp: running_sftp,
         services,
+        grid: node.grid.clone(),
         stop,
         shutdown: Box::pin(shutdown),
     })
@@ -243,6 +258,10 @@ impl Running {
         let _ = self.stop.send(true);
         while let Some(joined) = self.services.join_next().await {
             joined.map_err(ServeError::Panicked)??;
+        }
+        let left = self.grid.stop_commit_queue(SHUTDOWN_PUBLISH_WAIT).await;
+        if left > 0 {
+            tracing::warn!("{left} acknowledged links not yet published: the journal keeps them for the next start");
         }
         Ok(())
     }

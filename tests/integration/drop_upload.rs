@@ -9,7 +9,7 @@ use lafs_gateway::grid::uri::Cap;
 use lafs_gateway::node::Node;
 use lafs_gateway::vfs::Vfs;
 
-use crate::common::{pseudo_random, runtime, scratch_dir};
+use crate::common::{pseudo_random, runtime, scratch_dir, spawn_lafs_run, wait_for};
 
 /// A node directory with one `[[drop_upload]]` folder (`in/`) targeting a fresh directory.
 struct DropNode {
@@ -61,16 +61,7 @@ impl DropNode {
             .open(self.tmp.path().join("node.log"))
             .unwrap();
         let before = self.log().matches("serving until").count();
-        let child = Command::new(env!("CARGO_BIN_EXE_lafs"))
-            .arg("--node-dir")
-            .arg(self.node())
-            .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
-            .env_remove("LAFS_NODE_DIR")
-            .env("LAFS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = spawn_lafs_run(&self.node(), log);
         self.child = Some(child);
         wait_for("the node to serve", Duration::from_secs(30), || {
             self.log().matches("serving until").count() > before
@@ -138,14 +129,6 @@ fn lafs(node: &Path, args: &[&str]) -> std::process::Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The summary line's counts: (pending, uploading, done, failed).

@@ -573,7 +573,7 @@ fn every_log_line_of_a_connection_names_its_peer_and_user() {
     let sftp_span = span_of(login, " sftp{");
     assert!(sftp_span.starts_with(" sftp{peer=127.0.0.1:"), "{login}");
     assert!(sftp_span.ends_with(" user=alice}"), "{login}");
-    let stored = line("lafs_gateway::frontends::sftp::session: stored ");
+    let stored = line("lafs_gateway::frontends::sftp::handles: stored ");
     assert!(stored.contains(sftp_span) && stored.contains("sftp-up.txt"), "{stored}");
     // Every line the frontends and libunftp wrote is in a connection's span.
     for l in log

@@ -4,6 +4,8 @@ mod common;
 
 /// The `lafs` binary as a user runs it.
 mod cli;
+/// The commit journal through `lafs run`: kill -9 of the gateway and of a storage node, two gateways.
+mod commit_journal;
 /// Directories: link, unlink, read-only caps, concurrent writers.
 mod directory;
 /// Drop-upload through the `lafs run` process.
@@ -26,6 +28,8 @@ mod node_serve;
 mod sftp;
 /// The SFTP frontend under hostile input and connection floods.
 mod sftp_abuse;
+/// Many SFTP requests in flight on one session.
+mod sftp_pipelining;
 /// Real Tahoe-LAFS 1.20 nodes and clients against ours.
 mod tahoe_interop;
 /// Tahoe's official CHK test vectors through the real upload path.

@@ -9,8 +9,8 @@ use base64::Engine as _;
 
 use super::common::scratch_dir;
 
-/// One storage node process.
-struct StorageNode {
+/// One storage node process (the commit journal's tests start grids of them too).
+pub(crate) struct StorageNode {
     dir: PathBuf,
     child: Option<Child>,
     /// More `[storage_server]` keys.
@@ -30,7 +30,7 @@ impl Drop for KillOnDrop {
 impl StorageNode {
     /// Creates the node directory, starts it on a free port, then pins that port in its config
     /// so a restart comes back where the gateway's server list says it is.
-    fn create(root: &Path, name: &str) -> StorageNode {
+    pub(crate) fn create(root: &Path, name: &str) -> StorageNode {
         StorageNode::create_with(root, name, "")
     }
 
@@ -99,7 +99,7 @@ impl StorageNode {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
@@ -137,7 +137,7 @@ fn lafs(node: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn lafs_ok(node: &Path, args: &[&str]) -> String {
+pub(crate) fn lafs_ok(node: &Path, args: &[&str]) -> String {
     let out = lafs(node, args);
     assert!(
         out.status.success(),
@@ -149,7 +149,7 @@ fn lafs_ok(node: &Path, args: &[&str]) -> String {
 }
 
 /// Merges the nodes' announcement files into a Tahoe `servers.yaml`.
-fn servers_yaml(nodes: &[StorageNode]) -> String {
+pub(crate) fn servers_yaml(nodes: &[StorageNode]) -> String {
     let mut storage = serde_yaml::Mapping::new();
     for node in nodes {
         let doc: serde_yaml::Value =

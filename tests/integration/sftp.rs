@@ -130,8 +130,10 @@ async fn big_requests_and_the_limits_extension_move_64_mib_both_ways() {
         .await
         .ok();
     assert!(read(&gw, "a.out") == data);
-    // A client asking for 255 KiB per request with 64 in flight gets short reads and goes on
-    // (255 KiB replies once stalled the channel after ~29 MB).
+    // 255 KiB per request with 64 in flight, answered whole. A request loop that stopped reading
+    // the channel while a reply waited for window space stalled here after 27 MB: russh's
+    // per-channel queue filled up and its session loop, blocked on it, no longer took in the
+    // client's window adjustments.
     let run = gw
         .sftp_key_with(&["-B", "261120", "-R", "64"], "get a.bin b.out\n", gw.work.path())
         .await;

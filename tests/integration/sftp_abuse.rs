@@ -14,35 +14,35 @@ use crate::common::gateway::Gateway;
 use crate::common::pseudo_random;
 use crate::sftp::rust_client::{self, AcceptAnyHostKey, Login};
 
-const FXP_OPEN: u8 = 3;
-const FXP_CLOSE: u8 = 4;
-const FXP_READ: u8 = 5;
-const FXP_WRITE: u8 = 6;
+pub(crate) const FXP_OPEN: u8 = 3;
+pub(crate) const FXP_CLOSE: u8 = 4;
+pub(crate) const FXP_READ: u8 = 5;
+pub(crate) const FXP_WRITE: u8 = 6;
 const FXP_SETSTAT: u8 = 9;
 const FXP_FSETSTAT: u8 = 10;
-const FXP_STAT: u8 = 17;
-const FXP_STATUS: u8 = 101;
-const FXP_HANDLE: u8 = 102;
-const FXP_ATTRS: u8 = 105;
+pub(crate) const FXP_STAT: u8 = 17;
+pub(crate) const FXP_STATUS: u8 = 101;
+pub(crate) const FXP_HANDLE: u8 = 102;
+pub(crate) const FXP_ATTRS: u8 = 105;
 const FX_OK: u32 = 0;
 const FX_EOF: u32 = 1;
 const FX_FAILURE: u32 = 4;
 const FX_BAD_MESSAGE: u32 = 5;
 const FX_OP_UNSUPPORTED: u32 = 8;
-const OPEN_READ: u32 = 1;
-const OPEN_WRITE_CREATE_TRUNCATE: u32 = 0x02 | 0x08 | 0x10;
+pub(crate) const OPEN_READ: u32 = 1;
+pub(crate) const OPEN_WRITE_CREATE_TRUNCATE: u32 = 0x02 | 0x08 | 0x10;
 const ATTR_SIZE: u32 = 1;
 /// Longer than any answer should take; a request the server gets stuck on fails here.
 const REPLY_WAIT: Duration = Duration::from_secs(30);
 
-fn string(text: &[u8]) -> Vec<u8> {
+pub(crate) fn string(text: &[u8]) -> Vec<u8> {
     let mut out = (text.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(text);
     out
 }
 
 /// A request body: type, id, then `rest`.
-fn request(kind: u8, id: u32, rest: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn request(kind: u8, id: u32, rest: &[&[u8]]) -> Vec<u8> {
     let mut body = vec![kind];
     body.extend_from_slice(&id.to_be_bytes());
     for part in rest {
@@ -53,22 +53,22 @@ fn request(kind: u8, id: u32, rest: &[&[u8]]) -> Vec<u8> {
 
 /// One reply as the wire has it.
 #[derive(Debug)]
-struct Reply {
-    kind: u8,
-    id: u32,
-    rest: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) kind: u8,
+    pub(crate) id: u32,
+    pub(crate) rest: Vec<u8>,
 }
 
 impl Reply {
     /// A status's code and message.
-    fn status(&self) -> (u32, String) {
+    pub(crate) fn status(&self) -> (u32, String) {
         assert_eq!(self.kind, FXP_STATUS, "expected a status, got {self:?}");
         let code = u32::from_be_bytes(self.rest[..4].try_into().unwrap());
         let len = u32::from_be_bytes(self.rest[4..8].try_into().unwrap()) as usize;
         (code, String::from_utf8_lossy(&self.rest[8..8 + len]).into_owned())
     }
 
-    fn handle(&self) -> Vec<u8> {
+    pub(crate) fn handle(&self) -> Vec<u8> {
         assert_eq!(self.kind, FXP_HANDLE, "expected a handle, got {self:?}");
         let len = u32::from_be_bytes(self.rest[..4].try_into().unwrap()) as usize;
         self.rest[4..4 + len].to_vec()
@@ -76,7 +76,7 @@ impl Reply {
 }
 
 /// A logged-in SSH connection with the sftp subsystem open, spoken to in raw SFTP bytes.
-struct RawSftp {
+pub(crate) struct RawSftp {
     channel: russh::Channel<client::Msg>,
     received: Vec<u8>,
     _ssh: client::Handle<AcceptAnyHostKey>,
@@ -84,7 +84,7 @@ struct RawSftp {
 
 impl RawSftp {
     /// Logs in as alice with her key and exchanges INIT/VERSION.
-    async fn open(gw: &Gateway) -> RawSftp {
+    pub(crate) async fn open(gw: &Gateway) -> RawSftp {
         let ssh = client::connect(
             Arc::new(client::Config::default()),
             ("127.0.0.1", gw.port),
@@ -113,18 +113,18 @@ impl RawSftp {
     }
 
     /// Sends one framed request body.
-    async fn send(&mut self, body: &[u8]) {
+    pub(crate) async fn send(&mut self, body: &[u8]) {
         let mut bytes = (body.len() as u32).to_be_bytes().to_vec();
         bytes.extend_from_slice(body);
         self.send_bytes(&bytes).await;
     }
 
-    async fn send_bytes(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) {
         self.channel.data(bytes).await.unwrap();
     }
 
     /// The next reply, or `None` once the server closed the channel.
-    async fn reply(&mut self) -> Option<Reply> {
+    pub(crate) async fn reply(&mut self) -> Option<Reply> {
         let deadline = Instant::now() + REPLY_WAIT;
         loop {
             if self.received.len() >= 4 {
@@ -149,7 +149,7 @@ impl RawSftp {
     }
 
     /// Sends `body` and returns the reply, checking it answers `id`.
-    async fn call(&mut self, body: &[u8]) -> Reply {
+    pub(crate) async fn call(&mut self, body: &[u8]) -> Reply {
         let id = u32::from_be_bytes(body[1..5].try_into().unwrap());
         self.send(body).await;
         let reply = self.reply().await.expect("the channel stays open");
@@ -157,7 +157,7 @@ impl RawSftp {
         reply
     }
 
-    async fn open_file(&mut self, id: u32, path: &str, flags: u32) -> Vec<u8> {
+    pub(crate) async fn open_file(&mut self, id: u32, path: &str, flags: u32) -> Vec<u8> {
         let body = request(
             FXP_OPEN,
             id,
@@ -166,7 +166,7 @@ impl RawSftp {
         self.call(&body).await.handle()
     }
 
-    async fn write(&mut self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> (u32, String) {
+    pub(crate) async fn write(&mut self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> (u32, String) {
         let body = request(FXP_WRITE, id, &[&string(handle), &offset.to_be_bytes(), &string(data)]);
         self.call(&body).await.status()
     }

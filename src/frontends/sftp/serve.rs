@@ -1,20 +1,31 @@
-//! The request loop of one SFTP channel: requests framed by [`framing`], handed to the session one at a time, every one answered; an idle channel ends.
+//! One SFTP channel: its bytes read as they come and framed by [`framing`], each request dispatched while the next are read, replies written as they are ready; an idle channel ends.
 //!
 //! This replaces `russh_sftp::server::run` (whose loop goes on after a framing
-//! error and answers undecodable requests with id 0) while keeping russh-sftp's
-//! protocol types and its `Handler` trait, which [`super::session`] implements.
+//! error and answers undecodable requests with id 0, and which handles one
+//! request at a time). Reading never waits for a reply to be written: russh
+//! forwards a channel's incoming data into a bounded queue and its whole
+//! session stops while that queue is full, window adjustments from the client
+//! included, so a loop that stops reading while its reply waits for window
+//! space waits for ever. Here the reader goes on reading (up to [`RAW_LIMIT`]
+//! bytes not yet dispatched) while requests wait for their turn, and a separate
+//! writer sends the replies.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use russh_sftp::protocol::{Packet, Status};
-use russh_sftp::server::{Handler, StatusReply};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::mpsc;
 
-use super::framing::{self, FramingError, Incoming};
+use super::dispatch::Dispatcher;
+use super::framing::{self, FramingError, MAX_REQUEST_LEN};
+use super::replies::{Replies, Reply};
+use super::session::SftpSession;
 
-/// Read-ahead room: enough for several small pipelined requests per read.
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the channel and not yet dispatched, beyond which reading pauses: room for
+/// several of the largest requests.
+const RAW_LIMIT: usize = 4 * (4 + MAX_REQUEST_LEN as usize);
 
 /// Why a channel's loop ended.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +33,8 @@ pub enum Ended {
     /// The client closed its side.
     #[error("the client closed the channel")]
     ClientClosed,
-    /// No request arrived (or no reply could be delivered) for this long.
+    /// No request arrived, and none was being handled, for this long; or a reply could not be
+    /// delivered for this long.
     #[error("idle for {0:?}")]
     Idle(Duration),
     /// The client broke the framing.
@@ -30,100 +42,108 @@ pub enum Ended {
     Framing(#[from] FramingError),
     /// The channel failed.
     #[error("channel error: {0}")]
-    Io(#[from] std::io::Error),
-    /// A reply could not be encoded.
-    #[error("reply not encodable: {0}")]
-    Encode(String),
+    Channel(#[from] russh::Error),
 }
 
-/// Serves requests from `stream` with `handler` until the client closes it, breaks the framing, or
-/// sends nothing for `idle` (the time a request takes to handle does not count).
-pub async fn run<S, H>(stream: &mut S, handler: &mut H, idle: Duration) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    H: Handler + Send,
-{
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+/// When the channel last moved: a request arrived or a reply went out.
+struct Activity(Mutex<Instant>);
+
+impl Activity {
+    fn touch(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    fn since(&self) -> Duration {
+        self.0.lock().map(|last| last.elapsed()).unwrap_or_default()
+    }
+}
+
+/// Serves `session` on `channel` until the client closes it, breaks the framing, or the channel
+/// is idle for `idle` (time spent handling requests does not count).
+pub async fn run(channel: Channel<Msg>, session: SftpSession, idle: Duration) -> Ended {
+    let (mut read_half, write_half) = channel.split();
+    let (replies, queue) = Replies::new();
+    let activity = Activity(Mutex::new(Instant::now()));
+    let mut dispatcher = Dispatcher::new(session, replies.clone());
+    tokio::select! {
+        ended = receive(&mut read_half, &mut dispatcher, &replies, &activity, idle) => ended,
+        ended = send(&write_half, queue, &activity, idle) => ended,
+    }
+}
+
+/// Reads and dispatches requests.
+async fn receive(
+    read_half: &mut ChannelReadHalf,
+    dispatcher: &mut Dispatcher,
+    replies: &Replies,
+    activity: &Activity,
+    idle: Duration,
+) -> Ended {
+    let mut raw = BytesMut::new();
+    let mut open = true;
     loop {
-        let body = loop {
-            match framing::next_frame(&mut buffer) {
-                Ok(Some(body)) => break body,
-                Ok(None) => {}
-                Err(error) => return error.into(),
+        match framing::next_frame(&mut raw) {
+            Err(error) => return error.into(),
+            Ok(Some(body)) => {
+                let dispatched = dispatcher.dispatch(body);
+                tokio::pin!(dispatched);
+                // Read on while the request waits for its place.
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = &mut dispatched => break,
+                        message = read_half.wait(), if open && raw.len() < RAW_LIMIT => {
+                            open = take(message, &mut raw, activity);
+                        }
+                    }
+                }
             }
-            buffer.reserve(READ_CHUNK);
-            match tokio::time::timeout(idle, stream.read_buf(&mut buffer)).await {
-                Err(_) => return Ended::Idle(idle),
-                Ok(Ok(0)) => return Ended::ClientClosed,
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => return error.into(),
+            Ok(None) if !open => return Ended::ClientClosed,
+            Ok(None) => {
+                let left = idle.saturating_sub(activity.since());
+                match tokio::time::timeout(left, read_half.wait()).await {
+                    Ok(message) => open = take(message, &mut raw, activity),
+                    // Handling a request, or waiting to send a reply, is not being idle.
+                    Err(_) if dispatcher.busy() || replies.pending() => activity.touch(),
+                    Err(_) if activity.since() >= idle => return Ended::Idle(idle),
+                    Err(_) => {}
+                }
             }
-        };
-        let reply = match framing::decode(body) {
-            Incoming::Request(request) => dispatch(request, handler).await,
-            Incoming::Answered { reply, problem } => {
-                tracing::debug!("{problem}");
-                reply
-            }
-        };
-        let bytes = match Bytes::try_from(reply) {
-            Ok(bytes) => bytes,
-            Err(error) => return Ended::Encode(error.to_string()),
-        };
-        // A client that stops reading its replies stops being served, and is idle.
-        let sent = async {
-            stream.write_all(&bytes).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(idle, sent).await {
-            Err(_) => return Ended::Idle(idle),
-            Ok(Err(error)) => return error.into(),
-            Ok(Ok(())) => {}
         }
     }
 }
 
-/// The session's answer to one request; an error becomes a status with the request's id.
-async fn dispatch<H: Handler + Send>(request: Packet, handler: &mut H) -> Packet {
-    let id = request.get_request_id();
-    let result = match request {
-        Packet::Init(p) => handler.init(p.version, p.extensions).await.map(Packet::from),
-        Packet::Open(p) => handler
-            .open(p.id, p.filename, p.pflags, p.attrs)
-            .await
-            .map(Packet::from),
-        Packet::Close(p) => handler.close(p.id, p.handle).await.map(Packet::from),
-        Packet::Read(p) => handler.read(p.id, p.handle, p.offset, p.len).await.map(Packet::from),
-        Packet::Write(p) => handler.write(p.id, p.handle, p.offset, p.data).await.map(Packet::from),
-        Packet::Lstat(p) => handler.lstat(p.id, p.path).await.map(Packet::from),
-        Packet::Fstat(p) => handler.fstat(p.id, p.handle).await.map(Packet::from),
-        Packet::SetStat(p) => handler.setstat(p.id, p.path, p.attrs).await.map(Packet::from),
-        Packet::FSetStat(p) => handler.fsetstat(p.id, p.handle, p.attrs).await.map(Packet::from),
-        Packet::OpenDir(p) => handler.opendir(p.id, p.path).await.map(Packet::from),
-        Packet::ReadDir(p) => handler.readdir(p.id, p.handle).await.map(Packet::from),
-        Packet::Remove(p) => handler.remove(p.id, p.filename).await.map(Packet::from),
-        Packet::MkDir(p) => handler.mkdir(p.id, p.path, p.attrs).await.map(Packet::from),
-        Packet::RmDir(p) => handler.rmdir(p.id, p.path).await.map(Packet::from),
-        Packet::RealPath(p) => handler.realpath(p.id, p.path).await.map(Packet::from),
-        Packet::Stat(p) => handler.stat(p.id, p.path).await.map(Packet::from),
-        Packet::Rename(p) => handler.rename(p.id, p.oldpath, p.newpath).await.map(Packet::from),
-        Packet::ReadLink(p) => handler.readlink(p.id, p.path).await.map(Packet::from),
-        Packet::Symlink(p) => handler.symlink(p.id, p.linkpath, p.targetpath).await.map(Packet::from),
-        Packet::Extended(p) => handler.extended(p.id, p.request, p.data).await,
-        // framing::decode lets only request types through.
-        _ => Err(handler.unimplemented()),
-    };
-    result.unwrap_or_else(|error| {
-        let StatusReply {
-            status_code,
-            error_message,
-            language_tag,
-        } = error.into();
-        Packet::Status(Status {
-            id,
-            status_code,
-            error_message: error_message.unwrap_or_else(|| status_code.to_string()),
-            language_tag: language_tag.unwrap_or_else(|| "en-US".to_string()),
-        })
-    })
+/// Adds what a channel message brings to `raw`; false once the client has closed its side.
+fn take(message: Option<ChannelMsg>, raw: &mut BytesMut, activity: &Activity) -> bool {
+    match message {
+        Some(ChannelMsg::Data { data }) => {
+            raw.extend_from_slice(&data);
+            activity.touch();
+            true
+        }
+        Some(ChannelMsg::Eof | ChannelMsg::Close) | None => false,
+        // Window adjustments and the like: nothing for SFTP.
+        Some(_) => true,
+    }
+}
+
+/// Writes replies as they are queued. A client that stops reading them stops being served, and is
+/// idle once one has waited `idle`.
+async fn send(
+    write_half: &ChannelWriteHalf<Msg>,
+    mut queue: mpsc::UnboundedReceiver<Reply>,
+    activity: &Activity,
+    idle: Duration,
+) -> Ended {
+    while let Some(reply) = queue.recv().await {
+        match tokio::time::timeout(idle, write_half.data_bytes(reply.frame.clone())).await {
+            Err(_) => return Ended::Idle(idle),
+            Ok(Err(error)) => return error.into(),
+            Ok(Ok(())) => activity.touch(),
+        }
+    }
+    // The dispatcher holds a sender as long as the reader runs, so the queue does not close first.
+    std::future::pending().await
 }

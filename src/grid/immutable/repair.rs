@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::grid::immutable::check::{CheckReport, ShareHealth};
 use crate::grid::immutable::download::FileReader;
-use crate::grid::immutable::upload::{KeyChoice, blocking};
+use crate::grid::immutable::upload::{UploadPlan, blocking};
 use crate::grid::spool::Spool;
 use crate::grid::uri::{Cap, ChkCap};
 use crate::grid::{EncodingParams, Error, Grid};
@@ -41,27 +41,13 @@ impl Grid {
         let mut reader = self.open_file(cap).await?;
         let segment_size = reader.ueb().segment_size;
         let spool = spool_plaintext(&mut reader, scratch_dir).await?;
-        let params = EncodingParams {
-            needed: cap.needed.into(),
-            total: cap.total.into(),
-            // Place shares wherever there is room: a repair that improves the file is worth
-            // keeping even when fewer servers than `happy` are up.
-            happy: 1,
-            max_segment_size: segment_size,
-        };
-        let mut grid = self.clone().with_params(params);
-        grid.replace_dropped = false;
-        grid.avoid_shares = std::sync::Arc::new(
-            before
-                .shares
-                .iter()
-                .filter(|s| s.health != ShareHealth::Good)
-                .map(|s| (s.node_id, s.share))
-                .collect(),
-        );
-        let stored = grid
-            .upload(spool.reader(), cap.size, KeyChoice::Given(cap.key), None)
-            .await?;
+        let bad_copies = before
+            .shares
+            .iter()
+            .filter(|s| s.health != ShareHealth::Good)
+            .map(|s| (s.node_id, s.share));
+        let plan = UploadPlan::repair(cap, segment_size, bad_copies);
+        let stored = self.upload_with_plan(spool.reader(), cap.size, &plan, None).await?;
         if stored != Cap::Chk(cap.clone()) {
             return Err(Error::Internal(
                 "repair re-encoded the file to a different cap; shares left as they were".into(),

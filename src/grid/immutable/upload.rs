@@ -1,128 +1,35 @@
-//! Uploading an immutable file: convergent key, share placement, and the pipelined encrypt → encode → write path.
+//! Uploading an immutable file: the entry points (known size, in memory, streamed), each run as its [`UploadPlan`] says.
 //!
-//! Three stages run at once so both cores stay busy: a blocking reader that
-//! encrypts and hashes ciphertext, a blocking encoder that erasure-codes and
-//! hashes blocks, and the async writer that sends blocks to the servers. A
-//! put returns only after every share is closed (fsynced) and servers of
-//! happiness is still met; on failure every unfinished share is aborted.
+//! A put returns only after every share is closed (fsynced) and servers of happiness is still
+//! met; on failure every unfinished share is aborted. `plan` holds an upload's choices, `source`
+//! reads its plaintext, `placement` finds servers and finishes or aborts the shares, and
+//! `pipeline` encrypts → encodes → writes files longer than one segment; a file of one segment
+//! is encoded in memory here.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod pipeline;
+mod placement;
+mod plan;
+mod source;
+
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use tokio::sync::mpsc;
+
+pub use plan::{KeyChoice, NodeId, UploadPlan};
+pub use source::Progress;
 
 use crate::grid::budget::BudgetPermit;
 use crate::grid::crypto::random_bytes;
-use crate::grid::erasure::Codec;
-use crate::grid::hashutil::storage_index_hash;
-use crate::grid::immutable::chk::{self, ChkHashes, ConvergentKeyHasher};
-use crate::grid::immutable::layout::{FileShape, ShareLayout};
-use crate::grid::selection;
-use crate::grid::storage::{ShareNum, StorageServer};
-use crate::grid::uri::{Cap, LiteralCap, StorageIndex};
-use crate::grid::{Error, Grid};
+use crate::grid::immutable::chk::{self, ConvergentKeyHasher};
+use crate::grid::immutable::layout::FileShape;
+use crate::grid::uri::{Cap, LiteralCap};
+use crate::grid::{EncodingParams, Error, Grid};
+use pipeline::{Encoding, STREAM_BOUND_SIZE};
+use source::{KEY_PASS_CHUNK, PlaintextSource, convergent_key, read_error, read_whole};
 
 /// Files up to this size are stored in the cap itself (`URI:LIT:`).
 pub const LITERAL_THRESHOLD: u64 = 55;
-
-/// The provisional size of a streamed upload (the largest a share's offsets can describe);
-/// its real size replaces it when the stream ends.
-const STREAM_BOUND_SIZE: u64 = 1 << 50;
-
-/// The convergent-key pass reads the source in pieces of this size, three buffers deep.
-const KEY_PASS_CHUNK: usize = 4 << 20;
-
-/// How long the aborts sent to a server that failed mid-upload may take, in the background.
-const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How the file's AES key is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyChoice {
-    /// From the content and the node's convergence secret: identical files share shares.
-    Convergent,
-    /// Random: nobody can tell two uploads of the same file apart.
-    Random,
-    /// An existing file's key: with its parameters the file encodes to the same shares (repair).
-    Given([u8; 16]),
-}
-
-/// Called with the number of plaintext bytes encoded so far.
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
-
-/// Where the shares of one upload go.
-struct Placement {
-    servers: Vec<Arc<dyn StorageServer>>,
-    /// Shares the servers already hold: server index → shares.
-    existing: BTreeMap<usize, BTreeSet<ShareNum>>,
-    /// Shares being written: server index → shares.
-    allocated: BTreeMap<usize, BTreeSet<ShareNum>>,
-    /// Servers that failed during the upload (their shares were given up).
-    failed: Vec<[u8; 20]>,
-}
-
-impl Placement {
-    fn happiness(&self) -> usize {
-        let mut by_share: BTreeMap<ShareNum, BTreeSet<usize>> = BTreeMap::new();
-        for (server, shares) in self.existing.iter().chain(self.allocated.iter()) {
-            for share in shares {
-                by_share.entry(*share).or_default().insert(*server);
-            }
-        }
-        selection::happiness(&by_share)
-    }
-
-    fn server_count(&self) -> usize {
-        self.existing
-            .keys()
-            .chain(self.allocated.keys())
-            .collect::<BTreeSet<_>>()
-            .len()
-    }
-
-    async fn abort_all(&self, si: StorageIndex) {
-        let aborts = self.allocated.iter().flat_map(|(server, shares)| {
-            let server = self.servers[*server].clone();
-            shares.iter().map(move |share| {
-                let server = server.clone();
-                async move { server.abort_share(si, *share).await }
-            })
-        });
-        for result in join_all(aborts).await {
-            if let Err(e) = result {
-                tracing::debug!(storage_index = %si, "abort failed: {e}");
-            }
-        }
-    }
-
-    /// Drops a server that failed mid-upload; the upload goes on if happiness still holds.
-    async fn drop_server(&mut self, server: usize, si: StorageIndex, happy: usize) -> Result<(), Error> {
-        if let Some(shares) = self.allocated.remove(&server) {
-            if !shares.is_empty() {
-                self.failed.push(self.servers[server].id().node_id);
-            }
-            tracing::warn!(storage_index = %si, server = %self.servers[server].id().nickname, "server failed during upload; its shares are dropped");
-            // A failing server may hang: its aborts must not hold up the shares still going to the others.
-            let failing = self.servers[server].clone();
-            tokio::spawn(async move {
-                for share in shares {
-                    let _ = tokio::time::timeout(ABORT_TIMEOUT, failing.abort_share(si, share)).await;
-                }
-            });
-        }
-        let achieved = self.happiness();
-        if achieved < happy {
-            return Err(Error::HappinessNotMet {
-                happy,
-                achieved,
-                servers: self.server_count(),
-            });
-        }
-        Ok(())
-    }
-}
 
 impl Grid {
     /// Stores `data` as an immutable file with a convergent key; returns its cap.
@@ -132,35 +39,40 @@ impl Grid {
             .await
     }
 
-    /// Stores `size` bytes read from `source` as an immutable file; returns its cap.
+    /// Stores `size` bytes read from `source` as an immutable file with the grid's encoding
+    /// parameters; returns its cap.
     ///
     /// With a convergent key the source is read twice (once for the key).
     pub async fn upload<R: Read + Seek + Send + 'static>(
         &self,
-        mut source: R,
+        source: R,
         size: u64,
         key_choice: KeyChoice,
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
+        let plan = UploadPlan::new(*self.params(), key_choice);
+        self.upload_with_plan(source, size, &plan, progress).await
+    }
+
+    /// Stores `size` bytes read from `source` as an immutable file as `plan` says; returns its cap.
+    pub async fn upload_with_plan<R: Read + Seek + Send + 'static>(
+        &self,
+        mut source: R,
+        size: u64,
+        plan: &UploadPlan,
+        progress: Option<Progress>,
+    ) -> Result<Cap, Error> {
         if size <= LITERAL_THRESHOLD {
-            let mut data = Vec::with_capacity(size as usize);
-            source.take(size + 1).read_to_end(&mut data).map_err(|e| Error::Io {
-                context: "read upload source".into(),
-                source: e,
-            })?;
-            if data.len() as u64 != size {
-                return Err(source_changed());
-            }
+            let data = read_whole(source, size)?;
             return Ok(Cap::Literal(LiteralCap { data }));
         }
-        let params = *self.params();
+        let params = plan.params;
         if size <= params.max_segment_size {
-            return self.upload_one_segment(source, size, key_choice, progress).await;
+            return self.upload_one_segment(source, size, plan, progress).await;
         }
         let shape = FileShape::new(size, params.needed, params.total, params.max_segment_size);
-        let codec = Codec::new(params.needed, params.total)?;
         let started = std::time::Instant::now();
-        let (source, key) = match key_choice {
+        let (source, key) = match plan.key {
             KeyChoice::Random => (source, random_bytes::<16>()),
             KeyChoice::Given(key) => (source, key),
             KeyChoice::Convergent => {
@@ -174,25 +86,18 @@ impl Grid {
                 .await?
             }
         };
-        let si = StorageIndex(storage_index_hash(&key));
+        let encoding = Encoding::for_file(key, params, size)?;
+        let si = encoding.storage_index();
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "key ready");
-        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
-        let layout = ShareLayout::for_upload(&shape, ueb_len);
-        let mut placement = self.place_shares(si, layout.share_size(ueb_len)).await?;
+        let mut placement = self.place_shares(si, encoding.share_size(), plan).await?;
         tracing::debug!(storage_index = %si, elapsed_ms = started.elapsed().as_millis(), "shares placed");
-        let result = self
-            .encode_and_write(source, key, shape, codec, layout, si, &mut placement, progress, None)
-            .await;
-        match result {
-            Ok(cap) => {
-                self.replace_dropped_shares(&cap, &placement.failed).await;
-                Ok(cap)
-            }
-            Err(e) => {
-                placement.abort_all(si).await;
-                Err(e)
-            }
-        }
+        let source = PlaintextSource {
+            reader: source,
+            progress,
+            first_segment: None,
+        };
+        let written = self.encode_and_write(source, encoding, &mut placement).await;
+        self.finish_upload(plan, placement, written).await
     }
 
     /// A file of one segment at most: encoded in memory in one go and each share written whole,
@@ -201,28 +106,18 @@ impl Grid {
         &self,
         source: R,
         size: u64,
-        key_choice: KeyChoice,
+        plan: &UploadPlan,
         progress: Option<Progress>,
     ) -> Result<Cap, Error> {
-        let permit = self.memory_budget().acquire(self.one_segment_cost(size)).await;
-        let data = blocking(move || {
-            let mut data = Vec::with_capacity(size as usize);
-            source.take(size + 1).read_to_end(&mut data).map_err(read_error)?;
-            if data.len() as u64 != size {
-                return Err(source_changed());
-            }
-            Ok(data)
-        })
-        .await?;
-        self.encode_one_segment(data, key_choice, progress, permit).await
+        let permit = self.memory_budget().acquire(one_segment_cost(&plan.params, size)).await;
+        let data = blocking(move || read_whole(source, size)).await?;
+        self.encode_one_segment(data, plan, progress, permit).await
     }
 
     /// The memory-budget bytes a file of `size` bytes (at most one segment) needs to be stored
     /// from memory: the plaintext, its ciphertext and the N shares built from it.
     pub fn one_segment_cost(&self, size: u64) -> u64 {
-        let params = self.params();
-        let block = size.div_ceil(params.needed as u64);
-        2 * size + block * params.total as u64
+        one_segment_cost(self.params(), size)
     }
 
     /// The memory-budget bytes one segment of a streamed upload holds while it is encrypted,
@@ -251,19 +146,21 @@ impl Grid {
             drop(permit);
             return self.upload(std::io::Cursor::new(data), size, key_choice, None).await;
         }
-        self.encode_one_segment(data, key_choice, None, permit).await
+        let plan = UploadPlan::new(*self.params(), key_choice);
+        self.encode_one_segment(data, &plan, None, permit).await
     }
 
     /// Encodes a file of one segment at most and writes each share whole; `permit` accounts
-    /// for its memory until the shares are closed.
+    /// for its memory until the shares are written.
     async fn encode_one_segment(
         &self,
         data: Vec<u8>,
-        key_choice: KeyChoice,
+        plan: &UploadPlan,
         progress: Option<Progress>,
         permit: BudgetPermit,
     ) -> Result<Cap, Error> {
-        let params = *self.params();
+        let params = plan.params;
+        let key_choice = plan.key;
         let size = data.len() as u64;
         let secret = self.secrets().convergence.clone();
         let (finished, shares) = blocking(move || {
@@ -298,32 +195,18 @@ impl Grid {
         })
         .await?;
         let si = finished.cap.storage_index();
-        let mut placement = self.place_shares(si, shares[0].len() as u64).await?;
-        let result = async {
-            self.write_to_all(&mut placement, si, params.happy, |share| {
-                Some((0, shares[share as usize].clone()))
-            })
-            .await?;
-            if let Some(progress) = &progress {
-                progress(size);
-            }
-            self.close_shares(&mut placement, si).await
-        }
-        .await;
-        // Freed before any repair below, which takes budget of its own.
+        let mut placement = self.place_shares(si, shares[0].len() as u64, plan).await?;
+        let written = placement
+            .write_to_all(|share| Some((0, shares[share as usize].clone())))
+            .await;
+        // Freed before the shares are finished: a replacement of dropped shares takes budget of its own.
         drop(shares);
         drop(permit);
-        match result {
-            Ok(()) => {
-                let cap = Cap::Chk(finished.cap);
-                self.replace_dropped_shares(&cap, &placement.failed).await;
-                Ok(cap)
-            }
-            Err(e) => {
-                placement.abort_all(si).await;
-                Err(e)
-            }
+        if let (Ok(()), Some(progress)) = (&written, &progress) {
+            progress(size);
         }
+        let written = written.map(|()| Cap::Chk(finished.cap));
+        self.finish_upload(plan, placement, written).await
     }
 
     /// Stores a file whose size is learned only when `source` ends, encoding and sending its
@@ -349,13 +232,9 @@ impl Grid {
                 "these storage servers need each upload's size in advance (spool it first)".into(),
             ));
         }
-        let params = *self.params();
-        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
-        let codec = Codec::new(params.needed, params.total)?;
-        let key = random_bytes::<16>();
-        let si = StorageIndex(storage_index_hash(&key));
-        let layout = ShareLayout::with_version(&shape, 2);
-        let ueb_len = ChkHashes::placeholder_ueb(&shape).pack().len() as u64;
+        let plan = UploadPlan::new(*self.params(), KeyChoice::Random);
+        let encoding = Encoding::for_stream(random_bytes::<16>(), plan.params)?;
+        let si = encoding.storage_index();
         let versions = join_all(self.servers().iter().map(|s| s.version())).await;
         let rooms: Vec<u64> = versions
             .into_iter()
@@ -364,531 +243,19 @@ impl Grid {
             .collect();
         // Each share may grow to its server's share of the free space (a server holds
         // ceil(N / servers) shares when there are fewer servers than shares).
-        let per_server = params.total.div_ceil(rooms.len().max(1)) as u64;
+        let per_server = plan.params.total.div_ceil(rooms.len().max(1)) as u64;
         let room = rooms.iter().copied().max().unwrap_or(0) / per_server;
         // Free space changes while other uploads run; leave an eighth of it as slack so the
         // allocation is not refused by what was written since the servers answered.
-        let allocated = layout.share_size(ueb_len).min(room - room / 8);
-        let mut placement = self.place_shares(si, allocated).await?;
-        let result = self
-            .encode_and_write(
-                source,
-                key,
-                shape,
-                codec,
-                layout,
-                si,
-                &mut placement,
-                None,
-                first_segment,
-            )
-            .await;
-        match &result {
-            Ok(cap) => self.replace_dropped_shares(cap, &placement.failed).await,
-            Err(_) => placement.abort_all(si).await,
-        }
-        result
-    }
-
-    /// After an upload that met happiness without the shares of servers that failed during
-    /// it, places those shares on other servers (a repair, from the shares just written).
-    /// The upload has succeeded either way: a failure here is logged, not returned.
-    ///
-    /// Returned as a boxed trait object: a repair uploads, and an upload may repair.
-    fn replace_dropped_shares<'a>(
-        &'a self,
-        cap: &'a Cap,
-        failed: &'a [[u8; 20]],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move {
-            let Cap::Chk(chk) = cap else { return };
-            if failed.is_empty() || !self.replace_dropped {
-                return;
-            }
-            let si = chk.storage_index();
-            tracing::warn!(storage_index = %si, failed = failed.len(), "placing the shares of failed servers elsewhere");
-            // The servers that failed are left out: they would take the shares and fail again.
-            let mut others = self.clone();
-            others.servers.retain(|s| !failed.contains(&s.id().node_id));
-            match others.repair(chk, &std::env::temp_dir(), false).await {
-                Ok(report) => tracing::info!(
-                    storage_index = %si,
-                    good_shares = report.after.good_shares(),
-                    "shares of failed servers placed elsewhere"
-                ),
-                Err(e) => tracing::warn!(storage_index = %si, "could not place the shares of failed servers: {e}"),
-            }
-        })
-    }
-
-    /// Finds servers for all N shares, allocating them; fails if happiness cannot be met.
-    async fn place_shares(&self, si: StorageIndex, allocated_size: u64) -> Result<Placement, Error> {
-        let params = *self.params();
-        let servers = self.permuted_servers(si);
-        let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
-        let mut usable: Vec<usize> = Vec::new();
-        let mut existing = BTreeMap::new();
-        // Share numbers at or past N are none of this file's (a confused or lying server):
-        // counting them would let it fake happiness.
-        let in_range = |shares: &BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
-            shares
-                .iter()
-                .copied()
-                .filter(|&s| usize::from(s) < params.total)
-                .collect()
+        let allocated = encoding.share_size().min(room - room / 8);
+        let mut placement = self.place_shares(si, allocated, &plan).await?;
+        let source = PlaintextSource {
+            reader: source,
+            progress: None,
+            first_segment,
         };
-        // Copies this upload must not count (a repair's corrupt shares), by server index.
-        let avoid: BTreeSet<(usize, ShareNum)> = self
-            .avoid_shares
-            .iter()
-            .filter_map(|(node_id, share)| {
-                let server = servers.iter().position(|s| s.id().node_id == *node_id)?;
-                Some((server, *share))
-            })
-            .collect();
-        let countable = |server: usize, shares: BTreeSet<ShareNum>| -> BTreeSet<ShareNum> {
-            shares.into_iter().filter(|&s| !avoid.contains(&(server, s))).collect()
-        };
-        for (i, listing) in listings.into_iter().enumerate() {
-            match listing {
-                Ok(shares) => {
-                    let shares = countable(i, in_range(&shares));
-                    usable.push(i);
-                    if !shares.is_empty() {
-                        existing.insert(i, shares);
-                    }
-                }
-                Err(e) => tracing::warn!(server = %servers[i].id().nickname, "server unusable for upload: {e}"),
-            }
-        }
-        let mut placement = Placement {
-            servers,
-            existing,
-            allocated: BTreeMap::new(),
-            failed: Vec::new(),
-        };
-        let all_shares: Vec<ShareNum> = (0..params.total as ShareNum).collect();
-        loop {
-            let placed: BTreeSet<ShareNum> = placement
-                .existing
-                .values()
-                .chain(placement.allocated.values())
-                .flatten()
-                .copied()
-                .collect();
-            let homeless: Vec<ShareNum> = all_shares.iter().copied().filter(|s| !placed.contains(s)).collect();
-            if homeless.is_empty() || usable.is_empty() {
-                break;
-            }
-            let load: BTreeMap<usize, usize> = usable
-                .iter()
-                .map(|&s| {
-                    (
-                        s,
-                        placement.existing.get(&s).map_or(0, BTreeSet::len)
-                            + placement.allocated.get(&s).map_or(0, BTreeSet::len),
-                    )
-                })
-                .collect();
-            let assignment = selection::assign_homeless_avoiding(&homeless, &usable, &load, &avoid);
-            if assignment.is_empty() {
-                // What is left may go only to servers holding bad copies of it.
-                break;
-            }
-            let requests = assignment.iter().map(|(&server, shares)| {
-                let s = placement.servers[server].clone();
-                let lease = self.secrets().lease_for(si, &s.id().node_id);
-                let shares = shares.clone();
-                async move {
-                    (
-                        server,
-                        shares.clone(),
-                        s.allocate_buckets(si, lease, &shares, allocated_size).await,
-                    )
-                }
-            });
-            for (server, asked, answer) in join_all(requests).await {
-                match answer {
-                    Ok(allocation) => {
-                        let already_have = countable(server, in_range(&allocation.already_have));
-                        // Only shares asked for are written to (the HTTP client refuses others too).
-                        let allocated: BTreeSet<ShareNum> =
-                            allocation.allocated.intersection(&asked).copied().collect();
-                        if !already_have.is_empty() {
-                            placement
-                                .existing
-                                .entry(server)
-                                .or_default()
-                                .extend(already_have.iter().copied());
-                        }
-                        if !allocated.is_empty() {
-                            placement
-                                .allocated
-                                .entry(server)
-                                .or_default()
-                                .extend(allocated.iter().copied());
-                        }
-                        let answered = asked
-                            .iter()
-                            .filter(|s| allocated.contains(s) || already_have.contains(s))
-                            .count();
-                        if answered < asked.len() {
-                            // Full (or busy with these shares): ask it for nothing more.
-                            usable.retain(|&u| u != server);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(server = %placement.servers[server].id().nickname, "allocation failed: {e}");
-                        usable.retain(|&u| u != server);
-                    }
-                }
-            }
-        }
-        let achieved = placement.happiness();
-        if achieved < params.happy {
-            placement.abort_all(si).await;
-            return Err(Error::HappinessNotMet {
-                happy: params.happy,
-                achieved,
-                servers: placement.server_count(),
-            });
-        }
-        Ok(placement)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn encode_and_write<R: Read + Send + 'static>(
-        &self,
-        mut source: R,
-        key: [u8; 16],
-        shape: FileShape,
-        codec: Codec,
-        layout: ShareLayout,
-        si: StorageIndex,
-        placement: &mut Placement,
-        progress: Option<Progress>,
-        mut prepaid: Option<BudgetPermit>,
-    ) -> Result<Cap, Error> {
-        let happy = self.params().happy;
-        // A streamed upload's shape is provisional (its size is a bound): its header is written last.
-        let streamed = shape.size == STREAM_BOUND_SIZE;
-        if !streamed {
-            let header = Bytes::from(layout.encode_header());
-            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
-                .await?;
-        }
-
-        // Each segment holds its memory-budget permit (its N blocks) from before it is read
-        // until its blocks are written. The reader waits for it while earlier segments of this
-        // upload are still in flight: those finish without needing more, so waiting is safe.
-        let (cipher_tx, mut cipher_rx) = mpsc::channel::<(u64, Bytes, FileShape, BudgetPermit)>(2);
-        let (block_tx, mut block_rx) = mpsc::channel::<(u64, Vec<Bytes>, BudgetPermit)>(2);
-        let max_segment_size = self.params().max_segment_size;
-        let budget = self.memory_budget().clone();
-        let reader = tokio::task::spawn_blocking(move || -> Result<(ChkHashes, u64), Error> {
-            let mut hashes = ChkHashes::new(shape);
-            let mut done = 0u64;
-            for segnum in 0..shape.num_segments {
-                let permit = match prepaid.take() {
-                    Some(permit) => permit,
-                    None => budget.blocking_acquire(shape.block_len(segnum) * shape.total as u64),
-                };
-                let want = shape.segment_len(segnum) as usize;
-                let mut segment = vec![0u8; want];
-                let got = read_full(&mut source, &mut segment)?;
-                if got < want && !streamed {
-                    return Err(source_changed());
-                }
-                if got == 0 {
-                    break; // a streamed file that ended on a segment boundary
-                }
-                segment.truncate(got);
-                // The segment that ends a stream is its tail: encode it with the real shape.
-                let segment_shape = if got < want {
-                    FileShape::new(done + got as u64, shape.needed, shape.total, max_segment_size)
-                } else {
-                    shape
-                };
-                chk::encrypt_segment(&key, &shape, segnum, &mut segment);
-                hashes.add_ciphertext(&segment);
-                done += segment.len() as u64;
-                if cipher_tx
-                    .blocking_send((segnum, Bytes::from(segment), segment_shape, permit))
-                    .is_err()
-                {
-                    break; // the writer gave up; its error is the one reported
-                }
-                if let Some(progress) = &progress {
-                    progress(done);
-                }
-                if got < want {
-                    break;
-                }
-            }
-            Ok((hashes, done))
-        });
-        let encoder = tokio::task::spawn_blocking(move || -> Result<ChkHashes, Error> {
-            let mut hashes = ChkHashes::new(shape);
-            while let Some((segnum, ciphertext, segment_shape, permit)) = cipher_rx.blocking_recv() {
-                let encoded = chk::encode_segment(&codec, &segment_shape, segnum, ciphertext)?;
-                hashes.add_block_hashes(&encoded.hashes);
-                if block_tx.blocking_send((segnum, encoded.blocks, permit)).is_err() {
-                    break;
-                }
-            }
-            Ok(hashes)
-        });
-        // Up to two segments' writes are in flight, so the disks never wait on the encoder.
-        let mut written = 0u64;
-        let mut write_error = None;
-        let mut in_flight = std::collections::VecDeque::new();
-        while let Some((segnum, blocks, permit)) = block_rx.recv().await {
-            let offset = layout.data + segnum * shape.block_size();
-            let writes = start_writes(placement, si, |share| Some((offset, blocks[share as usize].clone())));
-            drop(blocks);
-            in_flight.push_back(tokio::spawn(async move {
-                let results = writes.await;
-                // The blocks are gone once every write has finished with them.
-                drop(permit);
-                results
-            }));
-            if in_flight.len() < 2 {
-                continue;
-            }
-            if let Some(handle) = in_flight.pop_front() {
-                let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
-                if let Err(e) = finish_writes(placement, si, happy, results).await {
-                    write_error = Some(e);
-                    break;
-                }
-                written += 1;
-            }
-        }
-        while let Some(handle) = in_flight.pop_front() {
-            let results = handle.await.map_err(|e| Error::Internal(e.to_string()))?;
-            if write_error.is_none() {
-                match finish_writes(placement, si, happy, results).await {
-                    Ok(()) => written += 1,
-                    Err(e) => write_error = Some(e),
-                }
-            }
-        }
-        drop(block_rx);
-        let cipher_hashes = reader.await.map_err(|e| Error::Internal(e.to_string()))?;
-        let block_hashes = encoder.await.map_err(|e| Error::Internal(e.to_string()))?;
-        if let Some(e) = write_error {
-            return Err(e);
-        }
-        let (cipher_hashes, size) = cipher_hashes?;
-        let mut hashes = cipher_hashes.merge_block_hashes(block_hashes?);
-        let (shape, layout) = if streamed {
-            let real = FileShape::new(size, shape.needed, shape.total, max_segment_size);
-            if real.segment_size != shape.segment_size {
-                return Err(Error::Internal(
-                    "a streamed upload must be longer than one segment".into(),
-                ));
-            }
-            hashes = hashes.reshape(real, layout.version);
-            let real_layout = ShareLayout::with_version(&real, layout.version);
-            let header = Bytes::from(real_layout.encode_header());
-            self.write_to_all(placement, si, happy, |_| Some((0, header.clone())))
-                .await?;
-            (real, real_layout)
-        } else {
-            (shape, layout)
-        };
-        if written != shape.num_segments {
-            return Err(source_changed());
-        }
-        let finished = hashes.finish(key);
-        if finished.layout != layout {
-            return Err(Error::Internal("share layout changed during encoding".into()));
-        }
-        tracing::debug!(storage_index = %si, "blocks written");
-        let trailers: Vec<Bytes> = finished.trailers.into_iter().map(Bytes::from).collect();
-        self.write_to_all(placement, si, happy, |share| {
-            Some((layout.plaintext_hash_tree, trailers[share as usize].clone()))
-        })
-        .await?;
-
-        self.close_shares(placement, si).await?;
-        Ok(Cap::Chk(finished.cap))
-    }
-
-    /// Closes (commits) every written share, dropping servers whose close fails while happiness
-    /// holds, and renews the leases of shares that were already there.
-    async fn close_shares(&self, placement: &mut Placement, si: StorageIndex) -> Result<(), Error> {
-        let happy = self.params().happy;
-        let closes = placement.allocated.iter().flat_map(|(&server, shares)| {
-            let s = placement.servers[server].clone();
-            shares.iter().map(move |&share| {
-                let s = s.clone();
-                async move { (server, s.close_share(si, share).await) }
-            })
-        });
-        let mut failed = BTreeSet::new();
-        for (server, result) in join_all(closes).await {
-            if let Err(e) = result {
-                tracing::warn!(storage_index = %si, "closing share failed: {e}");
-                failed.insert(server);
-            }
-        }
-        for server in failed {
-            placement.drop_server(server, si, happy).await?;
-        }
-        tracing::debug!(storage_index = %si, "shares closed");
-        let renewals = placement.existing.keys().map(|&server| {
-            let s = placement.servers[server].clone();
-            let lease = self.secrets().lease_for(si, &s.id().node_id);
-            async move { s.add_or_renew_lease(si, lease).await }
-        });
-        for result in join_all(renewals).await {
-            if let Err(e) = result {
-                tracing::warn!(storage_index = %si, "lease renewal failed: {e}");
-            }
-        }
-        placement.allocated.clear();
-        Ok(())
-    }
-
-    /// Writes to every allocated share (`what` gives offset and bytes per share number); drops failing servers.
-    async fn write_to_all(
-        &self,
-        placement: &mut Placement,
-        si: StorageIndex,
-        happy: usize,
-        what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
-    ) -> Result<(), Error> {
-        let results = start_writes(placement, si, what).await;
-        finish_writes(placement, si, happy, results).await
-    }
-}
-
-type WriteResults = Vec<(usize, Result<(), crate::grid::storage::Error>)>;
-
-/// Starts one write per allocated share; the future owns everything it needs, so
-/// several segments' writes can be in flight while the placement is updated.
-fn start_writes(
-    placement: &Placement,
-    si: StorageIndex,
-    what: impl Fn(ShareNum) -> Option<(u64, Bytes)>,
-) -> impl std::future::Future<Output = WriteResults> + Send + 'static {
-    let writes: Vec<_> = placement
-        .allocated
-        .iter()
-        .flat_map(|(&server, shares)| {
-            let s = placement.servers[server].clone();
-            let what = &what;
-            shares
-                .iter()
-                .filter_map(move |&share| what(share).map(|(offset, data)| (server, s.clone(), share, offset, data)))
-        })
-        .collect();
-    join_all(
-        writes
-            .into_iter()
-            .map(move |(server, s, share, offset, data)| async move {
-                (server, s.write_share(si, share, offset, data).await)
-            }),
-    )
-}
-
-/// Drops the servers whose writes failed; fails if happiness no longer holds.
-async fn finish_writes(
-    placement: &mut Placement,
-    si: StorageIndex,
-    happy: usize,
-    results: WriteResults,
-) -> Result<(), Error> {
-    let mut failed = BTreeSet::new();
-    for (server, result) in results {
-        if let Err(e) = result {
-            if placement.allocated.contains_key(&server) {
-                tracing::warn!(storage_index = %si, "share write failed: {e}");
-            }
-            failed.insert(server);
-        }
-    }
-    for server in failed {
-        placement.drop_server(server, si, happy).await?;
-    }
-    Ok(())
-}
-
-/// Hashes `size` bytes of `source` into the convergent key.
-///
-/// A scoped reader thread fills buffers while this thread hashes the previous
-/// one, so the copy out of the page cache overlaps the hashing.
-fn convergent_key<R: Read + Seek + Send>(
-    source: &mut R,
-    size: u64,
-    secret: &[u8],
-    shape: &FileShape,
-) -> Result<[u8; 16], Error> {
-    const CHUNK: usize = KEY_PASS_CHUNK;
-    source.seek(SeekFrom::Start(0)).map_err(read_error)?;
-    let mut hasher = ConvergentKeyHasher::new(secret, shape);
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
-    let chunk = (size.min(CHUNK as u64)) as usize;
-    for _ in 0..3 {
-        let _ = empty_tx.send(vec![0u8; chunk]);
-    }
-    std::thread::scope(|scope| {
-        let reader = scope.spawn(move || -> Result<(), Error> {
-            let mut remaining = size;
-            while remaining > 0 {
-                let Ok(mut buf) = empty_rx.recv() else { return Ok(()) };
-                let n = remaining.min(chunk as u64) as usize;
-                buf.truncate(n);
-                buf.resize(n, 0);
-                source.read_exact(&mut buf).map_err(read_error)?;
-                remaining -= n as u64;
-                if full_tx.send(buf).is_err() {
-                    return Ok(());
-                }
-            }
-            Ok(())
-        });
-        for buf in full_rx.iter() {
-            hasher.update(&buf);
-            let _ = empty_tx.send(buf);
-        }
-        reader
-            .join()
-            .map_err(|_| Error::Internal("convergent key reader panicked".into()))?
-    })?;
-    Ok(hasher.finalize())
-}
-
-/// Reads until `buf` is full or the source ends; returns how much was read.
-fn read_full<R: Read>(source: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match source.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(read_error(e)),
-        }
-    }
-    Ok(filled)
-}
-
-fn read_error(e: std::io::Error) -> Error {
-    Error::Io {
-        context: "read upload source".into(),
-        source: e,
-    }
-}
-
-fn source_changed() -> Error {
-    Error::Io {
-        context: "read upload source".into(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the source changed size during the upload",
-        ),
+        let written = self.encode_and_write(source, encoding, &mut placement).await;
+        self.finish_upload(&plan, placement, written).await
     }
 }
 
@@ -899,4 +266,11 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// The memory-budget bytes a file of `size` bytes (at most one segment) encoded with `params`
+/// needs to be stored from memory: the plaintext, its ciphertext and the N shares built from it.
+fn one_segment_cost(params: &EncodingParams, size: u64) -> u64 {
+    let block = size.div_ceil(params.needed as u64);
+    2 * size + block * params.total as u64
 }

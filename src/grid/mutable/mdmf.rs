@@ -16,8 +16,12 @@ use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash};
 use crate::grid::immutable::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
-use crate::grid::mutable::sdmf::{Error, data_key};
-use crate::grid::mutable::signing;
+use crate::grid::mutable::sdmf::data_key;
+use crate::grid::mutable::{FormatError, signing};
+use crate::grid::uri::MutableFormat;
+
+/// The format every error from here names.
+const FORMAT: MutableFormat = MutableFormat::Mdmf;
 
 /// Bytes of the signed header (`>BQ32sBBQQ`).
 pub const SIGNED_HEADER_LEN: usize = 59;
@@ -157,21 +161,23 @@ impl Share {
     }
 
     /// Parses a share image.
-    pub fn parse(bytes: &[u8]) -> Result<Share, Error> {
-        let header = Header::decode(bytes).ok_or(Error::Malformed)?;
-        let raw = bytes.get(..HEADER_LEN).ok_or(Error::Malformed)?;
+    pub fn parse(bytes: &[u8]) -> Result<Share, FormatError> {
+        let header = Header::decode(bytes).ok_or(FormatError::Malformed { format: FORMAT })?;
+        let raw = bytes
+            .get(..HEADER_LEN)
+            .ok_or(FormatError::Malformed { format: FORMAT })?;
         let offset = |i: usize| {
             let at = SIGNED_HEADER_LEN + 8 * i;
             be_uint(&raw[at..at + 8]) as usize
         };
         let o: Vec<usize> = (0..8).map(offset).collect();
         if o[0] != HEADER_LEN || o.windows(2).any(|w| w[0] > w[1]) || o[7] > bytes.len() {
-            return Err(Error::Malformed);
+            return Err(FormatError::Malformed { format: FORMAT });
         }
         let chain = &bytes[o[1]..o[2]];
         let tree = &bytes[o[6]..o[7]];
         if !chain.len().is_multiple_of(34) || !tree.len().is_multiple_of(32) || header.needed == 0 {
-            return Err(Error::Malformed);
+            return Err(FormatError::Malformed { format: FORMAT });
         }
         let mut segments = Vec::new();
         let mut at = o[5];
@@ -180,15 +186,17 @@ impl Share {
             let piece = bytes
                 .get(at..at + len)
                 .filter(|_| at + len <= o[6])
-                .ok_or(Error::Malformed)?;
-            let salt: [u8; 16] = piece[..16].try_into().map_err(|_| Error::Malformed)?;
+                .ok_or(FormatError::Malformed { format: FORMAT })?;
+            let salt: [u8; 16] = piece[..16]
+                .try_into()
+                .map_err(|_| FormatError::Malformed { format: FORMAT })?;
             segments.push((salt, piece[16..].to_vec()));
             at += len;
         }
         Ok(Share {
             header,
             encrypted_private_key: bytes[o[0]..o[1]].to_vec(),
-            share_hash_chain: hashtree::parse_chain(chain).ok_or(Error::Malformed)?,
+            share_hash_chain: hashtree::parse_chain(chain).ok_or(FormatError::Malformed { format: FORMAT })?,
             signature: bytes[o[2]..o[3]].to_vec(),
             verification_key: bytes[o[3]..o[4]].to_vec(),
             segments,
@@ -197,22 +205,23 @@ impl Share {
     }
 
     /// Checks key, signature, block hash tree and hash chain of share `shnum` against the cap's fingerprint.
-    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), Error> {
+    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), FormatError> {
         signing::verify(
             &self.verification_key,
             fingerprint,
             &self.header.encode(),
             &self.signature,
+            FORMAT,
         )?;
         let tree = hashtree::build(&segment_leaves(&self.segments));
         if tree != self.block_hash_tree {
-            return Err(Error::HashMismatch);
+            return Err(FormatError::HashMismatch { format: FORMAT });
         }
         let total = self.header.total as usize;
         if shnum >= total
             || !hashtree::verify_leaf(shnum, total, &tree[0], &self.share_hash_chain, &self.header.root_hash)
         {
-            return Err(Error::HashMismatch);
+            return Err(FormatError::HashMismatch { format: FORMAT });
         }
         Ok(())
     }
@@ -233,7 +242,7 @@ pub fn encode(
     seqnum: u64,
     needed: u8,
     total: u8,
-) -> Result<Vec<Share>, Error> {
+) -> Result<Vec<Share>, FormatError> {
     let codec = Codec::new(needed as usize, total as usize)?;
     let segment_size = next_multiple(MAX_SEGMENT_SIZE, u64::from(needed));
     let mut per_share: Vec<Vec<([u8; 16], Vec<u8>)>> = vec![Vec::new(); total as usize];
@@ -259,7 +268,7 @@ pub fn encode(
         segment_size,
         data_length: plaintext.len() as u64,
     };
-    let signature = signing::sign(signing_key, &header.encode())?;
+    let signature = signing::sign(signing_key, &header.encode(), FORMAT)?;
     let encrypted_private_key = keys.encrypted_private_key();
     Ok(per_share
         .into_iter()
@@ -278,9 +287,9 @@ pub fn encode(
 }
 
 /// Decodes one version from at least k verified shares of it, given as (share number, share).
-pub fn decode(readkey: &[u8; 16], shares: &[(usize, &Share)]) -> Result<Vec<u8>, Error> {
+pub fn decode(readkey: &[u8; 16], shares: &[(usize, &Share)]) -> Result<Vec<u8>, FormatError> {
     let Some((_, first)) = shares.first() else {
-        return Err(Error::Malformed);
+        return Err(FormatError::Malformed { format: FORMAT });
     };
     let header = first.header;
     let codec = Codec::new(header.needed as usize, header.total as usize)?;
@@ -332,7 +341,10 @@ mod tests {
         // Tampering with a salt or a block breaks the hash chain.
         let mut bad = parsed[4].1.clone();
         bad.segments[1].0[0] ^= 1;
-        assert_eq!(bad.verify(4, &keys.fingerprint), Err(Error::HashMismatch));
+        assert_eq!(
+            bad.verify(4, &keys.fingerprint),
+            Err(FormatError::HashMismatch { format: FORMAT })
+        );
     }
 
     #[test]

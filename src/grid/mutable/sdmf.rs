@@ -8,12 +8,16 @@ use std::collections::BTreeMap;
 use rsa::RsaPrivateKey;
 
 use crate::grid::crypto::aes_ctr_at;
-use crate::grid::erasure::{self, Codec};
+use crate::grid::erasure::Codec;
 use crate::grid::hashtree;
 use crate::grid::hashutil::{Hash, block_hash, tag, tagged_pair_hash};
 use crate::grid::immutable::layout::{be_uint, next_multiple};
 use crate::grid::mutable::keys::MutableKeys;
-use crate::grid::mutable::signing;
+use crate::grid::mutable::{FormatError, signing};
+use crate::grid::uri::MutableFormat;
+
+/// The format every error from here names.
+const FORMAT: MutableFormat = MutableFormat::Sdmf;
 
 /// Bytes of the fixed header (`>BQ32s16sBBQQLLLLQQ`).
 pub const HEADER_LEN: usize = 107;
@@ -79,29 +83,6 @@ impl Prefix {
     }
 }
 
-/// Why share images could not be read.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
-    /// Not an SDMF share, or its offsets do not add up.
-    #[error("not a well-formed SDMF share")]
-    Malformed,
-    /// The verification key is not the one the cap names.
-    #[error("share's verification key does not match the cap")]
-    WrongKey,
-    /// The signature over the prefix does not verify.
-    #[error("share signature does not verify")]
-    BadSignature,
-    /// The block or hash chain does not lead to the signed root hash.
-    #[error("share hashes do not match the signed root hash")]
-    HashMismatch,
-    /// Erasure decoding failed.
-    #[error(transparent)]
-    Erasure(#[from] erasure::Error),
-    /// Signing failed.
-    #[error("signing failed")]
-    Signing,
-}
-
 /// One parsed (not yet verified) SDMF share.
 #[derive(Clone)]
 pub struct Share {
@@ -158,9 +139,11 @@ impl Share {
     }
 
     /// Parses a share image.
-    pub fn parse(bytes: &[u8]) -> Result<Share, Error> {
-        let prefix = Prefix::decode(bytes).ok_or(Error::Malformed)?;
-        let header = bytes.get(..HEADER_LEN).ok_or(Error::Malformed)?;
+    pub fn parse(bytes: &[u8]) -> Result<Share, FormatError> {
+        let prefix = Prefix::decode(bytes).ok_or(FormatError::Malformed { format: FORMAT })?;
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or(FormatError::Malformed { format: FORMAT })?;
         let u32_at =
             |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]) as usize;
         let u64_at = |at: usize| be_uint(&header[at..at + 8]) as usize;
@@ -174,19 +157,19 @@ impl Share {
             u64_at(99),
         ];
         if offsets.windows(2).any(|w| w[0] > w[1]) || offsets[6] > bytes.len() {
-            return Err(Error::Malformed);
+            return Err(FormatError::Malformed { format: FORMAT });
         }
         let region = |i: usize| &bytes[offsets[i]..offsets[i + 1]];
         let chain_bytes = region(2);
         let tree_bytes = region(3);
         if !tree_bytes.len().is_multiple_of(32) {
-            return Err(Error::Malformed);
+            return Err(FormatError::Malformed { format: FORMAT });
         }
         Ok(Share {
             prefix,
             verification_key: region(0).to_vec(),
             signature: region(1).to_vec(),
-            share_hash_chain: hashtree::parse_chain(chain_bytes).ok_or(Error::Malformed)?,
+            share_hash_chain: hashtree::parse_chain(chain_bytes).ok_or(FormatError::Malformed { format: FORMAT })?,
             block_hash_tree: tree_bytes
                 .chunks_exact(32)
                 .map(|c| c.try_into().unwrap_or([0; 32]))
@@ -197,12 +180,13 @@ impl Share {
     }
 
     /// Checks the key, the signature and the hash chain of share `shnum` against the cap's fingerprint.
-    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), Error> {
+    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), FormatError> {
         signing::verify(
             &self.verification_key,
             fingerprint,
             &self.prefix.encode(),
             &self.signature,
+            FORMAT,
         )?;
         let leaves: Vec<Hash> = if self.prefix.data_length == 0 {
             Vec::new()
@@ -211,13 +195,13 @@ impl Share {
         };
         let tree = hashtree::build(&leaves);
         if tree != self.block_hash_tree {
-            return Err(Error::HashMismatch);
+            return Err(FormatError::HashMismatch { format: FORMAT });
         }
         let total = self.prefix.total as usize;
         if shnum >= total
             || !hashtree::verify_leaf(shnum, total, &tree[0], &self.share_hash_chain, &self.prefix.root_hash)
         {
-            return Err(Error::HashMismatch);
+            return Err(FormatError::HashMismatch { format: FORMAT });
         }
         Ok(())
     }
@@ -240,7 +224,7 @@ pub fn encode(
     needed: u8,
     total: u8,
     salt: [u8; 16],
-) -> Result<Vec<Share>, Error> {
+) -> Result<Vec<Share>, FormatError> {
     let codec = Codec::new(needed as usize, total as usize)?;
     let segment_size = next_multiple(plaintext.len() as u64, needed as u64);
     let mut data = plaintext.to_vec();
@@ -267,7 +251,7 @@ pub fn encode(
         segment_size,
         data_length: plaintext.len() as u64,
     };
-    let signature = signing::sign(signing_key, &prefix.encode())?;
+    let signature = signing::sign(signing_key, &prefix.encode(), FORMAT)?;
     let encrypted_private_key = keys.encrypted_private_key();
     Ok(blocks
         .into_iter()
@@ -286,7 +270,7 @@ pub fn encode(
 }
 
 /// Decodes one version from at least k verified shares of it.
-pub fn decode(readkey: &[u8; 16], prefix: &Prefix, shares: Vec<(usize, Vec<u8>)>) -> Result<Vec<u8>, Error> {
+pub fn decode(readkey: &[u8; 16], prefix: &Prefix, shares: Vec<(usize, Vec<u8>)>) -> Result<Vec<u8>, FormatError> {
     let codec = Codec::new(prefix.needed as usize, prefix.total as usize)?;
     if prefix.data_length == 0 {
         return Ok(Vec::new());
@@ -343,7 +327,7 @@ mod tests {
                 back.verify(shnum, &keys.fingerprint).unwrap();
                 assert_eq!(
                     back.verify((shnum + 1) % 10, &keys.fingerprint),
-                    Err(Error::HashMismatch)
+                    Err(FormatError::HashMismatch { format: FORMAT })
                 );
                 parsed.push((shnum, back));
             }
@@ -368,12 +352,21 @@ mod tests {
         seq[8] ^= 1;
         assert_eq!(
             Share::parse(&seq).unwrap().verify(4, &keys.fingerprint),
-            Err(Error::BadSignature)
+            Err(FormatError::BadSignature { format: FORMAT })
         );
         let mut block = Share::parse(&image).unwrap();
         block.block[0] ^= 1;
-        assert_eq!(block.verify(4, &keys.fingerprint), Err(Error::HashMismatch));
-        assert_eq!(Share::parse(&image).unwrap().verify(4, &[0; 32]), Err(Error::WrongKey));
-        assert_eq!(Share::parse(&image[..50]).map(|_| ()), Err(Error::Malformed));
+        assert_eq!(
+            block.verify(4, &keys.fingerprint),
+            Err(FormatError::HashMismatch { format: FORMAT })
+        );
+        assert_eq!(
+            Share::parse(&image).unwrap().verify(4, &[0; 32]),
+            Err(FormatError::WrongKey { format: FORMAT })
+        );
+        assert_eq!(
+            Share::parse(&image[..50]).map(|_| ()),
+            Err(FormatError::Malformed { format: FORMAT })
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! A mutable share of either format (SDMF or MDMF), told apart by its first byte.
 
 use crate::grid::hashutil::Hash;
-use crate::grid::mutable::{mdmf, sdmf};
+use crate::grid::mutable::{FormatError, mdmf, sdmf};
 use crate::grid::uri::MutableFormat;
 
 /// A parsed mutable share.
@@ -15,11 +15,13 @@ pub enum AnyShare {
 
 impl AnyShare {
     /// Parses a share image of either format.
-    pub fn parse(image: &[u8]) -> Result<AnyShare, sdmf::Error> {
+    pub fn parse(image: &[u8]) -> Result<AnyShare, FormatError> {
         match image.first() {
             Some(0) => sdmf::Share::parse(image).map(AnyShare::Sdmf),
             Some(1) => mdmf::Share::parse(image).map(AnyShare::Mdmf),
-            _ => Err(sdmf::Error::Malformed),
+            other => Err(FormatError::UnknownVersion {
+                version: other.copied(),
+            }),
         }
     }
 
@@ -32,7 +34,7 @@ impl AnyShare {
     }
 
     /// Checks share `shnum` against the cap's fingerprint.
-    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), sdmf::Error> {
+    pub fn verify(&self, shnum: usize, fingerprint: &Hash) -> Result<(), FormatError> {
         match self {
             AnyShare::Sdmf(s) => s.verify(shnum, fingerprint),
             AnyShare::Mdmf(s) => s.verify(shnum, fingerprint),
@@ -85,5 +87,28 @@ pub fn checkstring_len(image: &[u8]) -> usize {
     match image.first() {
         Some(1) => mdmf::CHECKSTRING_LEN,
         _ => sdmf::CHECKSTRING_LEN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_share_is_reported_in_its_own_format() {
+        let mdmf = AnyShare::parse(&[1, 0, 0, 0]).map(|_| ()).unwrap_err();
+        assert_eq!(
+            mdmf,
+            FormatError::Malformed {
+                format: MutableFormat::Mdmf
+            }
+        );
+        assert_eq!(mdmf.to_string(), "not a well-formed MDMF share");
+        let sdmf = AnyShare::parse(&[0, 0, 0, 0]).map(|_| ()).unwrap_err();
+        assert_eq!(sdmf.to_string(), "not a well-formed SDMF share");
+        let neither = AnyShare::parse(&[2, 0]).map(|_| ()).unwrap_err();
+        assert_eq!(neither, FormatError::UnknownVersion { version: Some(2) });
+        let empty = AnyShare::parse(&[]).map(|_| ()).unwrap_err();
+        assert_eq!(empty, FormatError::UnknownVersion { version: None });
     }
 }

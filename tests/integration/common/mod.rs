@@ -107,3 +107,27 @@ pub fn alias_cap(node: &Path, name: &str) -> String {
     let aliases = lafs_gateway::node::read_aliases(node).expect("aliases readable");
     aliases.get(name).expect("alias written").clone()
 }
+
+/// Polls `done` every 100 ms until it holds; fails the test after `limit`.
+pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Starts `lafs run` for the node at `node` as a child process, SFTP and FTP on free loopback
+/// ports, logging at info level to `log`.
+pub fn spawn_lafs_run(node: &Path, log: std::fs::File) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .arg("--node-dir")
+        .arg(node)
+        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+        .env_remove("LAFS_NODE_DIR")
+        .env("LAFS_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
