@@ -135,35 +135,23 @@ async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Creates a directory at `target`.
-pub(crate) async fn mkdir(dir: &Path, target: &str) -> anyhow::Result<()> {
+/// Creates a directory at `target`; with none, an unlinked one, and prints its write cap.
+pub(crate) async fn mkdir(dir: &Path, target: Option<&str>, format: &str) -> anyhow::Result<()> {
+    let format = if format.eq_ignore_ascii_case("MDMF") {
+        crate::grid::uri::MutableFormat::Mdmf
+    } else {
+        crate::grid::uri::MutableFormat::Sdmf
+    };
+    let Some(target) = target else {
+        let node = Node::open(dir)?;
+        let cap = node.grid.create_directory_as(format).await?;
+        println!("{cap}");
+        return Ok(());
+    };
     let (_, vfs, path) = open_path(dir, target)?;
-    vfs.mkdir(path.as_bytes())
+    vfs.mkdir_as(path.as_bytes(), format)
         .await
-        .map_err(|e| anyhow::anyhow!("{path}: {e}"))
-}
-
-pub(crate) async fn ls(dir: &Path, target: &str, long: bool) -> anyhow::Result<()> {
-    let (_, vfs, path) = open_path(dir, target)?;
-    let entries = vfs
-        .list(path.as_bytes())
-        .await
-        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-    for (name, stat) in entries {
-        if long {
-            let kind = if stat.kind == crate::vfs::Kind::Directory {
-                'd'
-            } else {
-                '-'
-            };
-            let mode = if stat.read_only { "r--" } else { "rw-" };
-            let mtime = stat.mtime.map_or_else(|| "-".to_string(), |t| format!("{t:.0}"));
-            println!("{kind}{mode} {:>12} {:>11} {name}", stat.size, mtime);
-        } else {
-            println!("{name}");
-        }
-    }
-    Ok(())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", display_path(target)))
 }
 
 /// Moves (`mv`) or links (`ln`) an entry, Tahoe style: a target ending in `/` means "into that
@@ -179,6 +167,53 @@ pub(crate) async fn link_or_move(dir: &Path, from: &str, to: &str, mode: LinkMod
         .link_to(from_path.as_bytes(), &to_vfs, to_path.as_bytes(), mode)
         .await
         .map_err(|e| anyhow::anyhow!("{} -> {}: {e}", display_path(from), display_path(to)))
+}
+
+/// Links `from` (a path, or a bare cap) at `to` as well (`lafs ln`).
+pub(crate) async fn ln(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
+    if from.starts_with("URI:") && !from.contains('/') {
+        let cap = parse_cap(from)?;
+        let (_, to_vfs, mut to_path) = open_path(dir, to)?;
+        if to_path.is_empty() || to_path.ends_with('/') {
+            bail!("{}: a bare cap has no name to link it under", display_path(from));
+        }
+        to_path = to_path.trim_end_matches('/').to_string();
+        return to_vfs
+            .link_file(to_path.as_bytes(), &cap, true, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", display_path(to)));
+    }
+    link_or_move(dir, from, to, LinkMode::Link).await
+}
+
+/// Downloads the file `cap_text` to `out` without a progress bar (for `cp`, which has its own).
+pub(crate) async fn get_quiet(node: &Node, cap_text: &str, out: &Path) -> anyhow::Result<()> {
+    let chk = match parse_cap(cap_text)? {
+        Cap::Literal(lit) => return write_output(Some(out), &lit.data).await,
+        Cap::Mutable(mutable) => {
+            let data = node.grid.read_mutable(&mutable).await?;
+            return write_output(Some(out), &data).await;
+        }
+        Cap::Chk(chk) => chk,
+        other => bail!("{} caps cannot be downloaded as files", other.kind()),
+    };
+    let mut reader = node.grid.open_file(&chk).await?;
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".lafs-partial");
+    let tmp = PathBuf::from(tmp);
+    let file = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    if let Err(e) = reader.write_to(&mut writer, None).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e.into());
+    }
+    writer.flush().await.context("write download")?;
+    drop(writer);
+    tokio::fs::rename(&tmp, out)
+        .await
+        .with_context(|| format!("cannot rename to {}", out.display()))
 }
 
 /// A path argument as errors may show it: a cap's secret part is left out.
