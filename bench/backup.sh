@@ -39,16 +39,17 @@ lafs alias create tahoe >/dev/null
 t=$(now); cp -r "$ROOT/tree" "$ROOT/ref-copy"; ref_full=$(since "$t")
 t=$(now); first=$(lafs backup "$ROOT/tree" tahoe:backups); first_s=$(since "$t")
 cp -a "$ROOT/tree" "$ROOT/before"
-python3 - "$ROOT/tree" "$CHANGED" <<'PY'
+python3 - "$ROOT/tree" "$CHANGED" >"$ROOT/changed.txt" <<'PY'
 import os, sys
 root, changed = sys.argv[1], int(sys.argv[2])
 names = sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs)
 for path in names[:: max(1, len(names) // changed)][:changed]:
     with open(path, "ab") as f:
         f.write(b"changed")
+    print(path)
 PY
 t=$(now); second=$(lafs backup "$ROOT/tree" tahoe:backups); second_s=$(since "$t")
-t=$(now); find "$ROOT/tree" -newer "$ROOT/before" -type f -exec cp {} "$ROOT/ref-copy/" \; ; ref_changed=$(since "$t")
+t=$(now); xargs cp -t "$ROOT/ref-copy/" <"$ROOT/changed.txt"; ref_changed=$(since "$t")
 
 archives=$(lafs ls tahoe:backups/Archives)
 oldest=$(echo "$archives" | head -1)
