@@ -55,7 +55,7 @@ archives=$(lafs ls tahoe:backups/Archives)
 oldest=$(echo "$archives" | head -1)
 lafs cp -r "tahoe:backups/Archives/$oldest" "$ROOT/first-back"
 lafs cp -r tahoe:backups/Latest "$ROOT/latest-back"
-diff -r "$ROOT/before" "$ROOT/first-back" && diff -r "$ROOT/tree" "$ROOT/latest-back" && readback=ok || readback=FAILED
+diff -r "$ROOT/before" "$ROOT/first-back/$oldest" && diff -r "$ROOT/tree" "$ROOT/latest-back/Latest" && readback=ok || readback=FAILED
 
 printf 'tree: %d files in %d directories (%s MB), %d changed\n' "$FILES" "$DIRS" \
   "$(du -sm "$ROOT/tree" | cut -f1)" "$CHANGED"

@@ -51,10 +51,14 @@ fn parse_place(dir: &Path, text: &str) -> anyhow::Result<Place> {
     })
 }
 
-/// The last name of a path argument.
-fn base_name(text: &str) -> String {
-    text.trim_end_matches('/')
-        .rsplit(['/', ':'])
+/// The last name of a path argument (`alias:` and the directory part left out; names may hold `:`).
+pub(crate) fn base_name(text: &str) -> String {
+    let path = match text.split_once(':') {
+        Some((alias, rest)) if !alias.contains('/') => rest,
+        _ => text,
+    };
+    path.trim_end_matches('/')
+        .rsplit('/')
         .next()
         .unwrap_or_default()
         .to_string()
@@ -63,17 +67,40 @@ fn base_name(text: &str) -> String {
 pub(crate) async fn cp(dir: &Path, sources: &[String], target: &str, recursive: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
     let target_place = parse_place(dir, target)?;
-    let into = match &target_place {
-        Place::Local(path) => target.ends_with('/') || path.is_dir(),
-        Place::Grid { vfs, path, .. } => {
-            path.is_empty()
-                || path.ends_with('/')
-                || vfs.stat(path.as_bytes()).await.is_ok_and(|s| s.kind == Kind::Directory)
-        }
+    let froms = sources
+        .iter()
+        .map(|source| parse_place(dir, source).map(|place| (source, place)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // As Tahoe's cp: an existing directory target, or a missing one with several sources or a
+    // directory source, receives the sources by name (a bare dircap gives its contents).
+    let target_state = match &target_place {
+        Place::Local(path) => path.is_dir().then_some(true).or(path.exists().then_some(false)),
+        Place::Grid { path, .. } if path.trim_matches('/').is_empty() => Some(true),
+        Place::Grid { vfs, path, .. } => vfs.stat(path.as_bytes()).await.ok().map(|s| s.kind == Kind::Directory),
         Place::Cap(_) => bail!("a file cap cannot be a copy's target"),
     };
-    if sources.len() > 1 && !into {
+    let single_file = froms.len() == 1 && is_file_source(&froms[0].1).await;
+    let into = match target_state {
+        Some(is_dir) => is_dir,
+        None => !single_file,
+    };
+    if target.ends_with('/') && !into {
+        bail!("target is not a directory, but ends with a slash");
+    }
+    if froms.len() > 1 && !into {
         bail!("copying several sources needs a directory as the target");
+    }
+    if into && target_state.is_none() {
+        match &target_place {
+            Place::Local(path) => {
+                std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?
+            }
+            Place::Grid { vfs, path, shown } => vfs
+                .mkdir(path.trim_end_matches('/').as_bytes())
+                .await
+                .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?,
+            Place::Cap(_) => {}
+        }
     }
     let mut copier = Copier {
         node,
@@ -81,16 +108,24 @@ pub(crate) async fn cp(dir: &Path, sources: &[String], target: &str, recursive: 
         bar: count_bar("files copied"),
         problems: 0,
     };
-    for source in sources {
-        let from = parse_place(dir, source)?;
+    for (source, from) in froms {
+        let unnamed_directory = matches!(&from, Place::Grid { path, .. } if path.trim_matches('/').is_empty())
+            && source.starts_with("URI:");
         let name = match &from {
             Place::Cap(_) if into => bail!(
-                "{}: a bare cap has no name to copy it under",
+                "{}: when copying into a directory, every source file needs a name",
                 super::files::display_path(source)
             ),
+            _ if unnamed_directory => String::new(),
             _ => base_name(source),
         };
         let to = match (&target_place, into) {
+            (Place::Local(path), true) if name.is_empty() => Place::Local(path.clone()),
+            (Place::Grid { vfs, path, shown }, true) if name.is_empty() => Place::Grid {
+                vfs: vfs.clone(),
+                path: path.clone(),
+                shown: shown.clone(),
+            },
             (Place::Local(path), true) => Place::Local(path.join(&name)),
             (Place::Local(path), false) => Place::Local(path.clone()),
             (Place::Grid { vfs, path, shown }, true) => Place::Grid {
@@ -114,6 +149,15 @@ pub(crate) async fn cp(dir: &Path, sources: &[String], target: &str, recursive: 
         return Err(super::Incomplete(format!("{} entries could not be copied", copier.problems)).into());
     }
     Ok(())
+}
+
+/// Whether a copy source is a file (not a directory).
+async fn is_file_source(place: &Place) -> bool {
+    match place {
+        Place::Local(path) => !path.is_dir(),
+        Place::Cap(cap) => !matches!(cap, Cap::Directory(_)),
+        Place::Grid { vfs, path, .. } => vfs.stat(path.as_bytes()).await.is_ok_and(|s| s.kind != Kind::Directory),
+    }
 }
 
 fn unreachable_target() -> Place {

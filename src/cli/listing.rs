@@ -35,7 +35,7 @@ pub(crate) async fn ls(dir: &Path, target: &str, style: Style) -> anyhow::Result
     let (node, cap) = resolve_target(dir, target).await?;
     let grid = node.grid.clone();
     if !matches!(cap, Cap::Directory(_)) {
-        let name = target.rsplit(['/', ':']).next().unwrap_or_default().to_string();
+        let name = super::copy::base_name(target);
         if style.json {
             println!("{}", node_json(&cap, None, Map::new()));
             return Ok(());

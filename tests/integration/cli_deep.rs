@@ -73,7 +73,8 @@ fn deep_commands_on_a_tree_and_repair_after_losing_four_shares_of_everything() {
     let (file_count, dir_count) = (files.len(), 7);
     let nodes = file_count + dir_count;
 
-    ok(lafs(&node, &["cp", "-r", local.to_str().unwrap(), "tahoe:tree"]));
+    // As Tahoe's cp: a directory goes into the target under its name.
+    ok(lafs(&node, &["cp", "-r", local.to_str().unwrap(), "tahoe:"]));
 
     // manifest: every node once, with its cap; files by the cap `put` gives them.
     let manifest = ok(lafs(&node, &["manifest", "tahoe:tree"]));
@@ -206,12 +207,12 @@ fn deep_commands_on_a_tree_and_repair_after_losing_four_shares_of_everything() {
     ok(lafs(&node, &["cp", "-r", "tahoe:tree", back.to_str().unwrap()]));
     for relative in files.keys() {
         assert!(
-            std::fs::read(back.join(relative)).unwrap() == std::fs::read(local.join(relative)).unwrap(),
+            std::fs::read(back.join("tree").join(relative)).unwrap() == std::fs::read(local.join(relative)).unwrap(),
             "{relative}"
         );
     }
     ok(lafs(&node, &["cp", "-r", "tahoe:tree", "tahoe:copy"]));
-    let copied = ok(lafs(&node, &["manifest", "tahoe:copy"]));
+    let copied = ok(lafs(&node, &["manifest", "tahoe:copy/tree"]));
     let file_caps = |m: &str| -> BTreeSet<String> {
         m.lines()
             .map(|l| l.split_once(' ').unwrap())
@@ -270,6 +271,7 @@ fn backup_uploads_only_what_changed_and_keeps_every_snapshot_readable() {
         &node,
         &["cp", "-r", "tahoe:backups/Latest", before.to_str().unwrap()],
     ));
+    let before = before.join("Latest");
 
     for f in [3, 7] {
         std::fs::write(local.join(format!("d1/f{f}")), format!("changed {f}")).unwrap();
@@ -297,11 +299,13 @@ fn backup_uploads_only_what_changed_and_keeps_every_snapshot_readable() {
             first_back.to_str().unwrap(),
         ],
     ));
+    let first_back = first_back.join(snapshots[0]);
     let latest_back = tmp.path().join("latest");
     ok(lafs(
         &node,
         &["cp", "-r", "tahoe:backups/Latest", latest_back.to_str().unwrap()],
     ));
+    let latest_back = latest_back.join("Latest");
     for d in 0..3 {
         for f in 0..10 {
             let relative = format!("d{d}/f{f}");
