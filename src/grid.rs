@@ -10,6 +10,7 @@ pub mod blocklist;
 pub mod budget;
 pub mod commit;
 pub mod crypto;
+pub mod deep;
 pub mod directory;
 pub mod dirnode;
 pub mod erasure;

@@ -33,6 +33,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cli::Incomplete>() => {
+            eprintln!("lafs: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("lafs: error: {e:#}");
             ExitCode::FAILURE

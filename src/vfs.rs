@@ -17,6 +17,10 @@ use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 
+mod link;
+
+pub use link::LinkMode;
+
 /// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
 /// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).
 ///
@@ -498,6 +502,11 @@ impl Vfs {
 
     /// Creates a directory; an existing name is `AlreadyExists` (unlike Tahoe, which replaced it).
     pub async fn mkdir(&self, path: &[u8]) -> Result<(), Error> {
+        self.mkdir_as(path, crate::grid::uri::MutableFormat::Sdmf).await
+    }
+
+    /// Creates a directory stored as SDMF or MDMF (see [`Vfs::mkdir`]).
+    pub async fn mkdir_as(&self, path: &[u8], format: crate::grid::uri::MutableFormat) -> Result<(), Error> {
         let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
@@ -506,7 +515,7 @@ impl Vfs {
             return Err(Error::new(ErrorKind::AlreadyExists));
         }
         self.settle(&dir).await?;
-        let new_dir = self.grid.create_directory().await?;
+        let new_dir = self.grid.create_directory_as(format).await?;
         self.grid.link(&dir, &name, &new_dir, false, Map::new()).await?;
         Ok(())
     }

@@ -10,6 +10,7 @@ use super::shared::{open_path, parse_cap, progress_bar};
 use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::node::Node;
+use crate::vfs::LinkMode;
 
 pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_key: bool) -> anyhow::Result<()> {
     let node = Node::open(dir)?;
@@ -21,6 +22,17 @@ pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_ke
         bail!("{} is not a regular file", file.display());
     }
     let size = meta.len();
+    // The target is checked before the upload, so a refused one costs nothing.
+    let target = match target {
+        Some(target) => {
+            let (_, vfs, path) = open_path(dir, target)?;
+            vfs.prepare_write(path.as_bytes())
+                .await
+                .map_err(|e| put_error(target, e))?;
+            Some((target, vfs, path))
+        }
+        None => None,
+    };
     let bar = progress_bar(size);
     let progress = bar
         .clone()
@@ -34,24 +46,22 @@ pub(crate) async fn put(dir: &Path, file: &Path, target: Option<&str>, random_ke
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(target) = target {
-        let (_, vfs, path) = open_path(dir, target)?;
-        let (parent, name) = match path.rsplit_once('/') {
-            Some((parent, name)) => (parent.to_string(), name.to_string()),
-            None => (String::new(), path.clone()),
-        };
-        let dircap = vfs
-            .cap_of(parent.as_bytes())
+    if let Some((target, vfs, path)) = target {
+        // A directory made there since the check is refused here too.
+        vfs.link_file(path.as_bytes(), &cap, true, None)
             .await
-            .map_err(|e| anyhow::anyhow!("{parent}: {e}"))?;
-        let name = crate::vfs::check_name(name.as_bytes()).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-        node.grid
-            .link(&dircap, &name, &cap, true, serde_json::Map::new())
-            .await
-            .map_err(|e| anyhow::anyhow!("{path}: {}", crate::vfs::Error::from(e)))?;
+            .map_err(|e| put_error(target, e))?;
     }
     println!("{cap}");
     Ok(())
+}
+
+fn put_error(target: &str, e: crate::vfs::Error) -> anyhow::Error {
+    if e.kind() == crate::vfs::ErrorKind::IsADirectory {
+        anyhow::anyhow!("{}: is a directory; a file cannot replace it", display_path(target))
+    } else {
+        anyhow::anyhow!("{}: {e}", display_path(target))
+    }
 }
 
 pub(crate) async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyhow::Result<()> {
@@ -125,47 +135,99 @@ async fn write_output(out: Option<&Path>, data: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-/// Creates a directory at `target`.
-pub(crate) async fn mkdir(dir: &Path, target: &str) -> anyhow::Result<()> {
+/// Creates a directory at `target`; with none, an unlinked one, and prints its write cap.
+pub(crate) async fn mkdir(dir: &Path, target: Option<&str>, format: &str) -> anyhow::Result<()> {
+    let format = if format.eq_ignore_ascii_case("MDMF") {
+        crate::grid::uri::MutableFormat::Mdmf
+    } else {
+        crate::grid::uri::MutableFormat::Sdmf
+    };
+    let Some(target) = target else {
+        let node = Node::open(dir)?;
+        let cap = node.grid.create_directory_as(format).await?;
+        println!("{cap}");
+        return Ok(());
+    };
     let (_, vfs, path) = open_path(dir, target)?;
-    vfs.mkdir(path.as_bytes())
+    vfs.mkdir_as(path.as_bytes(), format)
         .await
-        .map_err(|e| anyhow::anyhow!("{path}: {e}"))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", display_path(target)))
 }
 
-pub(crate) async fn ls(dir: &Path, target: &str, long: bool) -> anyhow::Result<()> {
-    let (_, vfs, path) = open_path(dir, target)?;
-    let entries = vfs
-        .list(path.as_bytes())
+/// Moves (`mv`) or links (`ln`) an entry, Tahoe style: a target ending in `/` means "into that
+/// directory, under the same name"; a file at the target is replaced, a directory never is.
+pub(crate) async fn link_or_move(dir: &Path, from: &str, to: &str, mode: LinkMode) -> anyhow::Result<()> {
+    let (_, from_vfs, from_path) = open_path(dir, from)?;
+    let (_, to_vfs, mut to_path) = open_path(dir, to)?;
+    if to_path.is_empty() || to_path.ends_with('/') {
+        let name = from_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+        to_path.push_str(name);
+    }
+    from_vfs
+        .link_to(from_path.as_bytes(), &to_vfs, to_path.as_bytes(), mode)
         .await
-        .map_err(|e| anyhow::anyhow!("{target}: {e}"))?;
-    for (name, stat) in entries {
-        if long {
-            let kind = if stat.kind == crate::vfs::Kind::Directory {
-                'd'
-            } else {
-                '-'
-            };
-            let mode = if stat.read_only { "r--" } else { "rw-" };
-            let mtime = stat.mtime.map_or_else(|| "-".to_string(), |t| format!("{t:.0}"));
-            println!("{kind}{mode} {:>12} {:>11} {name}", stat.size, mtime);
-        } else {
-            println!("{name}");
+        .map_err(|e| anyhow::anyhow!("{} -> {}: {e}", display_path(from), display_path(to)))
+}
+
+/// Links `from` (a path, or a bare cap) at `to` as well (`lafs ln`).
+pub(crate) async fn ln(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
+    if from.starts_with("URI:") && !from.contains('/') {
+        let cap = parse_cap(from)?;
+        let (_, to_vfs, mut to_path) = open_path(dir, to)?;
+        if to_path.is_empty() || to_path.ends_with('/') {
+            bail!("{}: a bare cap has no name to link it under", display_path(from));
         }
+        to_path = to_path.trim_end_matches('/').to_string();
+        return to_vfs
+            .link_file(to_path.as_bytes(), &cap, true, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", display_path(to)));
     }
-    Ok(())
+    link_or_move(dir, from, to, LinkMode::Link).await
 }
 
-pub(crate) async fn mv(dir: &Path, from: &str, to: &str) -> anyhow::Result<()> {
-    let alias_of = |t: &str| t.split_once(':').map(|(a, _)| a.to_string());
-    if alias_of(from) != alias_of(to) {
-        bail!("mv works within one alias; copy with get and put across aliases");
-    }
-    let (_, vfs, from_path) = open_path(dir, from)?;
-    let (_, _, to_path) = open_path(dir, to)?;
-    vfs.rename(from_path.as_bytes(), to_path.as_bytes(), true)
+/// Downloads the file `cap_text` to `out` without a progress bar (for `cp`, which has its own).
+pub(crate) async fn get_quiet(node: &Node, cap_text: &str, out: &Path) -> anyhow::Result<()> {
+    let chk = match parse_cap(cap_text)? {
+        Cap::Literal(lit) => return write_output(Some(out), &lit.data).await,
+        Cap::Mutable(mutable) => {
+            let data = node.grid.read_mutable(&mutable).await?;
+            return write_output(Some(out), &data).await;
+        }
+        Cap::Chk(chk) => chk,
+        other => bail!("{} caps cannot be downloaded as files", other.kind()),
+    };
+    let mut reader = node.grid.open_file(&chk).await?;
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".lafs-partial");
+    let tmp = PathBuf::from(tmp);
+    let file = tokio::fs::File::create(&tmp)
         .await
-        .map_err(|e| anyhow::anyhow!("{from} -> {to}: {e}"))
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    if let Err(e) = reader.write_to(&mut writer, None).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e.into());
+    }
+    writer.flush().await.context("write download")?;
+    drop(writer);
+    tokio::fs::rename(&tmp, out)
+        .await
+        .with_context(|| format!("cannot rename to {}", out.display()))
+}
+
+/// A path argument as errors may show it: a cap's secret part is left out.
+pub(crate) fn display_path(text: &str) -> String {
+    match text.strip_prefix("URI:") {
+        Some(rest) => {
+            let kind = rest.split(':').next().unwrap_or_default();
+            match rest.split_once('/') {
+                Some((_, path)) => format!("URI:{kind}:.../{path}"),
+                None => format!("URI:{kind}:..."),
+            }
+        }
+        None => text.to_string(),
+    }
 }
 
 pub(crate) async fn rm(dir: &Path, target: &str) -> anyhow::Result<()> {

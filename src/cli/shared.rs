@@ -45,3 +45,55 @@ pub(crate) fn open_path(dir: &Path, text: &str) -> anyhow::Result<(Node, crate::
     let vfs = crate::vfs::Vfs::new(node.grid.clone(), root);
     Ok((node, vfs, path))
 }
+
+/// The cap an argument names: a cap itself, or what `alias:path` / `URI:DIR2…/path` links.
+pub(crate) async fn resolve_target(dir: &Path, text: &str) -> anyhow::Result<(Node, Cap)> {
+    if text.starts_with("URI:") && !text.contains('/') {
+        return Ok((Node::open(dir)?, parse_cap(text)?));
+    }
+    let (node, vfs, path) = open_path(dir, text)?;
+    let cap = vfs
+        .cap_of(path.as_bytes())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", super::files::display_path(text)))?;
+    Ok((node, cap))
+}
+
+/// A counter of objects done, on standard error when it is a terminal.
+pub(crate) fn count_bar(what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    let template = format!("{{spinner}} {{pos}} {what} {{per_sec}} {{elapsed}} {{wide_msg}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Prints a line to standard output without garbling a progress bar.
+pub(crate) fn say(bar: Option<&ProgressBar>, line: &str) {
+    match bar {
+        Some(bar) => bar.suspend(|| println!("{line}")),
+        None => println!("{line}"),
+    }
+}
+
+/// Prints a problem (one line) to standard error without garbling a progress bar.
+pub(crate) fn complain(bar: Option<&ProgressBar>, line: &str) {
+    match bar {
+        Some(bar) => bar.suspend(|| eprintln!("{line}")),
+        None => eprintln!("{line}"),
+    }
+}
+
+/// Joins a walked path for display (`<root>` for the root, as Tahoe shows it).
+pub(crate) fn show_path(path: &[String]) -> String {
+    if path.is_empty() {
+        "<root>".to_string()
+    } else {
+        path.join("/")
+    }
+}

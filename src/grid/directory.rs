@@ -119,7 +119,7 @@ impl Grid {
             return Ok(Arc::new(stripped));
         }
         let started = std::time::Instant::now();
-        let children = Arc::new(self.read_directory(dircap).await?);
+        let children = Arc::new(self.read_directory(dircap).await?.0);
         if let (Some(si), Cap::Directory(inner)) = (si, dircap)
             && matches!(inner.as_ref(), Cap::Mutable(_))
         {
@@ -128,7 +128,13 @@ impl Grid {
         Ok(children)
     }
 
-    async fn read_directory(&self, dircap: &Cap) -> Result<BTreeMap<String, Child>, Error> {
+    /// Reads a directory from the grid (not the cache): its children and the size of its stored
+    /// body in bytes (Tahoe's deep-stats count that size).
+    pub async fn read_directory_sized(&self, dircap: &Cap) -> Result<(BTreeMap<String, Child>, u64), Error> {
+        self.read_directory(dircap).await
+    }
+
+    async fn read_directory(&self, dircap: &Cap) -> Result<(BTreeMap<String, Child>, u64), Error> {
         let Cap::Directory(inner) = dircap else {
             return Err(Error::UnsupportedCap(dircap.kind()));
         };
@@ -145,10 +151,11 @@ impl Grid {
             _ => return Err(Error::UnsupportedCap(dircap.kind())),
         };
         let si = dircap.storage_index();
-        dirnode::unpack(&body, writekey.as_ref()).map_err(|e| {
+        let children = dirnode::unpack(&body, writekey.as_ref()).map_err(|e| {
             tracing::warn!(storage_index = ?si, "directory body unreadable: {e}");
             Error::CorruptDirectory
-        })
+        })?;
+        Ok((children, body.len() as u64))
     }
 
     /// Applies `change` to a writable directory's children and stores the result,

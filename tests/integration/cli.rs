@@ -391,10 +391,27 @@ fn directories_with_aliases_mkdir_put_ls_mv_rm_get() {
     assert!(cap.starts_with("URI:CHK:"), "{cap}");
     assert_eq!(stdout(&lafs(&node, &["ls", "tahoe:docs"])), "notes.txt\n");
     let long = stdout(&lafs(&node, &["ls", "-l", "docs"]));
-    assert!(long.starts_with("-rw-           58 "), "{long}");
+    // Tahoe's `ls -l`: kind and caps held, size, a date (not epoch seconds), name.
+    let fields: Vec<&str> = long.split_whitespace().collect();
+    assert_eq!((fields[0], fields[1], fields[5]), ("-r--", "58", "notes.txt"), "{long}");
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    assert!(months.contains(&fields[2]) && fields[4].contains(':'), "a date: {long}");
     assert!(
-        stdout(&lafs(&node, &["ls", "-l"])).starts_with("drw-"),
-        "directories show as d"
+        stdout(&lafs(&node, &["ls", "-l"])).starts_with("drwx - "),
+        "directories show as d, writable, no size"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&lafs(&node, &["ls", "--json", "docs"]))).unwrap();
+    let entry = &json[1]["children"]["notes.txt"];
+    assert_eq!(
+        (&json[0], &entry[0], &entry[1]["size"]),
+        (&"dirnode".into(), &"filenode".into(), &58.into())
+    );
+    assert_eq!(entry[1]["ro_uri"], cap.as_str());
+    assert!(
+        entry[1]["metadata"]["tahoe"]["linkmotime"].as_f64().unwrap() > 1.7e9,
+        "raw seconds in --json"
     );
 
     stdout(&lafs(&node, &["mv", "tahoe:docs/notes.txt", "tahoe:docs/renamed.txt"]));

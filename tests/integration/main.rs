@@ -4,6 +4,10 @@ mod common;
 
 /// The `lafs` binary as a user runs it.
 mod cli;
+/// `lafs` deep commands, `cp -r`, `ln` and `mkdir` on a tree.
+mod cli_deep;
+/// `lafs mv`, `put` and `ls` on paths by alias and by cap.
+mod cli_paths;
 /// The commit journal through `lafs run`: kill -9 of the gateway and of a storage node, two gateways.
 mod commit_journal;
 /// Directories: link, unlink, read-only caps, concurrent writers.
