@@ -128,6 +128,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DropUploadCommand,
     },
+    /// Show the introducers (`private/introducers.yaml`) and each storage server they announced:
+    /// when, and whether it answers now.
+    Status,
     /// Tools for looking inside the grid.
     Debug {
         /// Which tool.
@@ -188,5 +191,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Debug {
             command: DebugCommand::DumpShare { path },
         } => debug::dump_share(&path),
+        Command::Status => {
+            for line in crate::introducer::status::report(&node_dir)
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
     }
 }

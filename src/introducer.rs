@@ -7,7 +7,9 @@ pub mod cache;
 pub mod client;
 pub mod furls;
 pub mod registry;
+pub mod server;
 pub mod signed;
+pub mod status;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,7 +77,12 @@ pub async fn refresh_caches(dir: &Path) {
             return;
         }
     };
-    let tub = match load_or_create_tub(dir) {
+    // A throwaway identity: with the node's own (node.pem), the introducer would drop the
+    // connection `lafs run` keeps on that node for this one (Foolscap's duplicate rule).
+    let tub = match crate::grid::storage::http::tls::generate_identity_pem()
+        .map_err(|e| ConnectionError::Identity(e.to_string()))
+        .and_then(|pem| Tub::from_pem(&pem))
+    {
         Ok(tub) => tub,
         Err(e) => {
             tracing::warn!("cannot reach the introducers: {e}");
@@ -122,7 +129,6 @@ pub fn start_clients(
     }
     Ok(clients)
 }
-pub mod server;
 
 /// `lafs init --introducer`: turns on `[introducer]` in the node's `lafs.toml`.
 pub fn enable_server(dir: &Path) -> std::io::Result<()> {

@@ -4,6 +4,7 @@
 //! backoff while it runs.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ pub struct IntroducerClient {
     nickname: String,
     publish: Option<SignedAnnouncement>,
     state: Mutex<ClientState>,
+    /// Set by [`IntroducerClient::run`]: a long-running client writes its status file.
+    writes_status: AtomicBool,
 }
 
 impl std::fmt::Debug for IntroducerClient {
@@ -100,6 +103,26 @@ impl IntroducerClient {
                 registry,
                 ..ClientState::default()
             }),
+            writes_status: AtomicBool::new(false),
+        }
+    }
+
+    /// Writes `private/introducer_<petname>_status.json` (for `lafs status`) if this client
+    /// runs in `lafs run`.
+    fn save_status(&self) {
+        if !self.writes_status.load(Ordering::Relaxed) {
+            return;
+        }
+        let status = {
+            let state = self.lock();
+            super::status::StatusFile::of(&self.furl.tub_id, &state, unix_now())
+        };
+        let path = super::status::status_path(
+            self.cache_path.parent().unwrap_or(std::path::Path::new(".")),
+            &self.petname,
+        );
+        if let Err(e) = status.save(&path) {
+            tracing::warn!("cannot write {}: {e}", path.display());
         }
     }
 
@@ -123,7 +146,14 @@ impl IntroducerClient {
             () = self.serve_calls(calls) => Err(ConnectionError::Closed.into()),
         };
         peer.close();
-        self.lock().connected = false;
+        {
+            let mut state = self.lock();
+            state.connected = false;
+            if let Err(e) = &result {
+                state.last_error = Some(e.to_string());
+            }
+        }
+        self.save_status();
         result
     }
 
@@ -141,6 +171,7 @@ impl IntroducerClient {
             state.last_error = None;
         }
         tracing::info!(introducer = %self.petname, "connected to the introducer");
+        self.save_status();
         let publish = async {
             let Some(announcement) = &self.publish else {
                 return Ok(());
@@ -232,12 +263,14 @@ impl IntroducerClient {
                 tracing::warn!("cannot save the introducer cache: {e}");
             }
         }
+        self.save_status();
         Ok(())
     }
 
     /// Keeps a session up until `shutdown`, reconnecting with backoff (1 s doubling to 60 s).
     pub async fn run(self: Arc<Self>, tub: Arc<Tub>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        self.writes_status.store(true, Ordering::Relaxed);
         let mut backoff = Duration::from_secs(1);
         loop {
             let began = std::time::Instant::now();
@@ -247,7 +280,6 @@ impl IntroducerClient {
             };
             if let Err(e) = ended {
                 tracing::warn!(introducer = %self.petname, "introducer connection: {e}");
-                self.lock().last_error = Some(e.to_string());
             }
             if began.elapsed() > MAX_BACKOFF {
                 backoff = Duration::from_secs(1);

@@ -807,6 +807,8 @@ e_put() {
   local cached
   cached=$(grep -c '^  key_s: v0-' "$GW_INTRO/private/introducer_default_cache.yaml" || true)
   [ "$cached" -ge "$REAL_SERVERS" ] || { note "the introducer cache holds $cached servers"; return 1; }
+  run e-status lafs_cmd "$GW_INTRO" status || return 1
+  [ "$(grep -c '; connected$' "$OUT")" -ge "$REAL_SERVERS" ] || { note "lafs status:"; sed 's/^/     | /' "$OUT"; return 1; }
 }
 e_get() {
   head -c 5000 /dev/urandom >"$FILES/e2.bin"
@@ -826,6 +828,8 @@ f_publish() {
   tahoe_client_node tc3 "$REAL_K" $((REAL_SERVERS + 1)) $((REAL_SERVERS + 1)) "$INTRO_FURL" || return 1
   start_bg tc3.log "$TAHOE" run --allow-stdin-close "$NODES/tc3"
   run wait-tc3 helper wait-connected "$WEB_tc3" $((REAL_SERVERS + 1)) "$READY_TIMEOUT" || return 1
+  run f-status lafs_cmd "$d" status || return 1
+  grep -q "lafs run connected" "$OUT" || { note "lafs status:"; sed 's/^/     | /' "$OUT"; return 1; }
   before=$(shares_under "$d")
   head -c $SIZE_ONE_SEGMENT /dev/urandom >"$FILES/f.bin"
   tahoe_put "$NODES/tc3" "$FILES/f.bin" f-put || return 1
@@ -877,7 +881,7 @@ if wants e || wants f || wants g; then
   if [ $REAL_OK = 1 ]; then
     if wants e; then
       if e_setup; then
-        check "(e) gateway with only the introducer's fURL: lafs put -> tahoe get identical, cache written" e_put
+        check "(e) gateway with only the introducer's fURL: lafs put -> tahoe get identical, cache written, lafs status lists the servers connected" e_put
         check "(e) gateway with only the introducer's fURL: tahoe put -> lafs get identical" e_get
       else
         fail "(e) gateway gw-intro setup"
