@@ -29,6 +29,10 @@ const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(30);
 const INCOMING_QUEUE: usize = 64;
 /// How many messages may wait to be written.
 const OUTGOING_QUEUE: usize = 256;
+/// The most peers the negotiation tables remember (each command's throwaway tub is a new
+/// peer to a long-running introducer); past it they start afresh, which costs at worst one
+/// refused duplicate connection.
+const MAX_REMEMBERED_PEERS: usize = 10_000;
 
 /// Why a connection could not be made or a call failed. Never holds a swissnum.
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +265,9 @@ impl Tub {
             let vocab = negotiation::common_version(negotiation::VOCAB_RANGE, theirs.vocab_range).unwrap_or(0);
             let seqnum = {
                 let mut table = lock(&self.master_table);
+                if table.len() >= MAX_REMEMBERED_PEERS {
+                    table.clear();
+                }
                 let counter = table.entry(theirs.tub_id.clone()).or_insert(0);
                 *counter += 1;
                 *counter
@@ -275,7 +282,11 @@ impl Tub {
             Ok((theirs.tub_id, vocab))
         } else {
             let decision = Decision::parse(&read_block(stream, buffer).await?)?;
-            lock(&self.slave_table).insert(theirs.tub_id.clone(), decision.current_connection);
+            let mut table = lock(&self.slave_table);
+            if table.len() >= MAX_REMEMBERED_PEERS {
+                table.clear();
+            }
+            table.insert(theirs.tub_id.clone(), decision.current_connection);
             Ok((theirs.tub_id, decision.vocab_index))
         }
     }

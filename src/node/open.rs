@@ -89,9 +89,14 @@ fn network_grid(
     for why in &skipped {
         tracing::warn!(file = %file, "skipping a storage server: {why}");
     }
-    if servers.is_empty() {
+    // A node that learns its servers from introducers starts without any (the first storage
+    // node of a new grid has no other to know); its puts fail until servers are announced.
+    let introduced = !crate::introducer::furls::load(dir)
+        .map_err(|e| bad(e.to_string()))?
+        .is_empty();
+    if servers.is_empty() && !introduced {
         return Err(bad(if skipped.is_empty() {
-            "no storage servers listed (nor announced by an introducer yet)".into()
+            "no storage servers listed".into()
         } else {
             format!("no usable storage servers: {}", skipped.join("; "))
         }));

@@ -58,6 +58,13 @@ async fn our_introducer_forwards_announcements_under_tahoes_rules() {
         .unwrap();
     assert_eq!(written, furl);
 
+    // A node that knows only the fURL opens (no servers yet: the first node of a new grid).
+    let fresh = root.path().join("fresh");
+    lafs_gateway::node::init(&fresh).unwrap();
+    furls::write_default(&fresh, &furl).unwrap();
+    let node = lafs_gateway::node::Node::open(&fresh).unwrap();
+    assert!(node.grid.servers().is_empty());
+
     // A publisher (a storage node's session) and a one-shot subscriber (a command's refresh).
     let publisher_dir = node_dir(root.path(), "publisher");
     furls::write_default(&publisher_dir, &furl).unwrap();
