@@ -48,3 +48,13 @@ fn servers_yaml() {
 fn shares() {
     engine::fuzz(&targets::SHARES);
 }
+
+#[test]
+fn banana() {
+    engine::fuzz(&targets::BANANA);
+}
+
+#[test]
+fn negotiation() {
+    engine::fuzz(&targets::NEGOTIATION);
+}

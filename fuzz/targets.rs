@@ -2,6 +2,7 @@
 //! seeds of the real format, a dictionary of its tokens, and properties its parse must keep.
 //! One file per family of targets.
 
+mod foolscap;
 mod outcome;
 mod servers;
 mod sessions;
@@ -9,6 +10,7 @@ mod shares;
 mod storage_http;
 mod users;
 
+pub use self::foolscap::{BANANA, NEGOTIATION};
 pub use self::servers::SERVERS_YAML;
 pub use self::sessions::{FTP_COMMANDS, SFTP_PACKETS};
 pub use self::shares::SHARES;

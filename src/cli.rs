@@ -44,6 +44,14 @@ pub enum Command {
     Init {
         /// Where (default: the node directory).
         dir: Option<PathBuf>,
+        /// Join the grid of the Tahoe introducer at this fURL (written to
+        /// `private/introducers.yaml`, Tahoe's file, as petname `default`).
+        #[arg(long)]
+        introducer_furl: Option<String>,
+        /// Serve as an introducer (`[introducer] enabled = true`); `lafs run` writes its fURL
+        /// to `private/introducer.furl`.
+        #[arg(long)]
+        introducer: bool,
     },
     /// Start the node (creating it with defaults and a demo account if it does not exist yet).
     Run {
@@ -223,6 +231,9 @@ pub enum Command {
         #[command(subcommand)]
         command: DropUploadCommand,
     },
+    /// Show the introducers (`private/introducers.yaml`) and each storage server they announced:
+    /// when, and whether it answers now.
+    Status,
     /// Tools for looking inside the grid.
     Debug {
         /// Which tool.
@@ -238,10 +249,29 @@ fn default_node_dir() -> PathBuf {
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let node_dir = cli.node_dir.clone().unwrap_or_else(default_node_dir);
+    let uses_grid = !matches!(
+        cli.command,
+        Command::Init { .. } | Command::Account { .. } | Command::DropUpload { .. } | Command::Debug { .. }
+    );
+    if uses_grid {
+        // The servers an introducer knows, into its cache, before the grid is opened from it.
+        crate::introducer::refresh_caches(&node_dir).await;
+    }
     match cli.command {
-        Command::Init { dir } => {
+        Command::Init {
+            dir,
+            introducer_furl,
+            introducer,
+        } => {
             let dir = dir.unwrap_or(node_dir);
             node::init(&dir)?;
+            if introducer {
+                crate::introducer::enable_server(&dir)?;
+            }
+            if let Some(furl) = introducer_furl {
+                let furl: crate::foolscap::furl::Furl = furl.parse()?;
+                crate::introducer::furls::write_default(&dir, &furl)?;
+            }
             println!("node initialized at {}", dir.display());
             Ok(())
         }
@@ -344,6 +374,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Debug {
             command: DebugCommand::DumpShare { path },
         } => debug::dump_share(&path),
+        Command::Status => {
+            for line in crate::introducer::status::report(&node_dir)
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                println!("{line}");
+            }
+            Ok(())
+        }
     }
 }
 

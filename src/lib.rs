@@ -17,6 +17,9 @@
 //!     `lafs run` starts, from bound [`node::Listeners`] until a shutdown signal (the
 //!     integration tests start nodes through it too).
 //!   - [`node::storage_node`]: serving this node's shares over Tahoe's HTTP storage protocol.
+//! - [`foolscap`]: the Foolscap subset Tahoe's introducer speaks (pure codecs, an async
+//!   connection); [`introducer`]: joining a grid by its introducer fURL, publishing to it,
+//!   serving as one.
 //! - [`cli`]: the `lafs` command line, thin: one file per command family under `cli/`
 //!   (`run`, `files`, `alias`, `check`, `account`, `drop_upload`, `debug`).
 
@@ -24,7 +27,9 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod foolscap;
 pub mod frontends;
 pub mod grid;
+pub mod introducer;
 pub mod node;
 pub mod vfs;

@@ -43,6 +43,9 @@ pub(crate) async fn run_node(
     let p = node.config.params;
     let where_servers = match &node.config.servers_yaml {
         Some(list) => format!("networked storage servers from {}", list.display()),
+        None if crate::introducer::furls::introducers_path(dir).exists() => {
+            "networked storage servers announced by its introducers".to_string()
+        }
         None => format!("local storage servers under {}", node.config.storage_path.display()),
     };
     eprintln!(

@@ -42,6 +42,27 @@ struct ConfigFile {
     storage_server: StorageServerSection,
     #[serde(default)]
     journal: JournalSection,
+    #[serde(default)]
+    introducer: IntroducerSection,
+}
+
+/// `[introducer]`: serve as a Tahoe introducer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct IntroducerSection {
+    enabled: bool,
+    listen: String,
+    location: Option<String>,
+}
+
+impl Default for IntroducerSection {
+    fn default() -> Self {
+        IntroducerSection {
+            enabled: false,
+            listen: "127.0.0.1:3459".into(),
+            location: None,
+        }
+    }
 }
 
 /// `[journal]`: acknowledging closes from the commit journal (see [`crate::grid::commit`]).
@@ -264,6 +285,8 @@ pub struct NodeConfig {
     pub journal: Option<CommitSettings>,
     /// How long a serving node answers path lookups from a directory listing it read or wrote.
     pub directory_cache: std::time::Duration,
+    /// The introducer this node serves, if enabled.
+    pub introducer: Option<crate::introducer::server::IntroducerServerConfig>,
 }
 
 /// Where a config comes from: relative paths are under its node directory, errors name its file.
@@ -302,6 +325,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
     let storage_server = storage_server(raw.storage_server, &source)?;
     let drop_uploads = drop_uploads(raw.drop_upload, &source)?;
     let journal = journal(&raw.journal, &source)?;
+    let introducer = introducer(&raw.introducer, &source)?;
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
         params,
@@ -324,7 +348,22 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         storage_server,
         journal,
         directory_cache: std::time::Duration::from_millis(raw.journal.directory_cache_ms.min(60_000)),
+        introducer,
     })
+}
+
+/// `[introducer]`, when enabled.
+fn introducer(
+    section: &IntroducerSection,
+    source: &Source,
+) -> Result<Option<crate::introducer::server::IntroducerServerConfig>, Error> {
+    if !section.enabled {
+        return Ok(None);
+    }
+    Ok(Some(crate::introducer::server::IntroducerServerConfig {
+        listen: address("introducer.listen", &section.listen, source)?,
+        location: section.location.clone().filter(|l| !l.is_empty()),
+    }))
 }
 
 /// `[journal]`: a file limit of 0 journals nothing but links; at least 1 MiB may be pending.

@@ -27,9 +27,16 @@ impl Node {
             convergence: read_secret(dir, "convergence")?,
             lease: read_secret(dir, "secret")?,
         };
-        let grid = match &config.servers_yaml {
-            Some(path) => network_grid(path, config.params, secrets)?,
-            None => Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?,
+        let introduced = !crate::introducer::furls::load(dir)
+            .map_err(|e| Error::BadConfig {
+                file: crate::introducer::furls::introducers_path(dir).display().to_string(),
+                message: e.to_string(),
+            })?
+            .is_empty();
+        let grid = if config.servers_yaml.is_some() || introduced {
+            network_grid(dir, config.servers_yaml.as_deref(), config.params, secrets)?
+        } else {
+            Grid::open_local(&config.storage_path, config.storage_servers, config.params, secrets)?
         }
         .with_blocklist(crate::grid::blocklist::Blocklist::new(dir.join("access.blacklist")))
         .with_memory_budget(config.memory_budget);
@@ -37,15 +44,36 @@ impl Node {
     }
 }
 
-/// A grid of the HTTP storage servers listed in a Tahoe `servers.yaml`.
-fn network_grid(path: &Path, params: EncodingParams, secrets: ClientSecrets) -> Result<Grid, Error> {
-    let file = path.display().to_string();
-    let text = fs::read_to_string(path).map_err(io(format!("read {file}")))?;
+/// A grid of the HTTP storage servers listed in a Tahoe `servers.yaml` and those the node's
+/// introducers announced (their caches); a server in both is taken from `servers.yaml`.
+fn network_grid(
+    dir: &Path,
+    path: Option<&Path>,
+    params: EncodingParams,
+    secrets: ClientSecrets,
+) -> Result<Grid, Error> {
+    let file = path.map_or_else(
+        || crate::introducer::furls::introducers_path(dir).display().to_string(),
+        |p| p.display().to_string(),
+    );
     let bad = |message: String| Error::BadConfig {
         file: file.clone(),
         message,
     };
-    let listed = crate::grid::announcement::parse_servers_yaml(&text).map_err(|e| bad(e.to_string()))?;
+    let mut listed = match path {
+        Some(path) => {
+            let text = fs::read_to_string(path).map_err(io(format!("read {file}")))?;
+            crate::grid::announcement::parse_servers_yaml(&text).map_err(|e| bad(e.to_string()))?
+        }
+        None => crate::grid::announcement::ServersYaml::default(),
+    };
+    let (introduced, introduced_skipped) = crate::introducer::cached_servers(dir).map_err(&bad)?;
+    for announcement in introduced {
+        if !listed.usable.iter().any(|a| a.server_id == announcement.server_id) {
+            listed.usable.push(announcement);
+        }
+    }
+    listed.skipped.extend(introduced_skipped);
     let mut skipped: Vec<String> = listed.skipped.iter().map(ToString::to_string).collect();
     let mut servers = Vec::new();
     for announcement in &listed.usable {
@@ -61,7 +89,12 @@ fn network_grid(path: &Path, params: EncodingParams, secrets: ClientSecrets) -> 
     for why in &skipped {
         tracing::warn!(file = %file, "skipping a storage server: {why}");
     }
-    if servers.is_empty() {
+    // A node that learns its servers from introducers starts without any (the first storage
+    // node of a new grid has no other to know); its puts fail until servers are announced.
+    let introduced = !crate::introducer::furls::load(dir)
+        .map_err(|e| bad(e.to_string()))?
+        .is_empty();
+    if servers.is_empty() && !introduced {
         return Err(bad(if skipped.is_empty() {
             "no storage servers listed".into()
         } else {
@@ -94,7 +127,7 @@ mod tests {
         });
         let foolscap_only = "storage:\n  v0-old:\n    ann:\n      anonymous-storage-FURL: pb://qbam4kytkiby34f4n3m5shydxznaivnf@tcp:127.0.0.1:8/swissnum2\n";
         fs::write(&path, foolscap_only).unwrap();
-        let err = network_grid(&path, EncodingParams::default(), secrets())
+        let err = network_grid(dir.path(), Some(&path), EncodingParams::default(), secrets())
             .unwrap_err()
             .to_string();
         assert!(
@@ -103,7 +136,7 @@ mod tests {
         );
         assert!(!err.contains("swissnum2"), "a fURL leaked: {err}");
         fs::write(&path, format!("{foolscap_only}{}", good.replace("storage:\n", ""))).unwrap();
-        let grid = network_grid(&path, EncodingParams::default(), secrets()).unwrap();
+        let grid = network_grid(dir.path(), Some(&path), EncodingParams::default(), secrets()).unwrap();
         let names: Vec<_> = grid.servers().iter().map(|s| s.id().nickname.clone()).collect();
         assert_eq!(names, ["good"]);
     }

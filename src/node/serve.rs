@@ -73,6 +73,9 @@ pub enum ServeError {
     /// The commit journal could not be opened.
     #[error(transparent)]
     Journal(#[from] crate::grid::commit::journal::JournalError),
+    /// The introducer could not start.
+    #[error(transparent)]
+    Introducer(#[from] crate::introducer::server::ServerError),
     /// A service's task panicked.
     #[error("a service panicked")]
     Panicked(#[source] tokio::task::JoinError),
@@ -87,6 +90,8 @@ pub struct Listeners {
     pub ftp: Option<TcpListener>,
     /// The storage server (`[storage_server] enabled`).
     pub storage: Option<TcpListener>,
+    /// The introducer (`[introducer] enabled`).
+    pub introducer: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -120,6 +125,9 @@ impl Listeners {
         if config.ftp {
             listeners.ftp = Some(bind("FTP", config.ftp_listen).await?);
         }
+        if let Some(introducer) = &config.introducer {
+            listeners.introducer = Some(bind("introducer", introducer.listen).await?);
+        }
         if config.sftp {
             listeners.sftp = Some(bind("SFTP", config.sftp_listen).await?);
         }
@@ -135,6 +143,8 @@ pub struct Running {
     pub ftp: Option<SocketAddr>,
     /// The SFTP server's address, if it runs.
     pub sftp: Option<SocketAddr>,
+    /// The introducer's fURL, if it serves one.
+    pub introducer: Option<crate::foolscap::furl::Furl>,
     services: JoinSet<Result<(), ServeError>>,
     grid: crate::grid::Grid,
     stop: tokio::sync::watch::Sender<bool>,
@@ -194,6 +204,22 @@ pub async fn start(
             Ok(())
         });
     }
+    let mut running_introducer = None;
+    if let Some(introducer) = &config.introducer {
+        let (listener, _) = take(&mut listeners.introducer, "introducer")?;
+        let (furl, serving) = crate::introducer::server::start(&config.dir, introducer, listener, stop_requested())?;
+        running_introducer = Some(furl);
+        services.spawn(async move {
+            serving.await;
+            Ok(())
+        });
+    }
+    // Introducers: keep their caches current and publish our storage announcement to them.
+    let nickname = config.storage_server.as_ref().map_or("", |s| s.nickname.as_str());
+    let publish = running_storage.as_ref().map(|p: &Published| p.signed.clone());
+    if let Err(e) = crate::introducer::start_clients(&config.dir, nickname, publish, stop_requested()) {
+        tracing::warn!("introducers: {e}");
+    }
     node.grid.directory_cache().set_ttl(config.directory_cache);
     if let Some(settings) = config.journal {
         // Before any frontend serves: replayed links are visible to their first reads.
@@ -240,6 +266,7 @@ pub async fn start(
         storage: running_storage,
         ftp: running_ftp,
         sftp: running_sftp,
+        introducer: running_introducer,
         services,
         grid: node.grid.clone(),
         stop,

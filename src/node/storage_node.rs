@@ -17,6 +17,7 @@ use crate::grid::spki;
 use crate::grid::storage::disk::DiskServer;
 use crate::grid::storage::http::{server, tls};
 use crate::grid::storage::lease_crawler::{ExpirationPolicy, LeaseCrawler, PREFIXES};
+use crate::introducer::signed::SignedAnnouncement;
 
 /// `[storage_server]` in `lafs.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +116,8 @@ pub struct StorageIdentity {
     pub server_id: String,
     /// `permutation-seed` (base32 of the server id's key text, as Tahoe 1.20 makes it).
     pub permutation_seed_base32: String,
+    /// The ed25519 seed of `private/node.privkey`: signs the announcement.
+    pub signing_seed: [u8; 32],
 }
 
 impl std::fmt::Debug for StorageIdentity {
@@ -174,6 +177,7 @@ impl StorageIdentity {
             swissnum,
             server_id: format!("v0-{key_b32}"),
             permutation_seed_base32,
+            signing_seed: seed,
         })
     }
 
@@ -202,6 +206,8 @@ pub struct Published {
     pub nurl_file: PathBuf,
     /// `private/storage-announcement.yaml`: a `servers.yaml` with this one server.
     pub announcement_file: PathBuf,
+    /// The same announcement signed with the node's key, for introducers.
+    pub signed: SignedAnnouncement,
 }
 
 /// Opens the share directory, writes the NURL and announcement for `listener`'s address, and
@@ -243,6 +249,10 @@ pub fn start(
         seqnum,
         nonce: &nonce,
     });
+    let signed = SignedAnnouncement::sign(
+        &introducer_announcement(&identity, &config.nickname, &furl, &nurl, seqnum, &nonce),
+        &identity.signing_seed,
+    );
     let announcement_file = private.join("storage-announcement.yaml");
     write_atomically(&announcement_file, &yaml, 0o600)?;
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -255,9 +265,37 @@ pub fn start(
             address,
             nurl_file,
             announcement_file,
+            signed,
         },
         serving,
     ))
+}
+
+/// The announcement dict in the keys (and order) Tahoe 1.20 publishes (section 5.3).
+fn introducer_announcement(
+    identity: &StorageIdentity,
+    nickname: &str,
+    furl: &str,
+    nurl: &str,
+    seqnum: u64,
+    nonce: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(ann) = serde_json::json!({
+        "version": 0,
+        "nickname": nickname,
+        "app-versions": [],
+        "my-version": format!("lafs-gateway/{}", env!("CARGO_PKG_VERSION")),
+        "oldest-supported": "1.0.0",
+        "service-name": "storage",
+        "permutation-seed-base32": identity.permutation_seed_base32,
+        "anonymous-storage-NURLs": [nurl],
+        "anonymous-storage-FURL": furl,
+        "seqnum": seqnum,
+        "nonce": nonce,
+    }) else {
+        return serde_json::Map::new();
+    };
+    ann
 }
 
 fn unix_now() -> u64 {

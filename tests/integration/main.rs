@@ -20,6 +20,8 @@ mod ftp;
 mod ftp_clients;
 /// Upload/download round trips, lost and corrupted shares, happiness.
 mod grid;
+/// Our introducer and introducer client, Rust to Rust.
+mod introducer;
 /// The node-wide memory budget under real SFTP and FTP clients.
 mod memory;
 /// Mutable (SDMF) files: publish, retrieve, collisions.

@@ -1,12 +1,12 @@
 //! Real Tahoe-LAFS 1.20 against our gateway and storage nodes: `tests/interop/tahoe_interop.sh`
 //! installs tahoe-lafs 1.20.0 from PyPI into a venv (kept in `target/tahoe-venv`), starts real
-//! Tahoe nodes on loopback and checks (a)–(d) of issue 4 in both directions.
+//! Tahoe nodes on loopback and checks (a)–(d) of issue 4 in both directions, and (e)–(g) of issue 19 (the introducer).
 
 use std::path::Path;
 use std::process::Command;
 
 /// Every check the script makes with its defaults (each prints one PASS line).
-const EXPECTED_CHECKS: usize = 31;
+const EXPECTED_CHECKS: usize = 36;
 
 #[test]
 fn real_tahoe_1_20_and_lafs_read_each_others_files_and_directories() {
@@ -53,7 +53,7 @@ fn real_tahoe_1_20_and_lafs_read_each_others_files_and_directories() {
     }
     let passed = stdout.lines().filter(|l| l.starts_with("PASS")).count();
     assert!(stdout.contains(" 0 failed"), "{stdout}");
-    for scenario in ["(a)", "(b)", "(c)", "(d)"] {
+    for scenario in ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)"] {
         assert!(
             stdout.lines().any(|l| l.starts_with("PASS") && l.contains(scenario)),
             "no passing {scenario} check:\n{stdout}"

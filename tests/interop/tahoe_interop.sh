@@ -9,6 +9,11 @@
 #   (c) a real Tahoe client whose servers.yaml lists only OUR storage nodes puts/gets; our gateway
 #       reads the same caps from our storage nodes
 #   (d) directories both ways
+#   (e) our gateway given only the real introducer's fURL (a copy of the real client's
+#       private/introducers.yaml) finds the servers: lafs put -> tahoe get, tahoe put -> lafs get;
+#       with the introducer stopped, lafs put still works from the announcement cache
+#   (f) our storage node publishes through the real introducer; a real client puts shares on it
+#   (g) real storage nodes and a real client use OUR introducer (`[introducer] enabled`)
 #
 # Everything runs on 127.0.0.1 with ports picked at run time. Real nodes and ours are stopped on exit.
 # Logs and node directories stay under WORKDIR (wiped at the next run, except the venv).
@@ -38,7 +43,7 @@ LAFS=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 # ---------------------------------------------------------------------------------------------
 TAHOE_VERSION=1.20.0
 VENV=${TAHOE_VENV:-$WORKDIR/venv}
-SCENARIOS=${SCENARIOS:-"a b c d"}
+SCENARIOS=${SCENARIOS:-"a b c d e f g"}
 REAL_SERVERS=${REAL_SERVERS:-3}
 REAL_K=${REAL_K:-2}
 REAL_HAPPY=${REAL_HAPPY:-3}
@@ -412,7 +417,7 @@ say "workdir: $WORKDIR (logs in $LOGS)"
 
 NEED_REAL=0
 NEED_OURS=0
-for s in a b d; do wants $s && NEED_REAL=1; done
+for s in a b d e f g; do wants $s && NEED_REAL=1; done
 wants c && NEED_OURS=1
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +458,7 @@ if [ $NEED_REAL = 1 ]; then
   if run create-intro tahoe create-introducer --port="tcp:$IP:interface=127.0.0.1" \
     --location="tcp:127.0.0.1:$IP" "$NODES/intro"; then
     start_bg intro.log "$TAHOE" run --allow-stdin-close "$NODES/intro"
+    INTRO_PID=$!
   fi
 fi
 
@@ -774,6 +780,118 @@ if wants d; then
     check "(d) lafs alias create + mkdir + put -> tahoe ls/get; tahoe adds an entry -> lafs ls sees both" d_our_dir
   else
     fail "(d) skipped: no real grid / gateway"
+  fi
+fi
+
+# (e) our gateway knows only the introducer's fURL; (f) our storage node publishes to it.
+GW_INTRO=$NODES/gw-intro
+e_setup() {
+  run init-gw-intro lafs_init "$GW_INTRO" || return 1
+  cat >"$GW_INTRO/lafs.toml" <<EOF
+[grid]
+needed = $REAL_K
+happy = $REAL_HAPPY
+total = $REAL_N
+
+[frontends]
+sftp = false
+ftp = false
+EOF
+  cp "$NODES/tc/private/introducers.yaml" "$GW_INTRO/private/introducers.yaml"
+}
+e_put() {
+  head -c $SIZE_ONE_SEGMENT /dev/urandom >"$FILES/e.bin"
+  our_put "$GW_INTRO" "$FILES/e.bin" e-put || return 1
+  run e-tahoe-get tahoe -d "$NODES/tc" get "$CAP" "$FILES/e.bin.tahoe" || return 1
+  same_file "$FILES/e.bin" "$FILES/e.bin.tahoe" || return 1
+  local cached
+  cached=$(grep -c '^  key_s: v0-' "$GW_INTRO/private/introducer_default_cache.yaml" || true)
+  [ "$cached" -ge "$REAL_SERVERS" ] || { note "the introducer cache holds $cached servers"; return 1; }
+  run e-status lafs_cmd "$GW_INTRO" status || return 1
+  [ "$(grep -c '; connected$' "$OUT")" -ge "$REAL_SERVERS" ] || { note "lafs status:"; sed 's/^/     | /' "$OUT"; return 1; }
+}
+e_get() {
+  head -c 5000 /dev/urandom >"$FILES/e2.bin"
+  tahoe_put "$NODES/tc" "$FILES/e2.bin" e-tahoe-put || return 1
+  run e-lafs-get lafs_get "$GW_INTRO" "$CAP" "$FILES/e2.bin.lafs" || return 1
+  same_file "$FILES/e2.bin" "$FILES/e2.bin.lafs"
+}
+shares_under() { find "$1" -path '*/shares/*/*/*' -type f 2>/dev/null | wc -l; }
+f_publish() {
+  local d=$NODES/ours-pub p before
+  read -r p <<<"$(helper ports 1)"
+  run init-ours-pub lafs_init "$d" || return 1
+  lafs_write_storage_config "$d" "$p"
+  cp "$NODES/tc/private/introducers.yaml" "$d/private/introducers.yaml"
+  start_bg ours-pub.log lafs_run "$d"
+  # Happy = every server: the real client must place a share on ours-pub too.
+  tahoe_client_node tc3 "$REAL_K" $((REAL_SERVERS + 1)) $((REAL_SERVERS + 1)) "$INTRO_FURL" || return 1
+  start_bg tc3.log "$TAHOE" run --allow-stdin-close "$NODES/tc3"
+  run wait-tc3 helper wait-connected "$WEB_tc3" $((REAL_SERVERS + 1)) "$READY_TIMEOUT" || return 1
+  run f-status lafs_cmd "$d" status || return 1
+  grep -q "lafs run connected" "$OUT" || { note "lafs status:"; sed 's/^/     | /' "$OUT"; return 1; }
+  before=$(shares_under "$d")
+  head -c $SIZE_ONE_SEGMENT /dev/urandom >"$FILES/f.bin"
+  tahoe_put "$NODES/tc3" "$FILES/f.bin" f-put || return 1
+  [ "$(shares_under "$d")" -gt "$before" ] || { note "no share landed on ours-pub"; return 1; }
+  run f-get tahoe -d "$NODES/tc3" get "$CAP" "$FILES/f.bin.tahoe" || return 1
+  same_file "$FILES/f.bin" "$FILES/f.bin.tahoe"
+}
+e_introducer_down() {
+  kill -TERM "$INTRO_PID" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$INTRO_PID" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$INTRO_PID" 2>/dev/null && { note "the introducer did not stop"; return 1; }
+  head -c 5000 /dev/urandom >"$FILES/e3.bin"
+  our_put "$GW_INTRO" "$FILES/e3.bin" e3-put || return 1
+  run e3-tahoe-get tahoe -d "$NODES/tc" get "$CAP" "$FILES/e3.bin.tahoe" || return 1
+  same_file "$FILES/e3.bin" "$FILES/e3.bin.tahoe"
+}
+g_our_introducer() {
+  local d=$NODES/our-intro p furl real_furl=$INTRO_FURL
+  read -r p <<<"$(helper ports 1)"
+  run init-our-intro lafs_init "$d" || return 1
+  cat >"$d/lafs.toml" <<EOF
+[frontends]
+sftp = false
+ftp = false
+
+[introducer]
+enabled = true
+listen = "127.0.0.1:$p"
+EOF
+  start_bg our-intro.log lafs_run "$d"
+  for _ in $(seq $((READY_TIMEOUT * 5))); do
+    [ -s "$d/private/introducer.furl" ] && break
+    sleep 0.2
+  done
+  [ -s "$d/private/introducer.furl" ] || { note "our introducer wrote no fURL"; tail -n 20 "$LOGS/our-intro.log"; return 1; }
+  furl=$(cat "$d/private/introducer.furl")
+  INTRO_FURL=$furl
+  tahoe_storage_node gs1 && tahoe_storage_node gs2 || { INTRO_FURL=$real_furl; return 1; }
+  INTRO_FURL=$real_furl
+  tahoe_client_node tc4 1 2 2 "$furl" || return 1
+  start_bg tc4.log "$TAHOE" run --allow-stdin-close "$NODES/tc4"
+  run wait-tc4 helper wait-connected "$WEB_tc4" 2 "$READY_TIMEOUT" || return 1
+  head -c $SIZE_ONE_SEGMENT /dev/urandom >"$FILES/g.bin"
+  tahoe_put "$NODES/tc4" "$FILES/g.bin" g-put || return 1
+  run g-get tahoe -d "$NODES/tc4" get "$CAP" "$FILES/g.bin.tahoe" || return 1
+  same_file "$FILES/g.bin" "$FILES/g.bin.tahoe"
+}
+if wants e || wants f || wants g; then
+  if [ $REAL_OK = 1 ]; then
+    if wants e; then
+      if e_setup; then
+        check "(e) gateway with only the introducer's fURL: lafs put -> tahoe get identical, cache written, lafs status lists the servers connected" e_put
+        check "(e) gateway with only the introducer's fURL: tahoe put -> lafs get identical" e_get
+      else
+        fail "(e) gateway gw-intro setup"
+      fi
+    fi
+    wants f && check "(f) our storage node published through the real introducer holds a real client's share; tahoe get identical" f_publish
+    wants g && check "(g) real storage nodes and a real client on OUR introducer find each other; tahoe put/get identical" g_our_introducer
+    wants e && check "(e) introducer stopped: lafs put (servers from the cache) -> tahoe get identical" e_introducer_down
+  else
+    fail "(e)(f)(g) skipped: no real grid"
   fi
 fi
 
