@@ -1,7 +1,9 @@
 //! The SSH server in front of the SFTP sessions: host key, logins from the accounts file, and the `sftp` subsystem only.
 
 pub mod attrs;
+pub mod check_file;
 pub mod dispatch;
+pub mod exec;
 pub mod framing;
 pub mod handles;
 pub mod open_writes;
@@ -258,7 +260,7 @@ impl Connection {
 }
 
 /// What a shell or exec request gets.
-const ONLY_SFTP: &str = "This server supports only the SFTP protocol (try `sftp`, `sshfs` or `rclone`).\r\n";
+const ONLY_SFTP: &str = "This server supports only the SFTP protocol (try `sftp`, `sshfs` or `rclone`) and the commands sha256sum and verify.\r\n";
 
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
@@ -355,8 +357,31 @@ impl russh::server::Handler for Connection {
         refuse_command(id, session)
     }
 
-    async fn exec_request(&mut self, id: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        refuse_command(id, session)
+    async fn exec_request(&mut self, id: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        let Some(account) = self.account.clone() else {
+            return refuse_command(id, session);
+        };
+        let command = match exec::parse(data) {
+            Ok(command) => command,
+            Err(_) => return refuse_command(id, session),
+        };
+        session.channel_success(id)?;
+        let vfs = Vfs::new(self.shared.grid.clone(), account.root.clone());
+        let handle = session.handle();
+        let running = async move {
+            let output = exec::run(&vfs, command).await;
+            if !output.stdout.is_empty() {
+                let _ = handle.data(id, output.stdout.into_bytes()).await;
+            }
+            if !output.stderr.is_empty() {
+                let _ = handle.extended_data(id, 1, output.stderr.into_bytes()).await;
+            }
+            let _ = handle.exit_status_request(id, output.status).await;
+            let _ = handle.eof(id).await;
+            let _ = handle.close(id).await;
+        };
+        tokio::spawn(running.instrument(self.span.clone()));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

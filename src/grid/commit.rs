@@ -95,6 +95,8 @@ pub(crate) struct Pending {
     pub(crate) body: PendingBody,
     pub(crate) mtime: Option<f64>,
     pub(crate) overwrite: bool,
+    /// More metadata keys for the entry (see [`LinkRecord::extra`]).
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
     /// When it was acknowledged (Unix seconds): its time until published.
     pub(crate) linked_at: f64,
     /// Its share of `[journal] max_pending_mib`, given back once published.
@@ -110,6 +112,8 @@ pub struct PendingEntry {
     pub size: u64,
     /// The user's modification time, else when it was acknowledged.
     pub mtime: f64,
+    /// More metadata keys the entry will have.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -206,6 +210,7 @@ impl Inner {
                 body: p.body.clone(),
                 mtime: p.mtime,
                 overwrite: p.overwrite,
+                extra: p.extra.clone(),
             })
             .collect();
         Some((dircap, batch))
@@ -300,6 +305,7 @@ impl CommitQueue {
                 body,
                 mtime: link.mtime,
                 overwrite: link.overwrite,
+                extra: link.extra,
                 linked_at: now(),
                 _bytes: None,
             };
@@ -328,12 +334,15 @@ impl CommitQueue {
     /// budget held for the contents, is given back: pending contents are bounded by
     /// `max_pending_mib` instead, since publishing them needs budget of its own (holding the
     /// budget while waiting for it could stall every publish). Waits while too many bytes are pending.
+    /// `extra` holds metadata keys for the entry besides the mtime (see [`LinkRecord::extra`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn link(
         &self,
         dircap: &Cap,
         name: &str,
         body: PendingBody,
         mtime: Option<f64>,
+        extra: serde_json::Map<String, serde_json::Value>,
         overwrite: bool,
         memory: BudgetPermit,
     ) -> Result<(), Error> {
@@ -369,6 +378,7 @@ impl CommitQueue {
             },
             mtime,
             overwrite,
+            extra: extra.clone(),
         });
         let appended = match self.inner.journal.send(record::encode(&record), false) {
             Ok(synced) => synced.await,
@@ -381,6 +391,7 @@ impl CommitQueue {
             body,
             mtime,
             overwrite,
+            extra,
             linked_at: now(),
             _bytes: Some(bytes),
         };
@@ -470,6 +481,7 @@ fn entry_view(entry: &Pending) -> PendingEntry {
         cap: entry.body.cap(),
         size: entry.body.size(),
         mtime: entry.mtime.unwrap_or(entry.linked_at),
+        extra: entry.extra.clone(),
     }
 }
 

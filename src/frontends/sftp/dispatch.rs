@@ -15,6 +15,7 @@ use russh_sftp::server::StatusReply;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use super::check_file::{self, CheckFile};
 use super::framing::{self, Incoming};
 use super::handles::{self, HandleJob, HandleRequest};
 use super::order::{ChangeTurn, LookTurn, PathOrder};
@@ -192,6 +193,21 @@ impl Dispatcher {
                 Err(malformed) => self.answer_now(id, Err(malformed)).await,
             },
             extensions::LIMITS => self.answer_now(id, SftpSession::limits(id)).await,
+            check_file::BY_NAME => match session::extended_payload::<CheckFile>(data) {
+                Ok(request) => {
+                    let turn = self.look();
+                    self.spawn(id, ticket, turn, async move { session.check_file(id, request).await });
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            check_file::BY_HANDLE | check_file::PARAMIKO => match session::extended_payload::<CheckFile>(data) {
+                Ok(request) => {
+                    let handle = request.target.clone();
+                    self.to_handle(id, handle, HandleRequest::CheckFile(request), ticket)
+                        .await
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
             handles::FSYNC => match handles::fsync_handle(data) {
                 Ok(handle) => self.to_handle(id, handle, HandleRequest::Fsync, ticket).await,
                 Err(malformed) => self.answer_now(id, Err(malformed)).await,

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::attrs::attributes;
+use super::check_file::{self, CheckFile};
 use super::open_writes::Registration;
 use super::replies::{self, Replies};
 use super::requests::{Ticket, check_extent, now_secs, ok, vfs_err};
@@ -41,6 +42,8 @@ pub enum OpenHandle {
         contents: FileContents,
         /// Its stat at open.
         stat: Stat,
+        /// Its normalized path.
+        path: String,
     },
     /// A file opened for writing, committed on close.
     Write {
@@ -90,6 +93,8 @@ pub enum HandleRequest {
     ReadDir,
     /// fsync@openssh.com.
     Fsync,
+    /// check-file-handle (and paramiko's check-file).
+    CheckFile(CheckFile),
     /// SSH_FXP_CLOSE.
     Close,
 }
@@ -219,14 +224,17 @@ async fn close(handle: OpenHandle, vfs: &Vfs, id: u32) -> Result<Packet, StatusR
         if let Some(mtime) = registration.state.mtime() {
             writer.set_mtime(mtime);
         }
+        if let Some(mode) = registration.state.mode() {
+            writer.set_mode(mode);
+        }
         let bytes = writer.len();
         let result = writer.commit(vfs, path.as_bytes()).await;
         drop(registration);
         result.map_err(|e| {
-            tracing::warn!("upload of {path} failed: {e}");
+            tracing::warn!("upload of {} failed: {e}", vfs::loggable(&path));
             vfs_err(e)
         })?;
-        tracing::info!(bytes, "stored {path}");
+        tracing::info!(bytes, "stored {}", vfs::loggable(&path));
     }
     Ok(Packet::Status(ok(id)))
 }
@@ -239,6 +247,10 @@ async fn answer(handle: &mut OpenHandle, vfs: &Vfs, id: u32, request: HandleRequ
         HandleRequest::FSetStat { attrs } => fsetstat(handle, vfs, id, &attrs).await,
         HandleRequest::ReadDir => readdir(handle, id),
         HandleRequest::Fsync => fsync(handle, vfs, id).await,
+        HandleRequest::CheckFile(request) => match handle {
+            OpenHandle::Read { path, .. } => check_file::answer(vfs, id, path, &request).await,
+            _ => Err(StatusCode::OpUnsupported.with_message("only files open for reading are hashed")),
+        },
         // Served by serve_handle itself.
         HandleRequest::Read { .. } | HandleRequest::Close => Err(StatusCode::Failure.into()),
     }
@@ -272,6 +284,7 @@ fn fstat(handle: &OpenHandle, id: u32) -> Result<Packet, StatusReply> {
             size: writer.len(),
             mtime: registration.state.mtime().or(Some(now_secs() as f64)),
             read_only: false,
+            mode: registration.state.mode(),
         }),
         OpenHandle::Dir { .. } => return Err(StatusCode::Failure.with_message("is a directory")),
     };
@@ -290,6 +303,9 @@ async fn fsetstat(handle: &mut OpenHandle, vfs: &Vfs, id: u32, attrs: &FileAttri
             }
             if let Some(mtime) = attrs.mtime {
                 registration.state.set_mtime(f64::from(mtime));
+            }
+            if let Some(permissions) = attrs.permissions {
+                registration.state.set_mode(permissions & 0o7777);
             }
             Ok(Packet::Status(ok(id)))
         }
@@ -329,6 +345,9 @@ async fn fsync(handle: &mut OpenHandle, vfs: &Vfs, id: u32) -> Result<Packet, St
     {
         if let Some(mtime) = registration.state.mtime() {
             writer.set_mtime(mtime);
+        }
+        if let Some(mode) = registration.state.mode() {
+            writer.set_mode(mode);
         }
         writer.sync(vfs, path.as_bytes()).await.map_err(vfs_err)?;
     }

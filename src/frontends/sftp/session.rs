@@ -17,6 +17,7 @@ use russh_sftp::server::StatusReply;
 use serde::Deserialize;
 
 use super::attrs::{attributes, entry};
+use super::check_file::{self, CheckFile};
 use super::framing::MAX_REQUEST_LEN;
 use super::handles::{HandleTable, MAX_HANDLES, MAX_READ, OpenHandle};
 use super::open_writes::OpenWrites;
@@ -62,6 +63,8 @@ impl SftpSession {
         version.extensions.insert(extensions::STATVFS.into(), "2".into());
         version.extensions.insert(extensions::FSYNC.into(), "1".into());
         version.extensions.insert(extensions::LIMITS.into(), "1".into());
+        version.extensions.insert(check_file::BY_NAME.into(), "1".into());
+        version.extensions.insert(check_file::BY_HANDLE.into(), "1".into());
         Packet::Version(version)
     }
 
@@ -100,7 +103,7 @@ impl SftpSession {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::IsADirectory)));
             }
             let contents = FileContents::open(self.vfs.grid(), &cap).await.map_err(vfs_err)?;
-            OpenHandle::Read { contents, stat }
+            OpenHandle::Read { contents, stat, path }
         };
         let handle = self.handles.insert(handle, self.vfs.clone(), replies.clone())?;
         Ok(Packet::Handle(Handle { id, handle }))
@@ -160,6 +163,7 @@ impl SftpSession {
                 size: state.size(),
                 mtime: state.mtime().or(Some(now_secs() as f64)),
                 read_only: false,
+                mode: state.mode(),
             };
             return Ok(Packet::Attrs(Attrs {
                 id,
@@ -194,6 +198,9 @@ impl SftpSession {
             if let Some(mtime) = attrs.mtime {
                 state.set_mtime(f64::from(mtime));
             }
+            if let Some(permissions) = attrs.permissions {
+                state.set_mode(permissions & 0o7777);
+            }
             if attrs.size.is_some() {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::Unsupported)));
             }
@@ -220,15 +227,25 @@ impl SftpSession {
                 if let Some(mtime) = attrs.mtime {
                     writer.set_mtime(f64::from(mtime));
                 }
+                if let Some(permissions) = attrs.permissions {
+                    writer.set_mode(permissions & 0o7777);
+                }
                 return writer.commit(&self.vfs, path.as_bytes()).await.map_err(vfs_err);
             }
         }
-        match attrs.mtime {
-            Some(mtime) => self.vfs.set_mtime(path.as_bytes(), f64::from(mtime)).await,
-            // Permissions and owners have no meaning on the grid; accept them so copies with -p work.
-            None => self.vfs.stat(path.as_bytes()).await.map(|_| ()),
+        let attributes = vfs::EntryMetadata {
+            mtime: attrs.mtime.map(f64::from),
+            mode: attrs.permissions.map(|p| p & 0o7777),
+            sha256: None,
+        };
+        if attributes == vfs::EntryMetadata::default() {
+            // Owners have no meaning on the grid; accept them so copies with -p work.
+            return self.vfs.stat(path.as_bytes()).await.map(|_| ()).map_err(vfs_err);
         }
-        .map_err(vfs_err)
+        self.vfs
+            .set_attributes(path.as_bytes(), attributes)
+            .await
+            .map_err(vfs_err)
     }
 
     /// REMOVE.
@@ -278,6 +295,12 @@ impl SftpSession {
             .await
             .map_err(vfs_err)?;
         Ok(Packet::Status(ok(id)))
+    }
+
+    /// check-file-name: the file's SHA-256.
+    pub async fn check_file(&self, id: u32, request: CheckFile) -> Result<Packet, StatusReply> {
+        let path = normalize(&request.target).map_err(vfs_err)?;
+        check_file::answer(&self.vfs, id, &path, &request).await
     }
 
     /// statvfs@openssh.com: the grid's free space, in 4 KiB blocks.

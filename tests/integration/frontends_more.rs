@@ -1,0 +1,211 @@
+//! Issue 21 through real clients: `/uri/<cap>` paths, kept modes, OpenSSH's extensions and recorded hashes over SFTP and FTP.
+
+use lafs_gateway::grid::uri::Cap;
+
+use crate::common::gateway::{Gateway, PASSWORD, Run};
+
+/// lftp running `script` as alice against the gateway's FTP port.
+async fn lftp(gw: &Gateway, script: &str) -> Run {
+    let mut lftp = tokio::process::Command::new("lftp");
+    lftp.args(["-u", &format!("alice,{PASSWORD}"), "-e", script])
+        .arg(format!("ftp://127.0.0.1:{}", gw.ftp_port));
+    crate::common::gateway::run(lftp, gw.work.path(), b"").await
+}
+
+/// curl over FTP with `args`, `URL` in them replaced by `ftp://alice:PASSWORD@127.0.0.1:PORT`.
+async fn curl_ftp(gw: &Gateway, args: &[&str]) -> Run {
+    let base = format!("ftp://alice:{PASSWORD}@127.0.0.1:{}", gw.ftp_port);
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.arg("-sS");
+    for arg in args {
+        cmd.arg(arg.replace("URL", &base));
+    }
+    crate::common::gateway::run(cmd, gw.work.path(), b"").await
+}
+
+fn read(gw: &Gateway, name: &str) -> Vec<u8> {
+    std::fs::read(gw.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Caps someone shared: a literal file, a CHK file, a writable directory holding `inside.txt`, and
+/// that directory's read-only cap; none of them linked in alice's root.
+async fn shared_caps(gw: &Gateway) -> (Cap, Cap, Cap, Cap) {
+    let grid = &gw.grid.grid;
+    let lit = Cap::parse("URI:LIT:nbswy3dpeb3w64tmmq").unwrap(); // "hello world"
+    let chk_data = crate::common::pseudo_random(70_000, 21);
+    let chk = grid
+        .upload(
+            std::io::Cursor::new(chk_data),
+            70_000,
+            lafs_gateway::grid::immutable::upload::KeyChoice::Convergent,
+            None,
+        )
+        .await
+        .unwrap();
+    let dir = grid.create_directory().await.unwrap();
+    let shared = lafs_gateway::vfs::Vfs::new(grid.clone(), dir.clone());
+    shared
+        .write_file(
+            b"inside.txt",
+            std::io::Cursor::new(b"inside\n".to_vec()),
+            7,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let read_only = dir.read_only();
+    (lit, chk, dir, read_only)
+}
+
+const PARAMIKO_URI: &str = r#"
+import errno, os, paramiko, stat
+caps = dict(line.split(" ", 1) for line in open(os.path.join(os.environ["WORK"], "caps")).read().splitlines())
+c = paramiko.SSHClient(); c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=int(os.environ["PORT"]), username="alice",
+          pkey=paramiko.Ed25519Key.from_private_key_file(os.environ["KEY"]), look_for_keys=False, allow_agent=False)
+s = c.open_sftp()
+assert s.open("/uri/" + caps["lit"]).read() == b"hello world"
+assert s.stat("/uri/" + caps["chk"]).st_size == 70000
+assert s.stat("/uri/" + caps["chk"]).st_mode & 0o222 == 0, "a file cap alone is read-only"
+assert sorted(s.listdir("/uri/" + caps["ro"])) == ["from-sftp.txt", "inside.txt"], s.listdir("/uri/" + caps["ro"])
+assert stat.S_ISDIR(s.stat("/uri/" + caps["ro"]).st_mode)
+assert s.stat("/uri/" + caps["ro"]).st_mode & 0o222 == 0
+try:
+    s.open("/uri/" + caps["ro"] + "/new.txt", "wb").close(); raise SystemExit("wrote into a read-only dircap")
+except IOError as e:
+    assert e.errno == errno.EACCES, e
+try:
+    s.remove("/uri/" + caps["lit"]); raise SystemExit("removed a bare cap")
+except IOError as e:
+    assert e.errno == errno.EACCES, e
+with s.open("/uri/" + caps["rw"] + "/from-paramiko.txt", "wb") as f:
+    f.write(b"paramiko was here")
+print("paramiko uri ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uri_paths_open_files_and_directories_as_their_caps_allow() {
+    let gw = Gateway::start().await;
+    let (lit, chk, rw, ro) = shared_caps(&gw).await;
+    std::fs::write(gw.path("up.txt"), b"uploaded\n").unwrap();
+    std::fs::create_dir(gw.path("out")).unwrap();
+    // OpenSSH sftp: get a file cap, a file inside a dircap, list a read-only dircap, write.
+    let batch = format!(
+        "get /uri/{lit} out/lit\nget /uri/{chk} out/chk\nget /uri/{rw}/inside.txt out/inside\n\
+         put up.txt /uri/{rw}/from-sftp.txt\n-put up.txt /uri/{ro}/refused.txt\nls -l /uri/{ro}\n"
+    );
+    let run = gw.sftp_key(&batch, gw.work.path()).await;
+    run.ok();
+    assert_eq!(read(&gw, "out/lit"), b"hello world");
+    assert_eq!(read(&gw, "out/chk"), crate::common::pseudo_random(70_000, 21));
+    assert_eq!(read(&gw, "out/inside"), b"inside\n");
+    let listing = run.stdout.split("ls -l /uri/").nth(1).unwrap();
+    assert!(
+        listing.contains("from-sftp.txt") && listing.contains("-r--r--r--"),
+        "{listing}"
+    );
+    assert!(!listing.contains("refused.txt"), "{listing}");
+    assert!(run.stderr.contains("ermission denied"), "{}", run.stderr);
+    // paramiko.
+    std::fs::write(gw.path("caps"), format!("lit {lit}\nchk {chk}\nrw {rw}\nro {ro}\n")).unwrap();
+    let run = gw.python(PARAMIKO_URI).await;
+    run.ok();
+    assert!(run.stdout.contains("paramiko uri ok"), "{run:?}");
+    let shared = lafs_gateway::vfs::Vfs::new(gw.grid.grid.clone(), rw.clone());
+    assert_eq!(
+        shared.read(b"from-paramiko.txt", 0, 100).await.unwrap(),
+        b"paramiko was here"
+    );
+    // curl over SFTP and over FTP.
+    let run = gw
+        .curl(
+            &[
+                "-u",
+                &format!("alice:{PASSWORD}"),
+                "-o",
+                "out/curl-sftp",
+                &format!("URL/uri/{chk}"),
+            ],
+            gw.work.path(),
+        )
+        .await;
+    run.ok();
+    assert_eq!(read(&gw, "out/curl-sftp"), crate::common::pseudo_random(70_000, 21));
+    let run = curl_ftp(&gw, &["-o", "out/curl-ftp", &format!("URL/uri/{rw}/inside.txt")]).await;
+    run.ok();
+    assert_eq!(read(&gw, "out/curl-ftp"), b"inside\n");
+    let run = curl_ftp(&gw, &["-T", "up.txt", &format!("URL/uri/{ro}/refused.txt")]).await;
+    assert_ne!(run.code, 0, "curl stored into a read-only dircap");
+    // lftp: list a read-only dircap, get from it, put into the writable one.
+    let script = format!(
+        "set cmd:fail-exit yes; set net:max-retries 1; cls -1 /uri/{ro}/; get /uri/{ro}/inside.txt -o out/lftp; \
+         put up.txt -o /uri/{rw}/from-lftp.txt; bye"
+    );
+    let run = lftp(&gw, &script).await;
+    run.ok();
+    assert!(run.stdout.contains("inside.txt"), "{run:?}");
+    assert_eq!(read(&gw, "out/lftp"), b"inside\n");
+    assert_eq!(shared.read(b"from-lftp.txt", 0, 100).await.unwrap(), b"uploaded\n");
+    // Nothing of this was linked into alice's own root.
+    assert!(gw.alice().list(b"").await.unwrap().is_empty());
+}
+
+const PARAMIKO_MODES: &str = r#"
+import os, paramiko, stat
+c = paramiko.SSHClient(); c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=int(os.environ["PORT"]), username="alice",
+          pkey=paramiko.Ed25519Key.from_private_key_file(os.environ["KEY"]), look_for_keys=False, allow_agent=False)
+s = c.open_sftp()
+assert stat.S_IMODE(s.stat("m/sftp.txt").st_mode) == 0o640, oct(s.stat("m/sftp.txt").st_mode)
+s.chmod("m/sftp.txt", 0o600)
+assert stat.S_IMODE(s.stat("m/sftp.txt").st_mode) == 0o600
+assert stat.S_IMODE(s.stat("m").st_mode) == 0o750, oct(s.stat("m").st_mode)
+# A mode set on the open handle (as put -p does) is kept by the commit.
+with s.open("m/handle.txt", "wb") as f:
+    f.write(b"x"); f.chmod(0o604)
+assert stat.S_IMODE(s.stat("m/handle.txt").st_mode) == 0o604, oct(s.stat("m/handle.txt").st_mode)
+# Overwriting keeps the mode, as POSIX keeps the inode's.
+with s.open("m/handle.txt", "wb") as f:
+    f.write(b"y")
+assert stat.S_IMODE(s.stat("m/handle.txt").st_mode) == 0o604
+print("paramiko modes ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chmod_640_round_trips_over_sftp_and_ftp() {
+    let gw = Gateway::start().await;
+    std::fs::write(gw.path("f.txt"), b"mode me\n").unwrap();
+    let run = gw
+        .sftp_key(
+            "mkdir m\nput f.txt m/sftp.txt\nput f.txt m/ftp.txt\nchmod 640 m/sftp.txt\nchmod 750 m\nls -l m\n",
+            gw.work.path(),
+        )
+        .await;
+    run.ok();
+    let line = run.stdout.lines().find(|l| l.ends_with("sftp.txt")).unwrap();
+    assert!(line.starts_with("-rw-r----- "), "{line}");
+    let stat = gw.alice().stat(b"m/sftp.txt").await.unwrap();
+    assert_eq!(stat.mode, Some(0o640));
+    let run = gw.python(PARAMIKO_MODES).await;
+    run.ok();
+    assert!(run.stdout.contains("paramiko modes ok"), "{run:?}");
+    // lftp's chmod is SITE CHMOD; its listing shows the bits.
+    let run = lftp(&gw, "set cmd:fail-exit yes; chmod 640 m/ftp.txt; cls -l m/; bye").await;
+    run.ok();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("ftp.txt") && !l.contains("sftp"))
+        .unwrap();
+    assert!(line.starts_with("-rw-r----- "), "{line}");
+    assert_eq!(gw.alice().stat(b"m/ftp.txt").await.unwrap().mode, Some(0o640));
+    // curl sends SITE CHMOD as a quoted command.
+    let run = curl_ftp(
+        &gw,
+        &["-Q", "SITE CHMOD 604 m/ftp.txt", "URL/m/ftp.txt", "-o", "/dev/null"],
+    )
+    .await;
+    run.ok();
+    assert_eq!(gw.alice().stat(b"m/ftp.txt").await.unwrap().mode, Some(0o604));
+}
