@@ -18,6 +18,7 @@ use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 
 mod entry_metadata;
+mod hardlink;
 mod uri_paths;
 
 pub use entry_metadata::{EntryMetadata, hex, mode_of, sha256_of};

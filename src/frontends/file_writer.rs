@@ -57,6 +57,8 @@ pub struct FileWriter {
     /// The SHA-256 of the contents so far, while every write came in order from the start (the
     /// digest is then recorded with the entry at no extra pass); `None` after any other change.
     hasher: Option<Sha256>,
+    /// The digest of contents taken whole from a stored file, when its entry recorded one.
+    known_sha256: Option<[u8; 32]>,
 }
 
 enum Body {
@@ -66,6 +68,13 @@ enum Body {
     Stream(Stream),
     /// Out of order: an encrypted spool file.
     Spool(Spool),
+    /// A stored file taken whole (a server-side copy): linked as it is, no byte read or stored.
+    Linked {
+        /// The file.
+        cap: Cap,
+        /// Its size.
+        len: u64,
+    },
 }
 
 /// A file's bytes in memory and the budget permit that accounts for the buffer's capacity.
@@ -229,6 +238,7 @@ impl std::fmt::Debug for FileWriter {
             Body::Memory(_) => "memory",
             Body::Stream(_) => "stream",
             Body::Spool(_) => "spool",
+            Body::Linked { .. } => "linked",
         };
         write!(f, "FileWriter({mode}, len={})", self.len())
     }
@@ -252,6 +262,7 @@ impl FileWriter {
             mtime: None,
             mode: None,
             hasher: Some(Sha256::new()),
+            known_sha256: None,
         }
     }
 
@@ -266,6 +277,7 @@ impl FileWriter {
             mtime: None,
             mode: None,
             hasher: None,
+            known_sha256: None,
         })
     }
 
@@ -275,7 +287,17 @@ impl FileWriter {
             Body::Memory(buffer) => buffer.data.len() as u64,
             Body::Stream(stream) => stream.len,
             Body::Spool(spool) => spool.len(),
+            Body::Linked { len, .. } => *len,
         }
+    }
+
+    /// Makes the contents exactly those of the stored file `cap` (`len` bytes) without reading
+    /// them: the commit links `cap` itself (SFTP's copy-data of a whole file).
+    pub fn take_whole(&mut self, cap: Cap, len: u64, sha256: Option<[u8; 32]>) {
+        self.body = Body::Linked { cap, len };
+        self.changed = true;
+        self.hasher = None;
+        self.known_sha256 = sha256;
     }
 
     /// Whether it is empty.
@@ -367,7 +389,10 @@ impl FileWriter {
         EntryMetadata {
             mtime: self.mtime,
             mode: self.mode,
-            sha256: self.hasher.as_ref().map(|h| h.clone().finalize().into()),
+            sha256: match &self.hasher {
+                Some(hasher) => Some(hasher.clone().finalize().into()),
+                None => self.known_sha256,
+            },
         }
     }
 
@@ -392,6 +417,10 @@ impl FileWriter {
             Body::Stream(stream) => {
                 let cap = stream.finish().await?;
                 Some(spool_from(vfs.grid(), &cap, &self.spool_dir).await?)
+            }
+            Body::Linked { cap, .. } => {
+                self.known_sha256 = None;
+                Some(spool_from(vfs.grid(), cap, &self.spool_dir).await?)
             }
         };
         if let Some(spool) = moved {
@@ -430,6 +459,7 @@ impl FileWriter {
                 }
                 (Body::Stream(stream), _) => stream.finish().await?,
                 (Body::Spool(spool), _) => vfs.upload(spool.reader(), spool.len()).await?,
+                (Body::Linked { cap, .. }, _) => cap.clone(),
                 (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
             })
         };
@@ -464,7 +494,7 @@ impl FileWriter {
 
     /// Commits what was written so far and stays open for more (`fsync`).
     pub async fn sync(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        if !matches!(self.body, Body::Spool(_)) && self.changed {
+        if !matches!(self.body, Body::Spool(_) | Body::Linked { .. }) && self.changed {
             // A finished stream cannot take more writes, and a buffer handed to its upload is
             // gone: go on from a spool of the contents.
             self.spool(vfs).await?;
@@ -523,6 +553,9 @@ impl FileWriter {
             (Body::Stream(stream), _) => {
                 let cap = stream.finish().await?;
                 vfs.link_file(path, &cap, true, metadata).await?;
+            }
+            (Body::Linked { cap, .. }, _) => {
+                vfs.link_file(path, cap, true, metadata).await?;
             }
             (Body::Spool(spool), _) => {
                 vfs.write_file(path, spool.reader(), spool.len(), true, metadata)

@@ -49,6 +49,8 @@ async fn file_cap(vfs: &Vfs, path: &[u8]) -> Result<Option<Cap>, vfs::Error> {
 }
 
 /// `healthy (10 of 10 shares good)`, or `unhealthy: 9 of 10 shares good; bad: share 3 on server-2 (reason)`.
+/// A healthy file may still have bad copies of shares it also has good copies of (after a
+/// repair, the corrupt copy stays on its server): they are named too.
 pub fn describe(report: &CheckReport) -> String {
     let good = report.good_shares();
     let bad: Vec<String> = report
@@ -60,8 +62,12 @@ pub fn describe(report: &CheckReport) -> String {
         })
         .collect();
     let missing = report.total.saturating_sub(good);
-    if report.is_healthy() && bad.is_empty() {
-        return format!("healthy ({good} of {} shares good)", report.total);
+    if report.is_healthy() {
+        let mut line = format!("healthy ({good} of {} shares good)", report.total);
+        if !bad.is_empty() {
+            line.push_str(&format!("; bad copies: {}", bad.join(", ")));
+        }
+        return line;
     }
     let state = if report.is_recoverable() {
         "unhealthy"
@@ -72,7 +78,7 @@ pub fn describe(report: &CheckReport) -> String {
     if !bad.is_empty() {
         line.push_str(&format!("; bad: {}", bad.join(", ")));
     }
-    if missing > 0 && bad.len() < missing {
+    if missing > bad.len() {
         line.push_str(&format!("; {} missing", missing - bad.len()));
     }
     line

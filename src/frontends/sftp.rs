@@ -7,6 +7,7 @@ pub mod exec;
 pub mod framing;
 pub mod handles;
 pub mod open_writes;
+pub mod openssh;
 pub mod order;
 pub mod replies;
 pub mod requests;

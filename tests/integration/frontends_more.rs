@@ -209,3 +209,163 @@ async fn chmod_640_round_trips_over_sftp_and_ftp() {
     run.ok();
     assert_eq!(gw.alice().stat(b"m/ftp.txt").await.unwrap().mode, Some(0o604));
 }
+
+/// OpenSSH `ssh` running `command` as alice (an exec request).
+async fn ssh_exec(gw: &Gateway, command: &str) -> Run {
+    let mut ssh = tokio::process::Command::new("ssh");
+    ssh.args([
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+    ])
+    .arg(gw.key())
+    .args(["-p", &gw.port.to_string(), "alice@127.0.0.1", command]);
+    crate::common::gateway::run(ssh, gw.work.path(), b"").await
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const PARAMIKO_CHECK: &str = r#"
+import hashlib, os, paramiko
+c = paramiko.SSHClient(); c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=int(os.environ["PORT"]), username="alice",
+          pkey=paramiko.Ed25519Key.from_private_key_file(os.environ["KEY"]), look_for_keys=False, allow_agent=False)
+s = c.open_sftp()
+with s.open("big.bin") as f:
+    print("check", f.check("sha256").hex())
+try:
+    with s.open("big.bin") as f:
+        f.check("md5"); raise SystemExit("md5 was answered")
+except IOError:
+    pass
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recorded_sha256_answers_check_file_hash_xsha256_and_sha256sum() {
+    let gw = Gateway::start().await;
+    // Streamed (over one segment) and small (journaled) uploads both record the digest.
+    let big = crate::common::pseudo_random(8 << 20, 31);
+    let small = b"small file\n".repeat(10);
+    std::fs::write(gw.path("big.bin"), &big).unwrap();
+    std::fs::write(gw.path("small.txt"), &small).unwrap();
+    gw.sftp_key("put big.bin\nput small.txt\n", gw.work.path()).await.ok();
+    for (name, data) in [("big.bin", &big), ("small.txt", &small)] {
+        let (_, _, metadata) = gw.alice().lookup_entry(name.as_bytes()).await.unwrap();
+        assert_eq!(
+            metadata.get("sha256").and_then(|v| v.as_str()),
+            Some(sha256_hex(data).as_str()),
+            "{name}: {metadata:?}"
+        );
+    }
+    let want = sha256_hex(&big);
+    // paramiko's SFTPFile.check() (the check-file extension).
+    let run = gw.python(PARAMIKO_CHECK).await;
+    run.ok();
+    assert!(run.stdout.contains(&format!("check {want}")), "{run:?}");
+    // FTP HASH and XSHA256 through curl's quoted commands (the replies show with -v).
+    let run = curl_ftp(
+        &gw,
+        &[
+            "-v",
+            "-Q",
+            "HASH big.bin",
+            "-Q",
+            "XSHA256 big.bin",
+            "URL/small.txt",
+            "-o",
+            "/dev/null",
+        ],
+    )
+    .await;
+    run.ok();
+    let expected_hash = format!("213 SHA-256 0-{} {want} big.bin", big.len() - 1);
+    assert!(run.stderr.contains(&expected_hash), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("250 {want}")), "{}", run.stderr);
+    // sha256sum over SSH exec, as coreutils prints it.
+    let run = ssh_exec(&gw, "sha256sum big.bin small.txt").await;
+    run.ok();
+    assert_eq!(
+        run.stdout,
+        format!("{want}  big.bin\n{}  small.txt\n", sha256_hex(&small))
+    );
+    // A file stored without a digest is hashed once and the digest recorded.
+    let plain = crate::common::pseudo_random(300_000, 32);
+    gw.alice()
+        .write_file(b"plain.bin", std::io::Cursor::new(plain.clone()), 300_000, false, None)
+        .await
+        .unwrap();
+    let run = ssh_exec(&gw, "sha256sum plain.bin").await;
+    run.ok();
+    assert_eq!(run.stdout, format!("{}  plain.bin\n", sha256_hex(&plain)));
+    let (_, _, metadata) = gw.alice().lookup_entry(b"plain.bin").await.unwrap();
+    assert_eq!(
+        metadata.get("sha256").and_then(|v| v.as_str()),
+        Some(sha256_hex(&plain).as_str())
+    );
+    let run = ssh_exec(&gw, "sha256sum nothing-here").await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("nothing-here"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn site_verify_and_exec_verify_name_a_share_corrupted_on_disk() {
+    let gw = Gateway::start().await;
+    let data = crate::common::pseudo_random(200_000, 41);
+    gw.alice()
+        .write_file(b"v.bin", std::io::Cursor::new(data), 200_000, false, None)
+        .await
+        .unwrap();
+    let (cap, _) = gw.alice().lookup(b"v.bin").await.unwrap();
+    let run = curl_ftp(&gw, &["-v", "-Q", "SITE VERIFY v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
+    run.ok();
+    assert!(
+        run.stderr.contains("200 v.bin: healthy (10 of 10 shares good)"),
+        "{}",
+        run.stderr
+    );
+    // Flip a byte in the middle of one share's blocks.
+    let files = gw.grid.share_files(&cap.storage_index().unwrap().to_string());
+    let (victim, path) = files[4].clone();
+    let mut raw = std::fs::read(&path).unwrap();
+    let middle = raw.len() / 2;
+    raw[middle] ^= 0x40;
+    std::fs::write(&path, raw).unwrap();
+    let run = curl_ftp(&gw, &["-v", "-Q", "SITE VERIFY v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
+    run.ok();
+    assert!(
+        run.stderr.contains("unhealthy: 9 of 10 shares good; bad: share ")
+            && run.stderr.contains(&format!("share {victim} on ")),
+        "{}",
+        run.stderr
+    );
+    let run = ssh_exec(&gw, "verify v.bin").await;
+    assert_eq!(run.code, 1, "an unhealthy file fails the command: {run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "v.bin: unhealthy: 9 of 10 shares good; bad: share {victim} on "
+        )),
+        "{run:?}"
+    );
+    // SITE REPAIR puts a good copy of that share elsewhere; verify is healthy again.
+    let run = curl_ftp(&gw, &["-v", "-Q", "SITE REPAIR v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
+    run.ok();
+    assert!(run.stderr.contains("200 v.bin: repaired"), "{}", run.stderr);
+    let run = curl_ftp(&gw, &["-v", "-Q", "SITE VERIFY v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
+    run.ok();
+    assert!(
+        run.stderr.contains(&format!(
+            "200 v.bin: healthy (10 of 10 shares good); bad copies: share {victim} on "
+        )),
+        "{}",
+        run.stderr
+    );
+}

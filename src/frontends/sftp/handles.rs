@@ -19,8 +19,10 @@ use tracing::Instrument;
 use super::attrs::attributes;
 use super::check_file::{self, CheckFile};
 use super::open_writes::Registration;
+use super::openssh::{self, ReadSource};
 use super::replies::{self, Replies};
 use super::requests::{Ticket, check_extent, now_secs, ok, vfs_err};
+use super::session::statvfs_reply;
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
 use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
@@ -44,6 +46,8 @@ pub enum OpenHandle {
         stat: Stat,
         /// Its normalized path.
         path: String,
+        /// What a copy-data request copies from it.
+        source: ReadSource,
     },
     /// A file opened for writing, committed on close.
     Write {
@@ -95,6 +99,19 @@ pub enum HandleRequest {
     Fsync,
     /// check-file-handle (and paramiko's check-file).
     CheckFile(CheckFile),
+    /// fstatvfs@openssh.com.
+    Statvfs,
+    /// copy-data into this handle from a file open for reading.
+    CopyData {
+        /// The file copied from.
+        source: ReadSource,
+        /// Where from in it.
+        read_offset: u64,
+        /// How much (0: to its end).
+        read_len: u64,
+        /// Where to in this file.
+        write_offset: u64,
+    },
     /// SSH_FXP_CLOSE.
     Close,
 }
@@ -113,6 +130,8 @@ pub struct HandleJob {
 #[derive(Default)]
 pub struct HandleTable {
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<HandleJob>>>,
+    /// The files open for reading, for copy-data requests that name them as their source.
+    sources: Mutex<HashMap<String, ReadSource>>,
     next: AtomicU64,
 }
 
@@ -126,8 +145,16 @@ impl HandleTable {
         let name = (self.next.fetch_add(1, Ordering::Relaxed) + 1).to_string();
         let (queue, jobs) = mpsc::unbounded_channel();
         queues.insert(name.clone(), queue);
+        if let (OpenHandle::Read { source, .. }, Ok(mut sources)) = (&handle, self.sources.lock()) {
+            sources.insert(name.clone(), source.clone());
+        }
         tokio::spawn(serve_handle(handle, vfs, jobs, replies).in_current_span());
         Ok(name)
+    }
+
+    /// The file open for reading under `handle`, if it is one.
+    pub fn read_source(&self, handle: &str) -> Option<ReadSource> {
+        self.sources.lock().ok()?.get(handle).cloned()
     }
 
     /// Queues `job` for `handle`; a CLOSE also takes the handle out of the table, so requests after
@@ -137,6 +164,9 @@ impl HandleTable {
             return false;
         };
         let queue = if matches!(job.request, HandleRequest::Close) {
+            if let Ok(mut sources) = self.sources.lock() {
+                sources.remove(handle);
+            }
             queues.remove(handle)
         } else {
             queues.get(handle).cloned()
@@ -247,6 +277,13 @@ async fn answer(handle: &mut OpenHandle, vfs: &Vfs, id: u32, request: HandleRequ
         HandleRequest::FSetStat { attrs } => fsetstat(handle, vfs, id, &attrs).await,
         HandleRequest::ReadDir => readdir(handle, id),
         HandleRequest::Fsync => fsync(handle, vfs, id).await,
+        HandleRequest::Statvfs => statvfs_reply(vfs, id).await,
+        HandleRequest::CopyData {
+            source,
+            read_offset,
+            read_len,
+            write_offset,
+        } => copy_data(handle, vfs, id, source, (read_offset, read_len), write_offset).await,
         HandleRequest::CheckFile(request) => match handle {
             OpenHandle::Read { path, .. } => check_file::answer(vfs, id, path, &request).await,
             _ => Err(StatusCode::OpUnsupported.with_message("only files open for reading are hashed")),
@@ -332,6 +369,52 @@ fn readdir(handle: &mut OpenHandle, id: u32) -> Result<Packet, StatusReply> {
         }
         _ => Err(StatusCode::Failure.with_message("not a directory handle")),
     }
+}
+
+/// Bytes copied per step when copy-data copies part of a file.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// copy-data into a file open for writing. A copy that makes it exactly the source links the
+/// source's cap on commit (no byte is read or stored); any other copy reads and writes the bytes.
+async fn copy_data(
+    handle: &mut OpenHandle,
+    vfs: &Vfs,
+    id: u32,
+    source: ReadSource,
+    (read_offset, read_len): (u64, u64),
+    write_offset: u64,
+) -> Result<Packet, StatusReply> {
+    let OpenHandle::Write {
+        writer, registration, ..
+    } = handle
+    else {
+        return Err(StatusCode::PermissionDenied.with_message("handle not opened for writing"));
+    };
+    if openssh::copies_whole(&source, read_offset, read_len, write_offset, writer.len()) {
+        writer.take_whole(source.cap, source.size, source.sha256);
+        registration.state.set_size(source.size);
+        return Ok(Packet::Status(ok(id)));
+    }
+    let end = match read_len {
+        0 => source.size,
+        len => read_offset.saturating_add(len).min(source.size),
+    };
+    check_extent(writer.len(), write_offset, end.saturating_sub(read_offset))?;
+    let mut contents = FileContents::open(vfs.grid(), &source.cap).await.map_err(vfs_err)?;
+    let mut at = read_offset;
+    while at < end {
+        let piece = contents.read(at, COPY_CHUNK.min(end - at)).await.map_err(vfs_err)?;
+        if piece.is_empty() {
+            break;
+        }
+        writer
+            .write_at(vfs, write_offset + (at - read_offset), &piece)
+            .await
+            .map_err(vfs_err)?;
+        at += piece.len() as u64;
+    }
+    registration.state.set_size(writer.len());
+    Ok(Packet::Status(ok(id)))
 }
 
 /// A commit barrier: what was written so far is on the grid when this answers.

@@ -21,6 +21,7 @@ use super::check_file::{self, CheckFile};
 use super::framing::MAX_REQUEST_LEN;
 use super::handles::{HandleTable, MAX_HANDLES, MAX_READ, OpenHandle};
 use super::open_writes::OpenWrites;
+use super::openssh::{self, Hardlink, ReadSource};
 use super::replies::Replies;
 use super::requests::{check_extent, now_secs, ok, vfs_err};
 use crate::frontends::file_reader::FileContents;
@@ -65,6 +66,7 @@ impl SftpSession {
         version.extensions.insert(extensions::LIMITS.into(), "1".into());
         version.extensions.insert(check_file::BY_NAME.into(), "1".into());
         version.extensions.insert(check_file::BY_HANDLE.into(), "1".into());
+        openssh::announce(&mut version);
         Packet::Version(version)
     }
 
@@ -98,12 +100,22 @@ impl SftpSession {
         let handle = if opens_for_writing(pflags) {
             self.open_for_writing(path, pflags).await.map_err(vfs_err)?
         } else {
-            let (cap, stat) = self.vfs.lookup(path.as_bytes()).await.map_err(vfs_err)?;
+            let (cap, stat, metadata) = self.vfs.lookup_entry(path.as_bytes()).await.map_err(vfs_err)?;
             if stat.kind == Kind::Directory {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::IsADirectory)));
             }
             let contents = FileContents::open(self.vfs.grid(), &cap).await.map_err(vfs_err)?;
-            OpenHandle::Read { contents, stat, path }
+            let source = ReadSource {
+                cap,
+                size: stat.size,
+                sha256: vfs::sha256_of(&metadata),
+            };
+            OpenHandle::Read {
+                contents,
+                stat,
+                path,
+                source,
+            }
         };
         let handle = self.handles.insert(handle, self.vfs.clone(), replies.clone())?;
         Ok(Packet::Handle(Handle { id, handle }))
@@ -303,12 +315,43 @@ impl SftpSession {
         check_file::answer(&self.vfs, id, &path, &request).await
     }
 
+    /// hardlink@openssh.com: a second name for a file (the same cap), as link(2).
+    pub async fn hardlink(&self, id: u32, paths: Hardlink) -> Result<Packet, StatusReply> {
+        let (from, to) = (
+            normalize(&paths.oldpath).map_err(vfs_err)?,
+            normalize(&paths.newpath).map_err(vfs_err)?,
+        );
+        self.vfs
+            .hard_link(from.as_bytes(), to.as_bytes())
+            .await
+            .map_err(vfs_err)?;
+        Ok(Packet::Status(ok(id)))
+    }
+
+    /// expand-path@openssh.com: REALPATH with `~` expanded (every home is the root).
+    pub fn expand_path(id: u32, path: &str) -> Result<Packet, StatusReply> {
+        let path = normalize(&openssh::expand_tilde(path)).map_err(vfs_err)?;
+        Ok(openssh::one_name(id, path))
+    }
+
+    /// users-groups-by-id@openssh.com.
+    pub fn users_groups_by_id(&self, id: u32, data: &[u8]) -> Result<Packet, StatusReply> {
+        openssh::users_groups_by_id(id, data, &self.user)
+    }
+
     /// statvfs@openssh.com: the grid's free space, in 4 KiB blocks.
     pub async fn statvfs(&self, id: u32, path: String) -> Result<Packet, StatusReply> {
-        const BLOCK: u64 = 4096;
         let path = normalize(&path).map_err(vfs_err)?;
         self.vfs.stat(path.as_bytes()).await.map_err(vfs_err)?;
-        let free = self.vfs.available_space().await / BLOCK;
+        statvfs_reply(&self.vfs, id).await
+    }
+}
+
+/// The statvfs@openssh.com and fstatvfs@openssh.com reply: the grid's free space in 4 KiB blocks.
+pub async fn statvfs_reply(vfs: &Vfs, id: u32) -> Result<Packet, StatusReply> {
+    {
+        const BLOCK: u64 = 4096;
+        let free = vfs.available_space().await / BLOCK;
         let figures = Statvfs {
             block_size: BLOCK,
             fragment_size: BLOCK,
@@ -319,7 +362,7 @@ impl SftpSession {
             inodes_free: 0,
             inodes_avail: 0,
             fs_id: 0,
-            flags: if self.vfs.is_read_only() { 1 } else { 0 }, // ST_RDONLY
+            flags: if vfs.is_read_only() { 1 } else { 0 }, // ST_RDONLY
             name_max: 255,
         };
         let data = russh_sftp::ser::to_bytes(&figures)
