@@ -367,14 +367,23 @@ impl Vfs {
     /// Kind, size, mtime and read-only state of `path`.
     pub async fn stat(&self, path: &[u8]) -> Result<Stat, Error> {
         let names = split_path(path)?;
-        let (cap, metadata, parent_writable) = self.resolve(&names).await?;
+        let (cap, metadata, parent_writable) = match self.resolve(&names).await {
+            Err(e) if e.kind() == ErrorKind::NotFound && uri_paths::is_cap_parent(&names) => {
+                return Ok(uri_paths::cap_parent_stat());
+            }
+            resolved => resolved?,
+        };
         stat_of(&cap, metadata.as_ref(), parent_writable)
     }
 
     /// The entries of the directory at `path`, with their stats (unknown cap kinds are left out).
     pub async fn list(&self, path: &[u8]) -> Result<Vec<(String, Stat)>, Error> {
         let names = split_path(path)?;
-        let (dir, _, _) = self.resolve(&names).await?;
+        let (dir, _, _) = match self.resolve(&names).await {
+            // `/uri` lists nothing: caps are not enumerable.
+            Err(e) if e.kind() == ErrorKind::NotFound && uri_paths::is_cap_parent(&names) => return Ok(Vec::new()),
+            resolved => resolved?,
+        };
         if !matches!(dir, Cap::Directory(_)) {
             return Err(Error::new(ErrorKind::NotADirectory));
         }

@@ -5,6 +5,7 @@
 //! name `uri` followed by anything else is an ordinary path (a directory called `uri` in the root
 //! stays reachable). The cap itself is a secret: [`loggable`] hides it before a path is logged.
 
+use super::{Kind, Stat};
 use crate::grid::uri::Cap;
 
 /// The first name of a cap path.
@@ -18,6 +19,24 @@ pub fn cap_start(names: &[String]) -> Option<(Cap, &[String])> {
             Ok(cap) => Some((cap, rest)),
         },
         _ => None,
+    }
+}
+
+/// Whether `names` are `uri` alone: where clients that change directory one name at a time
+/// (curl's FTP) pass on their way to `/uri/<cap>`. Without an entry `uri` in the root it is an
+/// empty read-only directory.
+pub fn is_cap_parent(names: &[String]) -> bool {
+    matches!(names, [only] if only == PREFIX)
+}
+
+/// The stat of `/uri` when the root has no entry of that name.
+pub fn cap_parent_stat() -> Stat {
+    Stat {
+        kind: Kind::Directory,
+        size: 0,
+        mtime: None,
+        read_only: true,
+        mode: None,
     }
 }
 

@@ -369,3 +369,83 @@ async fn site_verify_and_exec_verify_name_a_share_corrupted_on_disk() {
         run.stderr
     );
 }
+
+const PARAMIKO_OPENSSH: &str = r#"
+import errno, os, paramiko, stat
+from paramiko.sftp import CMD_EXTENDED, CMD_NAME, CMD_EXTENDED_REPLY, int64
+c = paramiko.SSHClient(); c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+c.connect("127.0.0.1", port=int(os.environ["PORT"]), username="alice",
+          pkey=paramiko.Ed25519Key.from_private_key_file(os.environ["KEY"]), look_for_keys=False, allow_agent=False)
+s = c.open_sftp()
+def names(msg):
+    return [msg.get_text() for _ in range(msg.get_int()) if True]
+t, msg = s._request(CMD_EXTENDED, "expand-path@openssh.com", "~/docs/../big.bin")
+assert t == CMD_NAME and msg.get_int() == 1 and msg.get_text() == "/big.bin"
+t, msg = s._request(CMD_EXTENDED, "home-directory", "alice")
+assert t == CMD_NAME and msg.get_int() == 1 and msg.get_text() == "/"
+ids = paramiko.Message(); ids.add_int(0); ids.add_int(4242)
+t, msg = s._request(CMD_EXTENDED, "users-groups-by-id@openssh.com", ids.asbytes(), paramiko.Message().asbytes())
+assert t == CMD_EXTENDED_REPLY
+users = paramiko.Message(msg.get_binary()); groups = msg.get_binary()
+assert users.get_text() == "alice" and users.get_text() == "" and groups == b""
+attrs = paramiko.SFTPAttributes(); attrs.st_mode = 0o600
+s._request(CMD_EXTENDED, "lsetstat@openssh.com", "big.bin", attrs)
+assert stat.S_IMODE(s.stat("big.bin").st_mode) == 0o600
+with s.open("big.bin") as f:
+    t, msg = s._request(CMD_EXTENDED, "fstatvfs@openssh.com", f.handle)
+    assert t == CMD_EXTENDED_REPLY and msg.get_int64() == 4096
+    # A part of a file is copied by its bytes.
+    with s.open("part.bin", "wb") as out:
+        s._request(CMD_EXTENDED, "copy-data", f.handle, int64(1000), int64(5000), out.handle, int64(0))
+try:
+    s._request(CMD_EXTENDED, "hardlink@openssh.com", "big.bin", "copy.bin"); raise SystemExit("linked over a file")
+except IOError as e:
+    pass
+try:
+    s._request(CMD_EXTENDED, "hardlink@openssh.com", "docs", "docs2"); raise SystemExit("linked a directory")
+except IOError as e:
+    assert e.errno == errno.EACCES, e
+print("paramiko openssh ok")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openssh_cp_and_ln_copy_by_cap_and_the_other_extensions_answer_as_openssh() {
+    let gw = Gateway::start().await;
+    let big = crate::common::pseudo_random(3 << 20, 51);
+    std::fs::write(gw.path("big.bin"), &big).unwrap();
+    gw.sftp_key("put big.bin\nmkdir docs\n", gw.work.path()).await.ok();
+    // cp (copy-data) and ln (hardlink) in a session of their own, whose bytes ssh counts.
+    let run = gw
+        .sftp_key_with(
+            &["-o", "LogLevel=VERBOSE"],
+            "cp big.bin copy.bin\nln big.bin link.bin\ncd ~/docs\npwd\ndf\n",
+            gw.work.path(),
+        )
+        .await;
+    run.ok();
+    assert!(run.stdout.contains("Remote working directory: /docs"), "{run:?}");
+    let transferred = run
+        .stderr
+        .lines()
+        .find_map(|l| l.split("Transferred: sent ").nth(1))
+        .unwrap_or_else(|| panic!("no byte counts: {}", run.stderr));
+    let counts: Vec<u64> = transferred
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(counts.iter().sum::<u64>() < 200_000, "the copy crossed the wire: {transferred}");
+    // The copy and the link are the very file (a streamed upload has a random key: a copy of
+    // its bytes would have another cap).
+    let (cap, _) = gw.alice().lookup(b"big.bin").await.unwrap();
+    for name in ["copy.bin", "link.bin"] {
+        let (other, stat) = gw.alice().lookup(name.as_bytes()).await.unwrap();
+        assert_eq!(other, cap, "{name} is another file");
+        assert_eq!(stat.size, big.len() as u64);
+    }
+    let (_, _, metadata) = gw.alice().lookup_entry(b"copy.bin").await.unwrap();
+    assert!(metadata.contains_key("sha256"), "the copy keeps the digest: {metadata:?}");
+    let run = gw.python(PARAMIKO_OPENSSH).await;
+    run.ok();
+    assert!(run.stdout.contains("paramiko openssh ok"), "{run:?}");
+    assert_eq!(gw.alice().read(b"part.bin", 0, 10_000).await.unwrap(), &big[1000..6000]);
+}
