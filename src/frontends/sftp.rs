@@ -166,6 +166,7 @@ async fn serve_connection(
         peer: Some(peer),
         account: None,
         channels: HashMap::new(),
+        commands: std::collections::HashSet::new(),
         logged_in: Some(logged_in),
     };
     let late = || tracing::warn!("sftp connection closed: no login within {grace:?}");
@@ -223,6 +224,8 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     account: Option<Account>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels running an exec command: their task closes them once the output is sent.
+    commands: std::collections::HashSet<ChannelId>,
     /// Told of the first successful login (the grace timer stops).
     logged_in: Option<oneshot::Sender<()>>,
 }
@@ -367,6 +370,7 @@ impl russh::server::Handler for Connection {
             Err(_) => return refuse_command(id, session),
         };
         session.channel_success(id)?;
+        self.commands.insert(id);
         let vfs = Vfs::new(self.shared.grid.clone(), account.root.clone());
         let handle = session.handle();
         let running = async move {
@@ -414,6 +418,10 @@ impl russh::server::Handler for Connection {
     }
 
     async fn channel_eof(&mut self, id: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        // A command's client sends EOF at once (no input): its task closes the channel when done.
+        if self.commands.contains(&id) {
+            return Ok(());
+        }
         // The client sends nothing more: finish our side so its `sftp` exits at once.
         self.channels.remove(&id);
         session.eof(id)?;
@@ -422,6 +430,7 @@ impl russh::server::Handler for Connection {
 
     async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.channels.remove(&id);
+        self.commands.remove(&id);
         Ok(())
     }
 }

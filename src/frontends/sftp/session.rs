@@ -397,6 +397,8 @@ pub use russh_sftp::extensions::StatvfsExtension;
 
 /// Normalizes a client path to `/a/b` (relative paths start at the root; `..` stops there).
 fn normalize(path: &str) -> Result<String, vfs::Error> {
+    // `~/x` (OpenSSH sftp's `cd ~/x`) starts at the root, every user's home.
+    let path = openssh::expand_tilde(path);
     let names = vfs::split_path(path.as_bytes())?;
     Ok(format!("/{}", names.join("/")))
 }
