@@ -8,10 +8,12 @@
 //! - [`sftp`]: the SSH/SFTP server; [`ftp`]: the FTP server.
 
 pub mod accounts;
+pub mod digest;
 pub mod drop_upload;
 pub mod file_reader;
 pub mod file_writer;
 pub mod ftp;
+pub mod integrity;
 pub mod limits;
 pub mod sftp;
 pub mod throttle;

@@ -17,9 +17,14 @@ use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
 
+mod entry_metadata;
+mod hardlink;
 mod link;
+mod uri_paths;
 
+pub use entry_metadata::{EntryMetadata, hex, mode_of, sha256_of};
 pub use link::LinkMode;
+pub use uri_paths::loggable;
 
 /// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
 /// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).
@@ -150,6 +155,8 @@ pub struct Stat {
     pub mtime: Option<f64>,
     /// Whether it cannot be changed through this path.
     pub read_only: bool,
+    /// The permission bits set by a chmod (frontends show their defaults without one).
+    pub mode: Option<u32>,
 }
 
 /// Checks one name: UTF-8, no `/`, no NUL, not empty, `.` or `..`; returns it NFC-normalized.
@@ -193,6 +200,7 @@ fn stat_of(cap: &Cap, metadata: Option<&Map<String, Value>>, parent_writable: bo
         size,
         mtime,
         read_only,
+        mode: metadata.and_then(mode_of),
     })
 }
 
@@ -248,10 +256,13 @@ impl Vfs {
     }
 
     /// Follows `names` from the root; returns the cap and, below the root, the entry's metadata and whether its parent is writable.
+    /// A `/uri/<cap>` path starts at that cap (with no writable parent) instead of the root.
     async fn resolve(&self, names: &[String]) -> Result<(Cap, Option<Map<String, Value>>, bool), Error> {
-        let mut cap = self.root.clone();
+        let (mut cap, names, mut parent_writable) = match uri_paths::cap_start(names) {
+            Some((cap, rest)) => (cap, rest, false),
+            None => (self.root.clone(), names, !self.root.is_read_only()),
+        };
         let mut metadata = None;
-        let mut parent_writable = !self.root.is_read_only();
         for name in names {
             if !matches!(cap, Cap::Directory(_)) {
                 return Err(Error::new(ErrorKind::NotADirectory));
@@ -314,20 +325,27 @@ impl Vfs {
         path: &[u8],
         data: Vec<u8>,
         memory: BudgetPermit,
-        mtime: Option<f64>,
+        metadata: impl Into<EntryMetadata>,
     ) -> Result<(), Error> {
+        let metadata = metadata.into();
         let (dir, name) = self.parent(path).await?;
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
         let queue = self.commits().ok_or(Error::new(ErrorKind::Internal))?;
         let body = PendingBody::Contents(bytes::Bytes::from(data));
-        Ok(queue.link(&dir, &name, body, mtime, true, memory).await?)
+        Ok(queue
+            .link(&dir, &name, body, metadata.mtime, metadata.extra(), true, memory)
+            .await?)
     }
 
     /// Resolves the parent of `path` (which must be a directory) and the last name.
     async fn parent(&self, path: &[u8]) -> Result<(Cap, String), Error> {
         let mut names = split_path(path)?;
+        if uri_paths::is_bare_cap(&names) {
+            // `/uri/<cap>` is in no directory: it cannot be unlinked, renamed or replaced.
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        }
         let name = names.pop().ok_or(Error::new(ErrorKind::InvalidName))?;
         let (dir, _, _) = self.resolve(&names).await?;
         if !matches!(dir, Cap::Directory(_)) {
@@ -351,14 +369,23 @@ impl Vfs {
     /// Kind, size, mtime and read-only state of `path`.
     pub async fn stat(&self, path: &[u8]) -> Result<Stat, Error> {
         let names = split_path(path)?;
-        let (cap, metadata, parent_writable) = self.resolve(&names).await?;
+        let (cap, metadata, parent_writable) = match self.resolve(&names).await {
+            Err(e) if e.kind() == ErrorKind::NotFound && uri_paths::is_cap_parent(&names) => {
+                return Ok(uri_paths::cap_parent_stat());
+            }
+            resolved => resolved?,
+        };
         stat_of(&cap, metadata.as_ref(), parent_writable)
     }
 
     /// The entries of the directory at `path`, with their stats (unknown cap kinds are left out).
     pub async fn list(&self, path: &[u8]) -> Result<Vec<(String, Stat)>, Error> {
         let names = split_path(path)?;
-        let (dir, _, _) = self.resolve(&names).await?;
+        let (dir, _, _) = match self.resolve(&names).await {
+            // `/uri` lists nothing: caps are not enumerable.
+            Err(e) if e.kind() == ErrorKind::NotFound && uri_paths::is_cap_parent(&names) => return Ok(Vec::new()),
+            resolved => resolved?,
+        };
         if !matches!(dir, Cap::Directory(_)) {
             return Err(Error::new(ErrorKind::NotADirectory));
         }
@@ -375,13 +402,16 @@ impl Vfs {
             .collect();
         if let (Some(queue), Some(si)) = (self.commits(), dir.storage_index()) {
             for (name, pending) in queue.pending_in(si) {
-                let stat = Stat {
-                    kind: Kind::File,
-                    size: pending.size,
-                    mtime: Some(pending.mtime),
-                    read_only: !writable,
-                };
-                listed.insert(name, stat);
+                if let Ok(stat) = stat_of(&pending.cap, Some(&pending_metadata(&pending)), writable) {
+                    // Contents not yet stored read as a literal cap: the size is the pending one.
+                    listed.insert(
+                        name,
+                        Stat {
+                            size: pending.size,
+                            ..stat
+                        },
+                    );
+                }
             }
         }
         Ok(listed.into_iter().collect())
@@ -410,7 +440,7 @@ impl Vfs {
         source: R,
         size: u64,
         overwrite: bool,
-        mtime: Option<f64>,
+        metadata: impl Into<EntryMetadata>,
     ) -> Result<(), Error> {
         let (dir, name, existing) = self.entry(path).await?;
         if dir.is_read_only() {
@@ -422,7 +452,7 @@ impl Vfs {
             _ => {}
         }
         let cap = self.grid.upload(source, size, KeyChoice::Convergent, None).await?;
-        self.link_into(&dir, &name, &cap, overwrite, mtime).await
+        self.link_into(&dir, &name, &cap, overwrite, metadata.into()).await
     }
 
     /// Stores `size` bytes from `source` as an immutable file, linked nowhere yet (see [`Vfs::link_file`]).
@@ -434,7 +464,14 @@ impl Vfs {
     }
 
     /// Links an already stored file `cap` at `path` (replacing a file there only if `overwrite`).
-    pub async fn link_file(&self, path: &[u8], cap: &Cap, overwrite: bool, mtime: Option<f64>) -> Result<(), Error> {
+    pub async fn link_file(
+        &self,
+        path: &[u8],
+        cap: &Cap,
+        overwrite: bool,
+        metadata: impl Into<EntryMetadata>,
+    ) -> Result<(), Error> {
+        let metadata = metadata.into();
         if overwrite && let Some(queue) = self.commits() {
             // Checked when the file was opened; a directory linked there since by another
             // writer makes the publish use a conflict name rather than lose either.
@@ -443,8 +480,9 @@ impl Vfs {
                 return Err(Error::new(ErrorKind::PermissionDenied));
             }
             let body = PendingBody::Stored(cap.clone());
+            let (mtime, extra) = (metadata.mtime, metadata.extra());
             return Ok(queue
-                .link(&dir, &name, body, mtime, true, BudgetPermit::empty())
+                .link(&dir, &name, body, mtime, extra, true, BudgetPermit::empty())
                 .await?);
         }
         let (dir, name, existing) = self.entry(path).await?;
@@ -454,7 +492,7 @@ impl Vfs {
         match existing {
             Some(Cap::Directory(_)) => Err(Error::new(ErrorKind::IsADirectory)),
             Some(_) if !overwrite => Err(Error::new(ErrorKind::AlreadyExists)),
-            _ => self.link_into(&dir, &name, cap, overwrite, mtime).await,
+            _ => self.link_into(&dir, &name, cap, overwrite, metadata).await,
         }
     }
 
@@ -485,18 +523,19 @@ impl Vfs {
         name: &str,
         cap: &Cap,
         overwrite: bool,
-        mtime: Option<f64>,
+        metadata: EntryMetadata,
     ) -> Result<(), Error> {
         if overwrite && let Some(queue) = self.commits() {
             let body = PendingBody::Stored(cap.clone());
-            return Ok(queue.link(dir, name, body, mtime, true, BudgetPermit::empty()).await?);
+            let (mtime, extra) = (metadata.mtime, metadata.extra());
+            return Ok(queue
+                .link(dir, name, body, mtime, extra, true, BudgetPermit::empty())
+                .await?);
         }
         self.settle(dir).await?;
-        let mut metadata = Map::new();
-        if let Some(mtime) = mtime {
-            metadata.insert("mtime".into(), Value::from(mtime));
-        }
-        self.grid.link(dir, name, cap, overwrite, metadata).await?;
+        let mut keys = Map::new();
+        metadata.apply_to(&mut keys);
+        self.grid.link(dir, name, cap, overwrite, keys).await?;
         Ok(())
     }
 
@@ -607,30 +646,13 @@ impl Vfs {
 
     /// Sets the user modification time of the entry at `path`.
     pub async fn set_mtime(&self, path: &[u8], mtime: f64) -> Result<(), Error> {
-        let (dir, name) = self.parent(path).await?;
-        if dir.is_read_only() {
-            return Err(Error::new(ErrorKind::PermissionDenied));
-        }
-        if let Some(queue) = self.commits()
-            && queue.set_pending_mtime(&dir, &name, mtime).await?
-        {
-            return Ok(());
-        }
-        self.settle(&dir).await?;
-        self.grid
-            .modify_directory(&dir, |children| {
-                let child = children.get_mut(&name).ok_or(DirectoryError::NotFound)?;
-                child.metadata.insert("mtime".into(), Value::from(mtime));
-                Ok(())
-            })
-            .await?;
-        Ok(())
+        self.set_attributes(path, Some(mtime).into()).await
     }
 }
 
-/// The metadata a pending entry reads with: its modification time.
+/// The metadata a pending entry reads with: its modification time and the keys it will have.
 fn pending_metadata(pending: &PendingEntry) -> Map<String, Value> {
-    let mut metadata = Map::new();
+    let mut metadata = pending.extra.clone();
     metadata.insert("mtime".into(), Value::from(pending.mtime));
     metadata
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -33,7 +34,7 @@ use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::spool::Spool;
 use crate::grid::uri::Cap;
 use crate::grid::{self, Grid};
-use crate::vfs::{self, Vfs};
+use crate::vfs::{self, EntryMetadata, Vfs};
 
 /// Existing contents are copied into a spool in pieces of this size.
 const COPY_CHUNK: u64 = 1 << 20;
@@ -52,6 +53,12 @@ pub struct FileWriter {
     spool_dir: PathBuf,
     changed: bool,
     mtime: Option<f64>,
+    mode: Option<u32>,
+    /// The SHA-256 of the contents so far, while every write came in order from the start (the
+    /// digest is then recorded with the entry at no extra pass); `None` after any other change.
+    hasher: Option<Sha256>,
+    /// The digest of contents taken whole from a stored file, when its entry recorded one.
+    known_sha256: Option<[u8; 32]>,
 }
 
 enum Body {
@@ -61,6 +68,13 @@ enum Body {
     Stream(Stream),
     /// Out of order: an encrypted spool file.
     Spool(Spool),
+    /// A stored file taken whole (a server-side copy): linked as it is, no byte read or stored.
+    Linked {
+        /// The file.
+        cap: Cap,
+        /// Its size.
+        len: u64,
+    },
 }
 
 /// A file's bytes in memory and the budget permit that accounts for the buffer's capacity.
@@ -224,6 +238,7 @@ impl std::fmt::Debug for FileWriter {
             Body::Memory(_) => "memory",
             Body::Stream(_) => "stream",
             Body::Spool(_) => "spool",
+            Body::Linked { .. } => "linked",
         };
         write!(f, "FileWriter({mode}, len={})", self.len())
     }
@@ -245,6 +260,9 @@ impl FileWriter {
             spool_dir: spool_dir.to_path_buf(),
             changed: true,
             mtime: None,
+            mode: None,
+            hasher: Some(Sha256::new()),
+            known_sha256: None,
         }
     }
 
@@ -257,6 +275,9 @@ impl FileWriter {
             spool_dir: spool_dir.to_path_buf(),
             changed: false,
             mtime: None,
+            mode: None,
+            hasher: None,
+            known_sha256: None,
         })
     }
 
@@ -266,7 +287,17 @@ impl FileWriter {
             Body::Memory(buffer) => buffer.data.len() as u64,
             Body::Stream(stream) => stream.len,
             Body::Spool(spool) => spool.len(),
+            Body::Linked { len, .. } => *len,
         }
+    }
+
+    /// Makes the contents exactly those of the stored file `cap` (`len` bytes) without reading
+    /// them: the commit links `cap` itself (SFTP's copy-data of a whole file).
+    pub fn take_whole(&mut self, cap: Cap, len: u64, sha256: Option<[u8; 32]>) {
+        self.body = Body::Linked { cap, len };
+        self.changed = true;
+        self.hasher = None;
+        self.known_sha256 = sha256;
     }
 
     /// Whether it is empty.
@@ -278,6 +309,10 @@ impl FileWriter {
     pub async fn write_at(&mut self, vfs: &Vfs, offset: u64, data: &[u8]) -> Result<(), vfs::Error> {
         self.changed = true;
         let in_order = offset == self.len();
+        match &mut self.hasher {
+            Some(hasher) if in_order => hasher.update(data),
+            _ => self.hasher = None,
+        }
         let grid = vfs.grid();
         // No room in the budget: the spool, below.
         let room = match &mut self.body {
@@ -319,6 +354,7 @@ impl FileWriter {
     /// Truncates or extends to `len`.
     pub async fn set_len(&mut self, vfs: &Vfs, len: u64) -> Result<(), vfs::Error> {
         self.changed = true;
+        self.hasher = None;
         self.spool(vfs).await?.set_len(len).map_err(spool_error)
     }
 
@@ -342,6 +378,32 @@ impl FileWriter {
         self.mtime
     }
 
+    /// The permission bits to record when committing.
+    pub fn set_mode(&mut self, mode: u32) {
+        self.mode = Some(mode);
+    }
+
+    /// What the entry records besides its cap: the times and mode set, and the contents' digest
+    /// when every byte was written in order.
+    fn entry_metadata(&self) -> EntryMetadata {
+        EntryMetadata {
+            mtime: self.mtime,
+            mode: self.mode,
+            sha256: match &self.hasher {
+                Some(hasher) => Some(hasher.clone().finalize().into()),
+                None => self.known_sha256,
+            },
+        }
+    }
+
+    /// Only the times and mode set (for contents that did not change).
+    fn attributes_only(&self) -> EntryMetadata {
+        EntryMetadata {
+            sha256: None,
+            ..self.entry_metadata()
+        }
+    }
+
     /// The spool, moving the contents there first if they are in memory or streaming.
     async fn spool(&mut self, vfs: &Vfs) -> Result<&mut Spool, vfs::Error> {
         let moved = match &mut self.body {
@@ -355,6 +417,10 @@ impl FileWriter {
             Body::Stream(stream) => {
                 let cap = stream.finish().await?;
                 Some(spool_from(vfs.grid(), &cap, &self.spool_dir).await?)
+            }
+            Body::Linked { cap, .. } => {
+                self.known_sha256 = None;
+                Some(spool_from(vfs.grid(), cap, &self.spool_dir).await?)
             }
         };
         if let Some(spool) = moved {
@@ -380,7 +446,7 @@ impl FileWriter {
         {
             return Ok(Uploaded {
                 stored: Stored::Journaled(small),
-                mtime: self.mtime,
+                metadata: self.entry_metadata(),
             });
         }
         let cap = if !self.changed {
@@ -393,12 +459,18 @@ impl FileWriter {
                 }
                 (Body::Stream(stream), _) => stream.finish().await?,
                 (Body::Spool(spool), _) => vfs.upload(spool.reader(), spool.len()).await?,
+                (Body::Linked { cap, .. }, _) => cap.clone(),
                 (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
             })
         };
+        let metadata = if cap.is_some() {
+            self.entry_metadata()
+        } else {
+            self.attributes_only()
+        };
         Ok(Uploaded {
             stored: cap.map_or(Stored::Unchanged, Stored::Cap),
-            mtime: self.mtime,
+            metadata,
         })
     }
 
@@ -422,7 +494,7 @@ impl FileWriter {
 
     /// Commits what was written so far and stays open for more (`fsync`).
     pub async fn sync(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        if !matches!(self.body, Body::Spool(_)) && self.changed {
+        if !matches!(self.body, Body::Spool(_) | Body::Linked { .. }) && self.changed {
             // A finished stream cannot take more writes, and a buffer handed to its upload is
             // gone: go on from a spool of the contents.
             self.spool(vfs).await?;
@@ -457,13 +529,15 @@ impl FileWriter {
 
     async fn store(&mut self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
         if !self.changed {
-            if let Some(mtime) = self.mtime {
-                vfs.set_mtime(path, mtime).await?;
+            let attributes = self.attributes_only();
+            if attributes != EntryMetadata::default() {
+                vfs.set_attributes(path, attributes).await?;
             }
             return Ok(());
         }
+        let metadata = self.entry_metadata();
         if let Some((data, permit)) = self.take_journaled(vfs) {
-            vfs.commit_contents(path, data, permit, self.mtime).await?;
+            vfs.commit_contents(path, data, permit, metadata).await?;
             self.changed = false;
             return Ok(());
         }
@@ -473,15 +547,18 @@ impl FileWriter {
             // is the upload's from now on.
             (Body::Memory(buffer), Some(permit)) => {
                 let cap = upload_memory(vfs, std::mem::take(&mut buffer.data), permit).await?;
-                vfs.link_file(path, &cap, true, self.mtime).await?;
+                vfs.link_file(path, &cap, true, metadata).await?;
             }
             (Body::Memory(_), None) => return Err(vfs::Error::new(vfs::ErrorKind::Internal)),
             (Body::Stream(stream), _) => {
                 let cap = stream.finish().await?;
-                vfs.link_file(path, &cap, true, self.mtime).await?;
+                vfs.link_file(path, &cap, true, metadata).await?;
+            }
+            (Body::Linked { cap, .. }, _) => {
+                vfs.link_file(path, cap, true, metadata).await?;
             }
             (Body::Spool(spool), _) => {
-                vfs.write_file(path, spool.reader(), spool.len(), true, self.mtime)
+                vfs.write_file(path, spool.reader(), spool.len(), true, metadata)
                     .await?;
             }
         }
@@ -493,7 +570,7 @@ impl FileWriter {
 /// Contents stored on the grid (or, small, held for the journal) and not yet linked under a name.
 pub struct Uploaded {
     stored: Stored,
-    mtime: Option<f64>,
+    metadata: EntryMetadata,
 }
 
 enum Stored {
@@ -506,11 +583,13 @@ enum Stored {
 impl Uploaded {
     /// Links the stored file at `path`, replacing what is there (unchanged contents: only the time).
     pub async fn link(self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
-        match (self.stored, self.mtime) {
-            (Stored::Journaled((data, permit)), mtime) => vfs.commit_contents(path, data, permit, mtime).await,
-            (Stored::Cap(cap), mtime) => vfs.link_file(path, &cap, true, mtime).await,
-            (Stored::Unchanged, Some(mtime)) => vfs.set_mtime(path, mtime).await,
-            (Stored::Unchanged, None) => Ok(()),
+        match self.stored {
+            Stored::Journaled((data, permit)) => vfs.commit_contents(path, data, permit, self.metadata).await,
+            Stored::Cap(cap) => vfs.link_file(path, &cap, true, self.metadata).await,
+            Stored::Unchanged if self.metadata != EntryMetadata::default() => {
+                vfs.set_attributes(path, self.metadata).await
+            }
+            Stored::Unchanged => Ok(()),
         }
     }
 }

@@ -17,6 +17,7 @@ use unftp_core::auth::{
 use unftp_core::storage::{self, Fileinfo, Metadata, StorageBackend};
 
 mod mfmt;
+mod site;
 
 use crate::frontends::accounts::AccountsFile;
 use crate::frontends::file_reader::FileContents;
@@ -210,12 +211,7 @@ impl Metadata for EntryMetadata {
     }
 
     fn permissions(&self) -> storage::Permissions {
-        storage::Permissions(match (self.stat.kind, self.stat.read_only) {
-            (Kind::Directory, false) => 0o755,
-            (Kind::Directory, true) => 0o555,
-            (Kind::File, false) => 0o644,
-            (Kind::File, true) => 0o444,
-        })
+        storage::Permissions(self.stat.permission_bits())
     }
 }
 
@@ -492,7 +488,12 @@ pub async fn serve(
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
                 .idle_session_timeout(600)
-                .site_command("MFMT", mfmt::SetModificationTime);
+                .site_command("MFMT", mfmt::SetModificationTime)
+                .site_command("CHMOD", site::Chmod)
+                .site_command("HASH", site::Hash)
+                .site_command("XSHA256", site::XSha256)
+                .site_command("VERIFY", site::Verify)
+                .site_command("REPAIR", site::Repair);
         let server = match &settings.ftps {
             Some((certificate, key)) => {
                 let server = server.ftps(certificate.clone(), key.clone());

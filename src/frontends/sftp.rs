@@ -1,10 +1,13 @@
 //! The SSH server in front of the SFTP sessions: host key, logins from the accounts file, and the `sftp` subsystem only.
 
 pub mod attrs;
+pub mod check_file;
 pub mod dispatch;
+pub mod exec;
 pub mod framing;
 pub mod handles;
 pub mod open_writes;
+pub mod openssh;
 pub mod order;
 pub mod replies;
 pub mod requests;
@@ -163,6 +166,7 @@ async fn serve_connection(
         peer: Some(peer),
         account: None,
         channels: HashMap::new(),
+        commands: std::collections::HashSet::new(),
         logged_in: Some(logged_in),
     };
     let late = || tracing::warn!("sftp connection closed: no login within {grace:?}");
@@ -220,6 +224,8 @@ pub struct Connection {
     peer: Option<SocketAddr>,
     account: Option<Account>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels running an exec command: their task closes them once the output is sent.
+    commands: std::collections::HashSet<ChannelId>,
     /// Told of the first successful login (the grace timer stops).
     logged_in: Option<oneshot::Sender<()>>,
 }
@@ -258,7 +264,7 @@ impl Connection {
 }
 
 /// What a shell or exec request gets.
-const ONLY_SFTP: &str = "This server supports only the SFTP protocol (try `sftp`, `sshfs` or `rclone`).\r\n";
+const ONLY_SFTP: &str = "This server supports only the SFTP protocol (try `sftp`, `sshfs` or `rclone`) and the commands sha256sum and verify.\r\n";
 
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
@@ -355,8 +361,32 @@ impl russh::server::Handler for Connection {
         refuse_command(id, session)
     }
 
-    async fn exec_request(&mut self, id: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        refuse_command(id, session)
+    async fn exec_request(&mut self, id: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        let Some(account) = self.account.clone() else {
+            return refuse_command(id, session);
+        };
+        let command = match exec::parse(data) {
+            Ok(command) => command,
+            Err(_) => return refuse_command(id, session),
+        };
+        session.channel_success(id)?;
+        self.commands.insert(id);
+        let vfs = Vfs::new(self.shared.grid.clone(), account.root.clone());
+        let handle = session.handle();
+        let running = async move {
+            let output = exec::run(&vfs, command).await;
+            if !output.stdout.is_empty() {
+                let _ = handle.data(id, output.stdout.into_bytes()).await;
+            }
+            if !output.stderr.is_empty() {
+                let _ = handle.extended_data(id, 1, output.stderr.into_bytes()).await;
+            }
+            let _ = handle.exit_status_request(id, output.status).await;
+            let _ = handle.eof(id).await;
+            let _ = handle.close(id).await;
+        };
+        tokio::spawn(running.instrument(self.span.clone()));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -388,6 +418,10 @@ impl russh::server::Handler for Connection {
     }
 
     async fn channel_eof(&mut self, id: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        // A command's client sends EOF at once (no input): its task closes the channel when done.
+        if self.commands.contains(&id) {
+            return Ok(());
+        }
         // The client sends nothing more: finish our side so its `sftp` exits at once.
         self.channels.remove(&id);
         session.eof(id)?;
@@ -396,6 +430,7 @@ impl russh::server::Handler for Connection {
 
     async fn channel_close(&mut self, id: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.channels.remove(&id);
+        self.commands.remove(&id);
         Ok(())
     }
 }

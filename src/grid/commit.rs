@@ -96,6 +96,8 @@ pub(crate) struct Pending {
     pub(crate) body: PendingBody,
     pub(crate) mtime: Option<f64>,
     pub(crate) overwrite: bool,
+    /// More metadata keys for the entry (see [`LinkRecord::extra`]).
+    pub(crate) extra: serde_json::Map<String, serde_json::Value>,
     /// When it was acknowledged (Unix seconds): its time until published.
     pub(crate) linked_at: f64,
     /// Its share of `[journal] max_pending_mib`, given back once published.
@@ -111,6 +113,8 @@ pub struct PendingEntry {
     pub size: u64,
     /// The user's modification time, else when it was acknowledged.
     pub mtime: f64,
+    /// More metadata keys the entry will have.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -207,6 +211,7 @@ impl Inner {
                 body: p.body.clone(),
                 mtime: p.mtime,
                 overwrite: p.overwrite,
+                extra: p.extra.clone(),
             })
             .collect();
         Some((dircap, batch))
@@ -301,6 +306,7 @@ impl CommitQueue {
                 body,
                 mtime: link.mtime,
                 overwrite: link.overwrite,
+                extra: link.extra,
                 linked_at: now(),
                 _bytes: None,
             };
@@ -329,12 +335,15 @@ impl CommitQueue {
     /// budget held for the contents, is given back: pending contents are bounded by
     /// `max_pending_mib` instead, since publishing them needs budget of its own (holding the
     /// budget while waiting for it could stall every publish). Waits while too many bytes are pending.
+    /// `extra` holds metadata keys for the entry besides the mtime (see [`LinkRecord::extra`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn link(
         &self,
         dircap: &Cap,
         name: &str,
         body: PendingBody,
         mtime: Option<f64>,
+        extra: serde_json::Map<String, serde_json::Value>,
         overwrite: bool,
         memory: BudgetPermit,
     ) -> Result<(), Error> {
@@ -370,6 +379,7 @@ impl CommitQueue {
             },
             mtime,
             overwrite,
+            extra: extra.clone(),
         });
         let appended = match self.inner.journal.send(record::encode(&record), false) {
             Ok(synced) => synced.await,
@@ -382,6 +392,7 @@ impl CommitQueue {
             body,
             mtime,
             overwrite,
+            extra,
             linked_at: now(),
             _bytes: Some(bytes),
         };
@@ -389,16 +400,21 @@ impl CommitQueue {
         Ok(())
     }
 
-    /// Gives the pending entry `name` of `dircap` the modification time `mtime` by journaling
-    /// its link again with it (the later link wins when published), so a client setting times
-    /// after each upload does not wait for the publish and cost a directory write of its own.
-    /// `false` when `name` has nothing pending there.
-    pub(crate) async fn set_pending_mtime(&self, dircap: &Cap, name: &str, mtime: f64) -> Result<bool, Error> {
+    /// Changes the metadata of the pending entry `name` of `dircap` (its user mtime and other
+    /// keys, through `update`) by journaling its link again with them (the later link wins when
+    /// published), so a client setting times or modes after each upload neither waits for the
+    /// publish nor costs a directory write of its own. `false` when `name` has nothing pending there.
+    pub(crate) async fn update_pending(
+        &self,
+        dircap: &Cap,
+        name: &str,
+        update: impl FnOnce(&mut Option<f64>, &mut serde_json::Map<String, serde_json::Value>),
+    ) -> Result<bool, Error> {
         let Some(si) = dircap.storage_index() else {
             return Ok(false);
         };
         let name = dirnode::normalize_name(name);
-        let body = {
+        let (body, mut mtime, mut extra) = {
             let state = self.inner.lock();
             let Some(entry) = state
                 .dirs
@@ -407,9 +423,10 @@ impl CommitQueue {
             else {
                 return Ok(false);
             };
-            entry.body.clone()
+            (entry.body.clone(), entry.mtime, entry.extra.clone())
         };
-        self.link(dircap, &name, body, Some(mtime), true, BudgetPermit::empty())
+        update(&mut mtime, &mut extra);
+        self.link(dircap, &name, body, mtime, extra, true, BudgetPermit::empty())
             .await?;
         Ok(true)
     }
@@ -496,6 +513,7 @@ fn entry_view(entry: &Pending) -> PendingEntry {
         cap: entry.body.cap(),
         size: entry.body.size(),
         mtime: entry.mtime.unwrap_or(entry.linked_at),
+        extra: entry.extra.clone(),
     }
 }
 

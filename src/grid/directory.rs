@@ -52,6 +52,16 @@ pub fn child_cap(child: &Child) -> Option<Cap> {
 /// The entry for `cap`, with Tahoe's link times (the creation time kept from `old`).
 pub(crate) fn stamped_child(old: Option<&Child>, cap: &Cap, mut metadata: Map<String, Value>, stamp: f64) -> Child {
     let created = old.and_then(|o| o.metadata.get("tahoe").and_then(|t| t.get("linkcrtime")).cloned());
+    // A replaced file keeps the mode a chmod gave it (as POSIX keeps the inode's), unless given one.
+    if let Some(old) = old
+        && !metadata.contains_key("mode")
+    {
+        for key in ["mode", "no-write"] {
+            if let Some(value) = old.metadata.get(key) {
+                metadata.insert(key.into(), value.clone());
+            }
+        }
+    }
     let mut tahoe = Map::new();
     tahoe.insert("linkcrtime".into(), created.unwrap_or(Value::from(stamp)));
     tahoe.insert("linkmotime".into(), Value::from(stamp));

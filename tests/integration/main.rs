@@ -14,6 +14,8 @@ mod commit_journal;
 mod directory;
 /// Drop-upload through the `lafs run` process.
 mod drop_upload;
+/// Issue 21: `/uri/` paths, modes, OpenSSH extensions and hashes over SFTP and FTP.
+mod frontends_more;
 /// The FTP frontend with real clients.
 mod ftp;
 /// FTP and FTPS through `lafs run` with wget, rclone, ncftp, tnftp, ftplib and raw sessions.

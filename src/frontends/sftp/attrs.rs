@@ -7,14 +7,13 @@ use crate::vfs::{Kind, Stat};
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 
-/// Attributes for a stat: type and permission bits (no write bits when read-only), size, times.
+/// Attributes for a stat: type and permission bits, size, times.
 pub fn attributes(stat: &Stat) -> FileAttributes {
-    let permissions = match (stat.kind, stat.read_only) {
-        (Kind::Directory, false) => S_IFDIR | 0o755,
-        (Kind::Directory, true) => S_IFDIR | 0o555,
-        (Kind::File, false) => S_IFREG | 0o644,
-        (Kind::File, true) => S_IFREG | 0o444,
+    let kind = match stat.kind {
+        Kind::Directory => S_IFDIR,
+        Kind::File => S_IFREG,
     };
+    let permissions = kind | stat.permission_bits();
     let mtime = stat.mtime.map(|t| t.max(0.0).min(u32::MAX as f64) as u32).unwrap_or(0);
     FileAttributes {
         size: Some(stat.size),
@@ -102,6 +101,7 @@ mod tests {
             size: 1234,
             mtime: Some((now - 60) as f64),
             read_only: false,
+            mode: None,
         };
         let file = entry("notes.txt", &stat, "alice", now);
         assert_eq!(
@@ -113,7 +113,18 @@ mod tests {
             size: 0,
             mtime: None,
             read_only: true,
+            mode: None,
         };
         assert!(entry("d", &dir, "bob", now).longname.starts_with("dr-xr-xr-x "));
+        let chmodded = Stat {
+            mode: Some(0o640),
+            ..stat.clone()
+        };
+        assert!(entry("f", &chmodded, "bob", now).longname.starts_with("-rw-r----- "));
+        let read_only = Stat {
+            read_only: true,
+            ..chmodded
+        };
+        assert!(entry("f", &read_only, "bob", now).longname.starts_with("-r--r----- "));
     }
 }

@@ -15,8 +15,10 @@ use russh_sftp::server::StatusReply;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use super::check_file::{self, CheckFile};
 use super::framing::{self, Incoming};
 use super::handles::{self, HandleJob, HandleRequest};
+use super::openssh::{self, CopyData, Hardlink, OneString, PathAttributes};
 use super::order::{ChangeTurn, LookTurn, PathOrder};
 use super::replies::Replies;
 use super::requests::Ticket;
@@ -192,6 +194,72 @@ impl Dispatcher {
                 Err(malformed) => self.answer_now(id, Err(malformed)).await,
             },
             extensions::LIMITS => self.answer_now(id, SftpSession::limits(id)).await,
+            openssh::HARDLINK => match session::extended_payload::<Hardlink>(data) {
+                Ok(paths) => {
+                    let turn = self.change();
+                    self.spawn(id, ticket, turn, async move { session.hardlink(id, paths).await });
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            openssh::LSETSTAT => match session::extended_payload::<PathAttributes>(data) {
+                Ok(request) => {
+                    let turn = self.change();
+                    self.spawn(id, ticket, turn, async move {
+                        session.setstat(id, request.path, request.attrs).await
+                    });
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            openssh::EXPAND_PATH => {
+                let reply = session::extended_payload::<OneString>(data)
+                    .and_then(|request| SftpSession::expand_path(id, &request.text));
+                self.answer_now(id, reply).await;
+            }
+            openssh::HOME_DIRECTORY => {
+                let reply = session::extended_payload::<OneString>(data).map(|_| openssh::one_name(id, "/".into()));
+                self.answer_now(id, reply).await;
+            }
+            openssh::USERS_GROUPS_BY_ID => {
+                let reply = session.users_groups_by_id(id, &data);
+                self.answer_now(id, reply).await;
+            }
+            openssh::FSTATVFS => match session::extended_payload::<OneString>(data) {
+                Ok(request) => self.to_handle(id, request.text, HandleRequest::Statvfs, ticket).await,
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            openssh::COPY_DATA => match session::extended_payload::<CopyData>(data) {
+                Ok(request) => match session.handles().read_source(&request.read_handle) {
+                    Some(source) => {
+                        let copy = HandleRequest::CopyData {
+                            source,
+                            read_offset: request.read_offset,
+                            read_len: request.read_len,
+                            write_offset: request.write_offset,
+                        };
+                        self.to_handle(id, request.write_handle, copy, ticket).await;
+                    }
+                    None => {
+                        let refused = StatusCode::Failure.with_message("no such handle open for reading");
+                        self.answer_now(id, Err(refused)).await;
+                    }
+                },
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            check_file::BY_NAME => match session::extended_payload::<CheckFile>(data) {
+                Ok(request) => {
+                    let turn = self.look();
+                    self.spawn(id, ticket, turn, async move { session.check_file(id, request).await });
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
+            check_file::BY_HANDLE | check_file::PARAMIKO => match session::extended_payload::<CheckFile>(data) {
+                Ok(request) => {
+                    let handle = request.target.clone();
+                    self.to_handle(id, handle, HandleRequest::CheckFile(request), ticket)
+                        .await
+                }
+                Err(malformed) => self.answer_now(id, Err(malformed)).await,
+            },
             handles::FSYNC => match handles::fsync_handle(data) {
                 Ok(handle) => self.to_handle(id, handle, HandleRequest::Fsync, ticket).await,
                 Err(malformed) => self.answer_now(id, Err(malformed)).await,

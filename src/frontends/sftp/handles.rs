@@ -17,9 +17,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::attrs::attributes;
+use super::check_file::{self, CheckFile};
 use super::open_writes::Registration;
+use super::openssh::{self, ReadSource};
 use super::replies::{self, Replies};
 use super::requests::{Ticket, check_extent, now_secs, ok, vfs_err};
+use super::session::statvfs_reply;
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
 use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
@@ -41,6 +44,10 @@ pub enum OpenHandle {
         contents: FileContents,
         /// Its stat at open.
         stat: Stat,
+        /// Its normalized path.
+        path: String,
+        /// What a copy-data request copies from it.
+        source: ReadSource,
     },
     /// A file opened for writing, committed on close.
     Write {
@@ -90,6 +97,21 @@ pub enum HandleRequest {
     ReadDir,
     /// fsync@openssh.com.
     Fsync,
+    /// check-file-handle (and paramiko's check-file).
+    CheckFile(CheckFile),
+    /// fstatvfs@openssh.com.
+    Statvfs,
+    /// copy-data into this handle from a file open for reading.
+    CopyData {
+        /// The file copied from.
+        source: ReadSource,
+        /// Where from in it.
+        read_offset: u64,
+        /// How much (0: to its end).
+        read_len: u64,
+        /// Where to in this file.
+        write_offset: u64,
+    },
     /// SSH_FXP_CLOSE.
     Close,
 }
@@ -108,6 +130,8 @@ pub struct HandleJob {
 #[derive(Default)]
 pub struct HandleTable {
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<HandleJob>>>,
+    /// The files open for reading, for copy-data requests that name them as their source.
+    sources: Mutex<HashMap<String, ReadSource>>,
     next: AtomicU64,
 }
 
@@ -121,8 +145,16 @@ impl HandleTable {
         let name = (self.next.fetch_add(1, Ordering::Relaxed) + 1).to_string();
         let (queue, jobs) = mpsc::unbounded_channel();
         queues.insert(name.clone(), queue);
+        if let (OpenHandle::Read { source, .. }, Ok(mut sources)) = (&handle, self.sources.lock()) {
+            sources.insert(name.clone(), source.clone());
+        }
         tokio::spawn(serve_handle(handle, vfs, jobs, replies).in_current_span());
         Ok(name)
+    }
+
+    /// The file open for reading under `handle`, if it is one.
+    pub fn read_source(&self, handle: &str) -> Option<ReadSource> {
+        self.sources.lock().ok()?.get(handle).cloned()
     }
 
     /// Queues `job` for `handle`; a CLOSE also takes the handle out of the table, so requests after
@@ -132,6 +164,9 @@ impl HandleTable {
             return false;
         };
         let queue = if matches!(job.request, HandleRequest::Close) {
+            if let Ok(mut sources) = self.sources.lock() {
+                sources.remove(handle);
+            }
             queues.remove(handle)
         } else {
             queues.get(handle).cloned()
@@ -219,14 +254,17 @@ async fn close(handle: OpenHandle, vfs: &Vfs, id: u32) -> Result<Packet, StatusR
         if let Some(mtime) = registration.state.mtime() {
             writer.set_mtime(mtime);
         }
+        if let Some(mode) = registration.state.mode() {
+            writer.set_mode(mode);
+        }
         let bytes = writer.len();
         let result = writer.commit(vfs, path.as_bytes()).await;
         drop(registration);
         result.map_err(|e| {
-            tracing::warn!("upload of {path} failed: {e}");
+            tracing::warn!("upload of {} failed: {e}", vfs::loggable(&path));
             vfs_err(e)
         })?;
-        tracing::info!(bytes, "stored {path}");
+        tracing::info!(bytes, "stored {}", vfs::loggable(&path));
     }
     Ok(Packet::Status(ok(id)))
 }
@@ -239,6 +277,17 @@ async fn answer(handle: &mut OpenHandle, vfs: &Vfs, id: u32, request: HandleRequ
         HandleRequest::FSetStat { attrs } => fsetstat(handle, vfs, id, &attrs).await,
         HandleRequest::ReadDir => readdir(handle, id),
         HandleRequest::Fsync => fsync(handle, vfs, id).await,
+        HandleRequest::Statvfs => statvfs_reply(vfs, id).await,
+        HandleRequest::CopyData {
+            source,
+            read_offset,
+            read_len,
+            write_offset,
+        } => copy_data(handle, vfs, id, source, (read_offset, read_len), write_offset).await,
+        HandleRequest::CheckFile(request) => match handle {
+            OpenHandle::Read { path, .. } => check_file::answer(vfs, id, path, &request).await,
+            _ => Err(StatusCode::OpUnsupported.with_message("only files open for reading are hashed")),
+        },
         // Served by serve_handle itself.
         HandleRequest::Read { .. } | HandleRequest::Close => Err(StatusCode::Failure.into()),
     }
@@ -272,6 +321,7 @@ fn fstat(handle: &OpenHandle, id: u32) -> Result<Packet, StatusReply> {
             size: writer.len(),
             mtime: registration.state.mtime().or(Some(now_secs() as f64)),
             read_only: false,
+            mode: registration.state.mode(),
         }),
         OpenHandle::Dir { .. } => return Err(StatusCode::Failure.with_message("is a directory")),
     };
@@ -290,6 +340,9 @@ async fn fsetstat(handle: &mut OpenHandle, vfs: &Vfs, id: u32, attrs: &FileAttri
             }
             if let Some(mtime) = attrs.mtime {
                 registration.state.set_mtime(f64::from(mtime));
+            }
+            if let Some(permissions) = attrs.permissions {
+                registration.state.set_mode(permissions & 0o7777);
             }
             Ok(Packet::Status(ok(id)))
         }
@@ -318,6 +371,52 @@ fn readdir(handle: &mut OpenHandle, id: u32) -> Result<Packet, StatusReply> {
     }
 }
 
+/// Bytes copied per step when copy-data copies part of a file.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// copy-data into a file open for writing. A copy that makes it exactly the source links the
+/// source's cap on commit (no byte is read or stored); any other copy reads and writes the bytes.
+async fn copy_data(
+    handle: &mut OpenHandle,
+    vfs: &Vfs,
+    id: u32,
+    source: ReadSource,
+    (read_offset, read_len): (u64, u64),
+    write_offset: u64,
+) -> Result<Packet, StatusReply> {
+    let OpenHandle::Write {
+        writer, registration, ..
+    } = handle
+    else {
+        return Err(StatusCode::PermissionDenied.with_message("handle not opened for writing"));
+    };
+    if openssh::copies_whole(&source, read_offset, read_len, write_offset, writer.len()) {
+        writer.take_whole(source.cap, source.size, source.sha256);
+        registration.state.set_size(source.size);
+        return Ok(Packet::Status(ok(id)));
+    }
+    let end = match read_len {
+        0 => source.size,
+        len => read_offset.saturating_add(len).min(source.size),
+    };
+    check_extent(writer.len(), write_offset, end.saturating_sub(read_offset))?;
+    let mut contents = FileContents::open(vfs.grid(), &source.cap).await.map_err(vfs_err)?;
+    let mut at = read_offset;
+    while at < end {
+        let piece = contents.read(at, COPY_CHUNK.min(end - at)).await.map_err(vfs_err)?;
+        if piece.is_empty() {
+            break;
+        }
+        writer
+            .write_at(vfs, write_offset + (at - read_offset), &piece)
+            .await
+            .map_err(vfs_err)?;
+        at += piece.len() as u64;
+    }
+    registration.state.set_size(writer.len());
+    Ok(Packet::Status(ok(id)))
+}
+
 /// A commit barrier: what was written so far is on the grid when this answers.
 async fn fsync(handle: &mut OpenHandle, vfs: &Vfs, id: u32) -> Result<Packet, StatusReply> {
     if let OpenHandle::Write {
@@ -329,6 +428,9 @@ async fn fsync(handle: &mut OpenHandle, vfs: &Vfs, id: u32) -> Result<Packet, St
     {
         if let Some(mtime) = registration.state.mtime() {
             writer.set_mtime(mtime);
+        }
+        if let Some(mode) = registration.state.mode() {
+            writer.set_mode(mode);
         }
         writer.sync(vfs, path.as_bytes()).await.map_err(vfs_err)?;
     }

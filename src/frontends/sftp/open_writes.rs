@@ -18,6 +18,7 @@ type UserPath = (String, String);
 pub struct WriteState {
     size: AtomicU64,
     mtime: Mutex<Option<f64>>,
+    mode: Mutex<Option<u32>>,
 }
 
 impl WriteState {
@@ -41,6 +42,18 @@ impl WriteState {
     /// The mtime a client set, if any.
     pub fn mtime(&self) -> Option<f64> {
         self.mtime.lock().ok().and_then(|slot| *slot)
+    }
+
+    /// Records the permission bits a client set, applied when the file is committed.
+    pub fn set_mode(&self, mode: u32) {
+        if let Ok(mut slot) = self.mode.lock() {
+            *slot = Some(mode);
+        }
+    }
+
+    /// The permission bits a client set, if any.
+    pub fn mode(&self) -> Option<u32> {
+        self.mode.lock().ok().and_then(|slot| *slot)
     }
 }
 

@@ -17,9 +17,11 @@ use russh_sftp::server::StatusReply;
 use serde::Deserialize;
 
 use super::attrs::{attributes, entry};
+use super::check_file::{self, CheckFile};
 use super::framing::MAX_REQUEST_LEN;
 use super::handles::{HandleTable, MAX_HANDLES, MAX_READ, OpenHandle};
 use super::open_writes::OpenWrites;
+use super::openssh::{self, Hardlink, ReadSource};
 use super::replies::Replies;
 use super::requests::{check_extent, now_secs, ok, vfs_err};
 use crate::frontends::file_reader::FileContents;
@@ -62,6 +64,9 @@ impl SftpSession {
         version.extensions.insert(extensions::STATVFS.into(), "2".into());
         version.extensions.insert(extensions::FSYNC.into(), "1".into());
         version.extensions.insert(extensions::LIMITS.into(), "1".into());
+        version.extensions.insert(check_file::BY_NAME.into(), "1".into());
+        version.extensions.insert(check_file::BY_HANDLE.into(), "1".into());
+        openssh::announce(&mut version);
         Packet::Version(version)
     }
 
@@ -95,12 +100,22 @@ impl SftpSession {
         let handle = if opens_for_writing(pflags) {
             self.open_for_writing(path, pflags).await.map_err(vfs_err)?
         } else {
-            let (cap, stat) = self.vfs.lookup(path.as_bytes()).await.map_err(vfs_err)?;
+            let (cap, stat, metadata) = self.vfs.lookup_entry(path.as_bytes()).await.map_err(vfs_err)?;
             if stat.kind == Kind::Directory {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::IsADirectory)));
             }
             let contents = FileContents::open(self.vfs.grid(), &cap).await.map_err(vfs_err)?;
-            OpenHandle::Read { contents, stat }
+            let source = ReadSource {
+                cap,
+                size: stat.size,
+                sha256: vfs::sha256_of(&metadata),
+            };
+            OpenHandle::Read {
+                contents,
+                stat,
+                path,
+                source,
+            }
         };
         let handle = self.handles.insert(handle, self.vfs.clone(), replies.clone())?;
         Ok(Packet::Handle(Handle { id, handle }))
@@ -160,6 +175,7 @@ impl SftpSession {
                 size: state.size(),
                 mtime: state.mtime().or(Some(now_secs() as f64)),
                 read_only: false,
+                mode: state.mode(),
             };
             return Ok(Packet::Attrs(Attrs {
                 id,
@@ -194,6 +210,9 @@ impl SftpSession {
             if let Some(mtime) = attrs.mtime {
                 state.set_mtime(f64::from(mtime));
             }
+            if let Some(permissions) = attrs.permissions {
+                state.set_mode(permissions & 0o7777);
+            }
             if attrs.size.is_some() {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::Unsupported)));
             }
@@ -220,15 +239,25 @@ impl SftpSession {
                 if let Some(mtime) = attrs.mtime {
                     writer.set_mtime(f64::from(mtime));
                 }
+                if let Some(permissions) = attrs.permissions {
+                    writer.set_mode(permissions & 0o7777);
+                }
                 return writer.commit(&self.vfs, path.as_bytes()).await.map_err(vfs_err);
             }
         }
-        match attrs.mtime {
-            Some(mtime) => self.vfs.set_mtime(path.as_bytes(), f64::from(mtime)).await,
-            // Permissions and owners have no meaning on the grid; accept them so copies with -p work.
-            None => self.vfs.stat(path.as_bytes()).await.map(|_| ()),
+        let attributes = vfs::EntryMetadata {
+            mtime: attrs.mtime.map(f64::from),
+            mode: attrs.permissions.map(|p| p & 0o7777),
+            sha256: None,
+        };
+        if attributes == vfs::EntryMetadata::default() {
+            // Owners have no meaning on the grid; accept them so copies with -p work.
+            return self.vfs.stat(path.as_bytes()).await.map(|_| ()).map_err(vfs_err);
         }
-        .map_err(vfs_err)
+        self.vfs
+            .set_attributes(path.as_bytes(), attributes)
+            .await
+            .map_err(vfs_err)
     }
 
     /// REMOVE.
@@ -280,12 +309,49 @@ impl SftpSession {
         Ok(Packet::Status(ok(id)))
     }
 
+    /// check-file-name: the file's SHA-256.
+    pub async fn check_file(&self, id: u32, request: CheckFile) -> Result<Packet, StatusReply> {
+        let path = normalize(&request.target).map_err(vfs_err)?;
+        check_file::answer(&self.vfs, id, &path, &request).await
+    }
+
+    /// hardlink@openssh.com: a second name for a file (the same cap), as link(2).
+    pub async fn hardlink(&self, id: u32, paths: Hardlink) -> Result<Packet, StatusReply> {
+        let (from, to) = (
+            normalize(&paths.oldpath).map_err(vfs_err)?,
+            normalize(&paths.newpath).map_err(vfs_err)?,
+        );
+        self.vfs
+            .hard_link(from.as_bytes(), to.as_bytes())
+            .await
+            .map_err(vfs_err)?;
+        Ok(Packet::Status(ok(id)))
+    }
+
+    /// expand-path@openssh.com: REALPATH with `~` expanded (every home is the root).
+    pub fn expand_path(id: u32, path: &str) -> Result<Packet, StatusReply> {
+        let path = normalize(&openssh::expand_tilde(path)).map_err(vfs_err)?;
+        Ok(openssh::one_name(id, path))
+    }
+
+    /// users-groups-by-id@openssh.com.
+    pub fn users_groups_by_id(&self, id: u32, data: &[u8]) -> Result<Packet, StatusReply> {
+        openssh::users_groups_by_id(id, data, &self.user)
+    }
+
     /// statvfs@openssh.com: the grid's free space, in 4 KiB blocks.
     pub async fn statvfs(&self, id: u32, path: String) -> Result<Packet, StatusReply> {
-        const BLOCK: u64 = 4096;
         let path = normalize(&path).map_err(vfs_err)?;
         self.vfs.stat(path.as_bytes()).await.map_err(vfs_err)?;
-        let free = self.vfs.available_space().await / BLOCK;
+        statvfs_reply(&self.vfs, id).await
+    }
+}
+
+/// The statvfs@openssh.com and fstatvfs@openssh.com reply: the grid's free space in 4 KiB blocks.
+pub async fn statvfs_reply(vfs: &Vfs, id: u32) -> Result<Packet, StatusReply> {
+    {
+        const BLOCK: u64 = 4096;
+        let free = vfs.available_space().await / BLOCK;
         let figures = Statvfs {
             block_size: BLOCK,
             fragment_size: BLOCK,
@@ -296,7 +362,7 @@ impl SftpSession {
             inodes_free: 0,
             inodes_avail: 0,
             fs_id: 0,
-            flags: if self.vfs.is_read_only() { 1 } else { 0 }, // ST_RDONLY
+            flags: if vfs.is_read_only() { 1 } else { 0 }, // ST_RDONLY
             name_max: 255,
         };
         let data = russh_sftp::ser::to_bytes(&figures)
@@ -331,6 +397,8 @@ pub use russh_sftp::extensions::StatvfsExtension;
 
 /// Normalizes a client path to `/a/b` (relative paths start at the root; `..` stops there).
 fn normalize(path: &str) -> Result<String, vfs::Error> {
+    // `~/x` (OpenSSH sftp's `cd ~/x`) starts at the root, every user's home.
+    let path = openssh::expand_tilde(path);
     let names = vfs::split_path(path.as_bytes())?;
     Ok(format!("/{}", names.join("/")))
 }

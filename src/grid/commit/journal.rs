@@ -285,6 +285,7 @@ mod tests {
             body: LinkBody::Contents(vec![seq as u8; 100]),
             mtime: None,
             overwrite: true,
+            extra: serde_json::Map::new(),
         })
     }
 

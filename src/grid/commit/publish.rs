@@ -29,6 +29,8 @@ pub(crate) struct Link {
     pub(crate) body: PendingBody,
     pub(crate) mtime: Option<f64>,
     pub(crate) overwrite: bool,
+    /// More metadata keys for the entry.
+    pub(crate) extra: Map<String, Value>,
 }
 
 /// Publishes the directory `si` until its queue is empty.
@@ -121,7 +123,7 @@ fn apply(children: &mut BTreeMap<String, Child>, links: &[Link], stamp: f64) {
             name = format!("{}.conflict-{}", link.name, link.seq);
             tracing::warn!("a pending link's name was taken by another writer; linked under a conflict name");
         }
-        let mut metadata = Map::new();
+        let mut metadata = link.extra.clone();
         if let Some(mtime) = link.mtime {
             metadata.insert("mtime".into(), Value::from(mtime));
         }
@@ -149,6 +151,7 @@ mod tests {
             body: PendingBody::Stored(file(text)),
             mtime: Some(seq as f64),
             overwrite,
+            extra: Map::new(),
         }
     }
 

@@ -50,6 +50,9 @@ pub struct LinkRecord {
     pub mtime: Option<f64>,
     /// Whether an existing file of that name is replaced (else the link goes in under another name).
     pub overwrite: bool,
+    /// More metadata keys for the entry (the frontends' `mode` and `sha256`); written after the
+    /// other fields only when there are any, so records of earlier versions still read.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Hides caps, names and contents: records are secrets.
@@ -138,6 +141,10 @@ pub fn encode(record: &Record) -> Vec<u8> {
                 None => payload.push(0),
             }
             payload.push(u8::from(link.overwrite));
+            if !link.extra.is_empty() {
+                let extra = serde_json::Value::Object(link.extra.clone()).to_string();
+                put_bytes(&mut payload, extra.as_bytes());
+            }
         }
         Record::Retire(seqs) => {
             payload.push(TAG_RETIRE);
@@ -206,6 +213,11 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
                 1 => true,
                 _ => return None,
             };
+            let extra = if fields.0.is_empty() {
+                serde_json::Map::new()
+            } else {
+                serde_json::from_slice(fields.bytes()?).ok()?
+            };
             Record::Link(LinkRecord {
                 seq,
                 dircap,
@@ -213,6 +225,7 @@ fn decode_payload(payload: &[u8]) -> Option<Record> {
                 body,
                 mtime,
                 overwrite,
+                extra,
             })
         }
         TAG_RETIRE => {
@@ -336,6 +349,14 @@ mod tests {
             body,
             mtime: seq.is_multiple_of(2).then_some(1_700_000_000.5),
             overwrite: !seq.is_multiple_of(3),
+            extra: if seq.is_multiple_of(2) {
+                serde_json::json!({"mode": 416, "sha256": "ab"})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                serde_json::Map::new()
+            },
         })
     }
 

@@ -47,6 +47,13 @@ where
         if args.site_handlers.contains_key("MFMT") {
             feat_text.push(" MFMT");
         }
+        // lafs-gateway patch: HASH (SHA-256 only, selected) and XSHA256 when handlers for them are registered.
+        if args.site_handlers.contains_key("HASH") {
+            feat_text.push(" HASH SHA-256*");
+        }
+        if args.site_handlers.contains_key("XSHA256") {
+            feat_text.push(" XSHA256");
+        }
         if args.storage_features & FEATURE_RESTART > 0 {
             feat_text.push(" REST STREAM");
         }

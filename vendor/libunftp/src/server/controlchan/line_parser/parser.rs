@@ -386,6 +386,14 @@ where
                 arguments: String::from_utf8_lossy(&params).to_string(),
             }
         }
+        // lafs-gateway patch: HASH (draft-bryan-ftpext-hash) and XSHA256 are served by SITE handlers of those names.
+        "HASH" | "XSHA256" => {
+            let params = parse_to_eol(cmd_params)?;
+            Command::Site {
+                command: cmd_token.to_string(),
+                arguments: String::from_utf8_lossy(&params).to_string(),
+            }
+        }
         "SITE" => {
             let (cmd_token, cmd_params) = split_token_params(cmd_params);
             let cmd_token = normalize(cmd_token)?;
