@@ -17,6 +17,7 @@
 //!     `lafs run` starts, from bound [`node::Listeners`] until a shutdown signal (the
 //!     integration tests start nodes through it too).
 //!   - [`node::storage_node`]: serving this node's shares over Tahoe's HTTP storage protocol.
+//! - [`web`]: Tahoe's web API (the `tahoe` CLI's protocol) and pages, over [`grid`].
 //! - [`cli`]: the `lafs` command line, thin: one file per command family under `cli/`
 //!   (`run`, `files`, `alias`, `check`, `account`, `drop_upload`, `debug`).
 
@@ -28,3 +29,4 @@ pub mod frontends;
 pub mod grid;
 pub mod node;
 pub mod vfs;
+pub mod web;

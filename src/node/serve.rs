@@ -67,6 +67,9 @@ pub enum ServeError {
     /// The SFTP server failed.
     #[error("sftp server")]
     Sftp(#[source] std::io::Error),
+    /// The web server could not start.
+    #[error(transparent)]
+    Web(#[from] crate::web::StartError),
     /// A drop-upload folder could not be served.
     #[error("drop-upload")]
     DropUpload(#[source] DropUploadError),
@@ -87,6 +90,8 @@ pub struct Listeners {
     pub ftp: Option<TcpListener>,
     /// The storage server (`[storage_server] enabled`).
     pub storage: Option<TcpListener>,
+    /// The web API and pages (`[web] enabled`).
+    pub web: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -123,6 +128,9 @@ impl Listeners {
         if config.sftp {
             listeners.sftp = Some(bind("SFTP", config.sftp_listen).await?);
         }
+        if let Some(web) = config.web_listen {
+            listeners.web = Some(bind("web", web).await?);
+        }
         Ok(listeners)
     }
 }
@@ -135,6 +143,8 @@ pub struct Running {
     pub ftp: Option<SocketAddr>,
     /// The SFTP server's address, if it runs.
     pub sftp: Option<SocketAddr>,
+    /// The web server's address, if it runs.
+    pub web: Option<SocketAddr>,
     services: JoinSet<Result<(), ServeError>>,
     grid: crate::grid::Grid,
     stop: tokio::sync::watch::Sender<bool>,
@@ -147,6 +157,7 @@ impl std::fmt::Debug for Running {
             .field("storage", &self.storage)
             .field("ftp", &self.ftp)
             .field("sftp", &self.sftp)
+            .field("web", &self.web)
             .field("services", &self.services.len())
             .finish_non_exhaustive()
     }
@@ -232,6 +243,16 @@ pub async fn start(
         services.spawn(async move { serving.await.map_err(ServeError::Sftp) });
         running_sftp = Some(address);
     }
+    let mut running_web = None;
+    if config.web_listen.is_some() {
+        let (listener, address) = take(&mut listeners.web, "web")?;
+        let serving = crate::web::start(&node, listener, stop_requested())?;
+        services.spawn(async move {
+            serving.await;
+            Ok(())
+        });
+        running_web = Some(address);
+    }
     for folder in config.drop_uploads.clone() {
         let watching = drop_upload::run(folder, node.grid.clone(), accounts.clone(), stop_requested());
         services.spawn(async move { watching.await.map_err(ServeError::DropUpload) });
@@ -240,6 +261,7 @@ pub async fn start(
         storage: running_storage,
         ftp: running_ftp,
         sftp: running_sftp,
+        web: running_web,
         services,
         grid: node.grid.clone(),
         stop,
