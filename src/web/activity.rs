@@ -66,8 +66,8 @@ pub struct Histogram {
     pub count: u64,
 }
 
-#[derive(Default)]
 struct Inner {
+    started: Instant,
     next_id: u64,
     active: BTreeMap<u64, OpRecord>,
     recent: VecDeque<OpRecord>,
@@ -76,9 +76,23 @@ struct Inner {
 }
 
 /// Counters and operations, shared by every request.
-#[derive(Default)]
 pub struct Activity {
     inner: Mutex<Inner>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            inner: Mutex::new(Inner {
+                started: Instant::now(),
+                next_id: 0,
+                active: BTreeMap::new(),
+                recent: VecDeque::new(),
+                counters: BTreeMap::new(),
+                latencies: BTreeMap::new(),
+            }),
+        }
+    }
 }
 
 /// A running operation: finish it with [`Running::finish`] (dropped unfinished: failed).
@@ -115,6 +129,11 @@ impl Activity {
             started: Instant::now(),
             done: false,
         }
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime(&self) -> f64 {
+        self.lock().started.elapsed().as_secs_f64()
     }
 
     /// Adds `by` to counter `name`.

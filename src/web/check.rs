@@ -20,7 +20,7 @@ pub async fn answer(state: &WebState, cap: &Cap, args: &Args) -> Result<Response
     let verify = args.boolean("verify", false)?;
     let repair = args.boolean("repair", false)?;
     let _add_lease = args.boolean("add-lease", false)?;
-    let result = check_json(state, cap, verify, repair).await?;
+    let result = check_json(&state.grid, &state.spool_dir, cap, verify, repair).await?;
     if args.json_output() {
         return Ok(text(result.pretty() + "\n"));
     }
@@ -31,7 +31,13 @@ pub async fn answer(state: &WebState, cap: &Cap, args: &Args) -> Result<Response
 }
 
 /// The check (or, with `repair`, check-and-repair) JSON of `cap`.
-pub async fn check_json(state: &WebState, cap: &Cap, verify: bool, repair: bool) -> Result<Json, WebError> {
+pub async fn check_json(
+    grid: &Grid,
+    spool_dir: &std::path::Path,
+    cap: &Cap,
+    verify: bool,
+    repair: bool,
+) -> Result<Json, WebError> {
     let file = match cap {
         Cap::Directory(inner) => inner.as_ref(),
         other => other,
@@ -44,30 +50,30 @@ pub async fn check_json(state: &WebState, cap: &Cap, verify: bool, repair: bool)
         Cap::Chk(chk) => {
             let si = chk.storage_index().to_string();
             if !repair {
-                let report = state.grid.check(chk, verify).await?;
-                return Ok(immutable_results(&state.grid, &si, &report, false));
+                let report = grid.check(chk, verify).await?;
+                return Ok(immutable_results(grid, &si, &report, false));
             }
-            let repaired = state.grid.repair(chk, &state.spool_dir, verify).await?;
+            let repaired = grid.repair(chk, spool_dir, verify).await?;
             Ok(repair_results(
                 &si,
                 repaired.repaired,
-                immutable_results(&state.grid, &si, &repaired.before, false),
-                immutable_results(&state.grid, &si, &repaired.after, repaired.repaired),
+                immutable_results(grid, &si, &repaired.before, false),
+                immutable_results(grid, &si, &repaired.after, repaired.repaired),
                 repaired.before.is_healthy(),
             ))
         }
         Cap::Mutable(m) => {
             let si = m.storage_index().to_string();
             if !repair {
-                return Ok(mutable_results(&state.grid, &si, m).await);
+                return Ok(mutable_results(grid, &si, m).await);
             }
-            let before = mutable_results(&state.grid, &si, m).await;
+            let before = mutable_results(grid, &si, m).await;
             let healthy = before.get("results").and_then(|r| r.get("healthy")) == Some(&Json::Bool(true));
             if healthy {
                 return Ok(repair_results(&si, false, before.clone(), before, true));
             }
-            let attempt = state.grid.repair_mutable(m).await;
-            let after = mutable_results(&state.grid, &si, m).await;
+            let attempt = grid.repair_mutable(m).await;
+            let after = mutable_results(grid, &si, m).await;
             Ok(repair_results(&si, attempt.is_ok(), before, after, false))
         }
         _ => Err(WebError::bad_request("cannot check this kind of cap")),

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod python;
+pub mod tahoe;
 
 use std::path::{Path, PathBuf};
 
