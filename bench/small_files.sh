@@ -64,7 +64,7 @@ if [ "$GRID" = network ]; then
     port=$(free_port)
     printf '[storage]\nservers = 1\n[frontends]\nsftp = false\nftp = false\n[storage_server]\nenabled = true\nlisten = "127.0.0.1:%s"\nnickname = "s%s"\n' \
       "$port" "$i" >"$node/lafs.toml"
-    "$LAFS" --node-dir "$node" run >"$node.log" 2>&1 &
+    "$LAFS" --node-dir "$node" run --web-listen 127.0.0.1:0 >"$node.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do [ -s "$node/private/storage-announcement.yaml" ] && break; sleep 0.1; done
     sed -n '2,$p' "$node/private/storage-announcement.yaml" >>"$yaml"
@@ -76,7 +76,7 @@ fi
 echo "$PASSWORD" | "$LAFS" --node-dir "$GW" account add bench --password >/dev/null
 GW_SFTP=$(free_port)
 GW_FTP=$(free_port)
-"$LAFS" --node-dir "$GW" run --sftp-listen "127.0.0.1:$GW_SFTP" --ftp-listen "127.0.0.1:$GW_FTP" >"$ROOT/gateway.log" 2>&1 &
+"$LAFS" --node-dir "$GW" run --sftp-listen "127.0.0.1:$GW_SFTP" --ftp-listen "127.0.0.1:$GW_FTP" --web-listen 127.0.0.1:0 >"$ROOT/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=($GW_PID)
 for _ in $(seq 100); do grep -q "serving until" "$ROOT/gateway.log" 2>/dev/null && break; sleep 0.1; done

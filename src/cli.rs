@@ -61,6 +61,9 @@ pub enum Command {
         /// Listen for FTP here instead of the config's `ftp_listen` (port 0: any free port).
         #[arg(long)]
         ftp_listen: Option<std::net::SocketAddr>,
+        /// Serve the web API here instead of the config's `[web] listen` (port 0: any free port).
+        #[arg(long)]
+        web_listen: Option<std::net::SocketAddr>,
     },
     /// Upload a file; prints its cap, and links it at PATH (`alias:path`) when given.
     Put {
@@ -278,7 +281,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run {
             sftp_listen,
             ftp_listen,
-        } => run::run_node(&node_dir, sftp_listen, ftp_listen).await,
+            web_listen,
+        } => run::run_node(&node_dir, sftp_listen, ftp_listen, web_listen).await,
         Command::Put { file, path, random_key } => files::put(&node_dir, &file, path.as_deref(), random_key).await,
         Command::Get { cap, out } => files::get(&node_dir, &cap, out.as_deref()).await,
         Command::Mkdir { path, format } => files::mkdir(&node_dir, path.as_deref(), &format).await,

@@ -20,6 +20,7 @@
 //! - [`foolscap`]: the Foolscap subset Tahoe's introducer speaks (pure codecs, an async
 //!   connection); [`introducer`]: joining a grid by its introducer fURL, publishing to it,
 //!   serving as one.
+//! - [`web`]: Tahoe's web API (the `tahoe` CLI's protocol) and pages, over [`grid`].
 //! - [`cli`]: the `lafs` command line, thin: one file per command family under `cli/`
 //!   (`run`, `files`, `alias`, `check`, `account`, `drop_upload`, `debug`).
 
@@ -33,3 +34,4 @@ pub mod grid;
 pub mod introducer;
 pub mod node;
 pub mod vfs;
+pub mod web;

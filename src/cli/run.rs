@@ -14,6 +14,7 @@ pub(crate) async fn run_node(
     dir: &Path,
     sftp_listen: Option<std::net::SocketAddr>,
     ftp_listen: Option<std::net::SocketAddr>,
+    web_listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let fresh = !dir.join(node::CONFIG_FILE).exists();
     if fresh {
@@ -28,6 +29,9 @@ pub(crate) async fn run_node(
     }
     if let Some(addr) = ftp_listen {
         node.config.ftp_listen = addr;
+    }
+    if let Some(addr) = web_listen {
+        node.config.web_listen = Some(addr);
     }
     if fresh && !node.config.accounts_file.exists() {
         account::create_demo_account(&node).await?;
@@ -101,6 +105,9 @@ pub(crate) async fn run_node(
     }
     if let Some(address) = running.sftp {
         eprintln!("sftp listening on {address}");
+    }
+    if let Some(address) = running.web {
+        eprintln!("web API listening on http://{address}/ (node.url written)");
     }
     for folder in &config.drop_uploads {
         eprintln!("drop-upload {} watching {}", folder.name, folder.local_dir.display());

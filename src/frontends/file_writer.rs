@@ -594,6 +594,18 @@ impl Uploaded {
     }
 }
 
+impl Uploaded {
+    /// The stored file's cap, storing a small file held for the journal now (for callers that
+    /// answer with the cap, as the web API does); `None` when nothing changed.
+    pub async fn into_cap(self, vfs: &Vfs) -> Result<Option<Cap>, vfs::Error> {
+        match self.stored {
+            Stored::Journaled((data, permit)) => Ok(Some(upload_memory(vfs, data, permit).await?)),
+            Stored::Cap(cap) => Ok(Some(cap)),
+            Stored::Unchanged => Ok(None),
+        }
+    }
+}
+
 /// Stores a file held in memory (at most a segment and a write) under `permit`, its budget.
 async fn upload_memory(vfs: &Vfs, data: Vec<u8>, permit: BudgetPermit) -> Result<Cap, vfs::Error> {
     if vfs.is_read_only() {

@@ -43,8 +43,31 @@ struct ConfigFile {
     #[serde(default)]
     journal: JournalSection,
     #[serde(default)]
+    web: WebSection,
+    #[serde(default)]
     introducer: IntroducerSection,
 }
+
+/// `[web]`: Tahoe's web API and pages (see [`crate::web`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct WebSection {
+    enabled: bool,
+    listen: String,
+    allow_remote: bool,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        WebSection {
+            enabled: true,
+            // Tahoe's `web.port` default.
+            listen: "127.0.0.1:3456".into(),
+            allow_remote: false,
+        }
+    }
+}
+
 
 /// `[introducer]`: serve as a Tahoe introducer.
 #[derive(Debug, Deserialize)]
@@ -285,6 +308,8 @@ pub struct NodeConfig {
     pub journal: Option<CommitSettings>,
     /// How long a serving node answers path lookups from a directory listing it read or wrote.
     pub directory_cache: std::time::Duration,
+    /// Where the web API and pages listen (`None`: `[web] enabled = false`).
+    pub web_listen: Option<SocketAddr>,
     /// The introducer this node serves, if enabled.
     pub introducer: Option<crate::introducer::server::IntroducerServerConfig>,
 }
@@ -325,6 +350,7 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
     let storage_server = storage_server(raw.storage_server, &source)?;
     let drop_uploads = drop_uploads(raw.drop_upload, &source)?;
     let journal = journal(&raw.journal, &source)?;
+    let web_listen = web_listen(&raw.web, &source)?;
     let introducer = introducer(&raw.introducer, &source)?;
     Ok(NodeConfig {
         dir: dir.to_path_buf(),
@@ -348,8 +374,30 @@ pub fn parse_config(dir: &Path, file: &str, text: &str) -> Result<NodeConfig, Er
         storage_server,
         journal,
         directory_cache: std::time::Duration::from_millis(raw.journal.directory_cache_ms.min(60_000)),
+        web_listen,
         introducer,
     })
+}
+
+/// `[web]`: the listen address, on loopback unless `allow_remote` (the pages have no login:
+/// caps in URLs are the only protection, as in Tahoe).
+fn web_listen(web: &WebSection, source: &Source) -> Result<Option<SocketAddr>, Error> {
+    if !web.enabled {
+        return Ok(None);
+    }
+    let listen = web.listen.parse::<SocketAddr>().map_err(|_| {
+        source.bad(format!(
+            "key web.listen = {:?}: allowed an IP:port address such as 127.0.0.1:3456",
+            web.listen
+        ))
+    })?;
+    if !listen.ip().is_loopback() && !web.allow_remote {
+        return Err(source.bad(format!(
+            "key web.listen = {:?}: not a loopback address; set web.allow_remote = true to serve other hosts",
+            web.listen
+        )));
+    }
+    Ok(Some(listen))
 }
 
 /// `[introducer]`, when enabled.
@@ -623,6 +671,10 @@ mod tests {
         assert_eq!(config.session_limits, SessionLimits::default());
         assert_eq!(config.memory_budget, 64 << 20);
         assert_eq!(config.journal, Some(crate::grid::commit::CommitSettings::default()));
+        assert_eq!(
+            config.web_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:3456")
+        );
         let empty = parse_config(Path::new("/n"), "lafs.toml", "").unwrap();
         assert_eq!(empty.params, config.params);
         assert_eq!(empty.memory_budget, config.memory_budget);
@@ -649,6 +701,8 @@ mod tests {
                 "frontends.max_sessions_per_address",
             ),
             ("[frontends]\nlogin_grace_secs = -1\n", "login_grace_secs"),
+            ("[web]\nlisten = \"0.0.0.0:3456\"\n", "web.allow_remote"),
+            ("[web]\nlisten = \"nope\"\n", "web.listen"),
             ("[grid]\nneeded = \"three\"\n", "needed"),
             ("[grid]\nk = 3\n", "k"),
         ];

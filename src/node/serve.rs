@@ -67,6 +67,9 @@ pub enum ServeError {
     /// The SFTP server failed.
     #[error("sftp server")]
     Sftp(#[source] std::io::Error),
+    /// The web server could not start.
+    #[error(transparent)]
+    Web(#[from] crate::web::StartError),
     /// A drop-upload folder could not be served.
     #[error("drop-upload")]
     DropUpload(#[source] DropUploadError),
@@ -92,6 +95,8 @@ pub struct Listeners {
     pub storage: Option<TcpListener>,
     /// The introducer (`[introducer] enabled`).
     pub introducer: Option<TcpListener>,
+    /// The web API and pages (`[web] enabled`).
+    pub web: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -131,6 +136,9 @@ impl Listeners {
         if config.sftp {
             listeners.sftp = Some(bind("SFTP", config.sftp_listen).await?);
         }
+        if let Some(web) = config.web_listen {
+            listeners.web = Some(bind("web", web).await?);
+        }
         Ok(listeners)
     }
 }
@@ -145,6 +153,8 @@ pub struct Running {
     pub sftp: Option<SocketAddr>,
     /// The introducer's fURL, if it serves one.
     pub introducer: Option<crate::foolscap::furl::Furl>,
+    /// The web server's address, if it runs.
+    pub web: Option<SocketAddr>,
     services: JoinSet<Result<(), ServeError>>,
     grid: crate::grid::Grid,
     stop: tokio::sync::watch::Sender<bool>,
@@ -157,6 +167,7 @@ impl std::fmt::Debug for Running {
             .field("storage", &self.storage)
             .field("ftp", &self.ftp)
             .field("sftp", &self.sftp)
+            .field("web", &self.web)
             .field("services", &self.services.len())
             .finish_non_exhaustive()
     }
@@ -258,6 +269,16 @@ pub async fn start(
         services.spawn(async move { serving.await.map_err(ServeError::Sftp) });
         running_sftp = Some(address);
     }
+    let mut running_web = None;
+    if config.web_listen.is_some() {
+        let (listener, address) = take(&mut listeners.web, "web")?;
+        let serving = crate::web::start(&node, listener, stop_requested())?;
+        services.spawn(async move {
+            serving.await;
+            Ok(())
+        });
+        running_web = Some(address);
+    }
     for folder in config.drop_uploads.clone() {
         let watching = drop_upload::run(folder, node.grid.clone(), accounts.clone(), stop_requested());
         services.spawn(async move { watching.await.map_err(ServeError::DropUpload) });
@@ -267,6 +288,7 @@ pub async fn start(
         ftp: running_ftp,
         sftp: running_sftp,
         introducer: running_introducer,
+        web: running_web,
         services,
         grid: node.grid.clone(),
         stop,

@@ -225,7 +225,15 @@ fn run_creates_a_default_node_and_serves_until_interrupted() {
     let node = tmp.path().join("fresh");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lafs"))
         .env("LAFS_NODE_DIR", &node)
-        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--ftp-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

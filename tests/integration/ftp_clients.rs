@@ -46,7 +46,15 @@ impl FtpNode {
         let child = Command::new(env!("CARGO_BIN_EXE_lafs"))
             .arg("--node-dir")
             .arg(&node)
-            .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--ftp-listen",
+                "127.0.0.1:0",
+                "--web-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("LAFS_NODE_DIR")
             .env("LAFS_LOG", "debug,rustls=info,hyper=info,h2=info,reqwest=info")
             .stdout(Stdio::null())

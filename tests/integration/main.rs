@@ -44,3 +44,7 @@ mod tahoe_interop;
 mod vectors;
 /// The vfs semantics table.
 mod vfs;
+/// The web pages in headless Chromium, and the metrics through promtool.
+mod web_pages;
+/// The real `tahoe` CLI against our web API, compared with a real Tahoe node.
+mod web_tahoe_cli;

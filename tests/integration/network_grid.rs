@@ -80,7 +80,7 @@ impl StorageNode {
         let child = Command::new(env!("CARGO_BIN_EXE_lafs"))
             .arg("--node-dir")
             .arg(&self.dir)
-            .arg("run")
+            .args(["run", "--web-listen", "127.0.0.1:0"])
             .env_remove("LAFS_NODE_DIR")
             .stdout(Stdio::null())
             .stderr(log)
@@ -560,7 +560,15 @@ fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
         Command::new(env!("CARGO_BIN_EXE_lafs"))
             .arg("--node-dir")
             .arg(&gw)
-            .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--ftp-listen",
+                "127.0.0.1:0",
+                "--web-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("LAFS_NODE_DIR")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_path).unwrap())

@@ -11,6 +11,8 @@ const EXPECTED_CHECKS: usize = 36;
 #[test]
 fn real_tahoe_1_20_and_lafs_read_each_others_files_and_directories() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Made under a lock: the web API's test uses the same venv.
+    let venv = crate::common::tahoe::venv();
     let work = tempfile::tempdir().unwrap();
     let mut script = Command::new("timeout");
     // A hung node must fail the test, not the whole CI run.
@@ -19,7 +21,7 @@ fn real_tahoe_1_20_and_lafs_read_each_others_files_and_directories() {
         .arg(root.join("tests/interop/tahoe_interop.sh"))
         .arg(env!("CARGO_BIN_EXE_lafs"))
         .arg(work.path())
-        .env("TAHOE_VENV", root.join("target/tahoe-venv"))
+        .env("TAHOE_VENV", venv)
         .env_remove("LAFS_NODE_DIR");
     // The script's knobs would let a caller's environment skip checks: the test runs them all.
     for knob in [

@@ -112,7 +112,7 @@ lafs_mkdir() { lafs_cmd "$1" mkdir "$2"; }
 lafs_alias_add() { lafs_cmd "$1" alias add "$2" "$3"; }
 lafs_alias_create() { lafs_cmd "$1" alias create "$2"; }
 # Starts a storage node in the foreground (the script backgrounds it).
-lafs_run() { exec "$LAFS" --node-dir "$1" run; }
+lafs_run() { exec "$LAFS" --node-dir "$1" run --web-listen 127.0.0.1:0; }
 
 # ---------------------------------------------------------------------------------------------
 # Plumbing

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod python;
+pub mod tahoe;
 
 use std::path::{Path, PathBuf};
 
@@ -123,7 +124,15 @@ pub fn spawn_lafs_run(node: &Path, log: std::fs::File) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_lafs"))
         .arg("--node-dir")
         .arg(node)
-        .args(["run", "--sftp-listen", "127.0.0.1:0", "--ftp-listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--sftp-listen",
+            "127.0.0.1:0",
+            "--ftp-listen",
+            "127.0.0.1:0",
+            "--web-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("LAFS_NODE_DIR")
         .env("LAFS_LOG", "info")
         .stdout(std::process::Stdio::null())

@@ -1,0 +1,153 @@
+//! File bodies into the grid: immutable files stream through the frontends' [`FileWriter`]
+//! (encoded while they arrive, memory flat in file size; convergent caps for files of one
+//! segment, as Tahoe's); mutable files (SDMF, MDMF) are published whole, as Tahoe does.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use hyper::StatusCode;
+
+use crate::frontends::file_writer::FileWriter;
+use crate::grid::Grid;
+use crate::grid::uri::{Cap, LiteralCap, MutableAccess, MutableCap, MutableFormat};
+use crate::vfs::Vfs;
+use crate::web::WebState;
+use crate::web::activity::OpKind;
+use crate::web::errors::WebError;
+
+/// The largest mutable file accepted: it is held in memory while it is encrypted and published.
+pub const MAX_MUTABLE_SIZE: usize = 64 << 20;
+
+/// The view uploads go through. [`FileWriter`] asks a [`Vfs`] whether writes are allowed and
+/// for its grid; an upload from the web API is linked (or not) by the caller afterwards, so the
+/// view is rooted at a writable directory cap that names nothing on the grid and is never read.
+fn upload_view(grid: &Grid) -> Vfs {
+    let placeholder = MutableCap {
+        format: MutableFormat::Sdmf,
+        access: MutableAccess::Write([0; 16]),
+        fingerprint: [0; 32],
+        extension: String::new(),
+    };
+    Vfs::new(grid.clone(), Cap::Directory(Box::new(Cap::Mutable(placeholder))))
+}
+
+/// Stores `chunks` as an immutable file; returns its cap (`URI:LIT:` up to 55 bytes).
+pub async fn store_immutable<S, E>(state: &WebState, mut chunks: S) -> Result<Cap, WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let vfs = upload_view(&state.grid);
+    let running = state.activity.begin(OpKind::Upload, None, None);
+    let mut writer = FileWriter::create(&state.spool_dir);
+    let mut offset = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| WebError::bad_request(format!("the upload was cut short: {e}")))?;
+        if offset + chunk.len() as u64 > crate::vfs::MAX_FILE_SIZE {
+            return Err(WebError::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "FileTooLargeError: over 64 GiB",
+            ));
+        }
+        writer.write_at(&vfs, offset, &chunk).await?;
+        offset += chunk.len() as u64;
+    }
+    let cap = writer
+        .upload(&vfs)
+        .await?
+        .into_cap(&vfs)
+        .await?
+        .unwrap_or(Cap::Literal(LiteralCap { data: Vec::new() }));
+    running.finish(true, cap.storage_index().map(|si| si.to_string()), Some(offset));
+    state.activity.count("uploader.files_uploaded", 1);
+    state.activity.count("uploader.bytes_uploaded", offset);
+    Ok(cap)
+}
+
+/// The whole of `chunks`, for a mutable file (413 past [`MAX_MUTABLE_SIZE`]).
+async fn collect<S, E>(mut chunks: S) -> Result<Vec<u8>, WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut data = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| WebError::bad_request(format!("the upload was cut short: {e}")))?;
+        if data.len() + chunk.len() > MAX_MUTABLE_SIZE {
+            return Err(WebError::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("FileTooLargeError: mutable files are limited to {MAX_MUTABLE_SIZE} bytes here"),
+            ));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+/// Stores `chunks` as a new mutable file of `format`; returns its write cap.
+pub async fn store_new_mutable<S, E>(state: &WebState, chunks: S, format: MutableFormat) -> Result<Cap, WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let data = collect(chunks).await?;
+    let running = state.activity.begin(OpKind::Publish, None, Some(data.len() as u64));
+    let key = state.grid.new_signing_key().await?;
+    let cap = state.grid.create_mutable_as(key, &data, format).await?;
+    running.finish(true, Some(cap.storage_index().to_string()), None);
+    state.activity.count("mutable.files_published", 1);
+    state.activity.count("mutable.bytes_published", data.len() as u64);
+    Ok(Cap::Mutable(cap))
+}
+
+/// Replaces the contents of the mutable file `cap` with `chunks`.
+pub async fn replace_mutable<S, E>(state: &WebState, chunks: S, cap: &MutableCap) -> Result<(), WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if !matches!(cap.access, MutableAccess::Write(_)) {
+        return Err(WebError::bad_request(
+            "PUT to a mutable file: replace or update requested with read-only cap",
+        ));
+    }
+    let data = collect(chunks).await?;
+    let running = state.activity.begin(
+        OpKind::Publish,
+        Some(cap.storage_index().to_string()),
+        Some(data.len() as u64),
+    );
+    state.grid.update_mutable(cap, &data).await?;
+    running.finish(true, None, None);
+    state.activity.count("mutable.files_published", 1);
+    state.activity.count("mutable.bytes_published", data.len() as u64);
+    Ok(())
+}
+
+/// Stores `chunks` as a new file of the format asked for (`None`: immutable).
+pub async fn store_new<S, E>(
+    state: &WebState,
+    chunks: S,
+    format: Option<crate::web::args::Format>,
+) -> Result<Cap, WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    match format {
+        Some(crate::web::args::Format::Mutable(format)) => store_new_mutable(state, chunks, format).await,
+        _ => store_immutable(state, chunks).await,
+    }
+}
+
+/// A request body as a stream of data pieces.
+pub fn body_chunks(body: hyper::body::Incoming) -> BodyChunks {
+    Box::pin(http_body_util::BodyStream::new(body).filter_map(|frame| async move {
+        match frame {
+            Ok(frame) => frame.into_data().ok().map(Ok),
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
+
+/// See [`body_chunks`].
+pub type BodyChunks = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
