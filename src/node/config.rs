@@ -68,7 +68,6 @@ impl Default for WebSection {
     }
 }
 
-
 /// `[introducer]`: serve as a Tahoe introducer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
