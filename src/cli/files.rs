@@ -92,25 +92,7 @@ pub(crate) async fn get(dir: &Path, cap_text: &str, out: Option<&Path>) -> anyho
     let progress = bar.clone().map(|b| move |done: u64| b.set_position(done));
     let progress_ref = progress.as_ref().map(|p| p as &(dyn Fn(u64) + Send + Sync));
     match out {
-        Some(path) => {
-            // Write beside the target and rename, so a failed download never leaves a partial file under its name.
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".lafs-partial");
-            let tmp = PathBuf::from(tmp);
-            let file = tokio::fs::File::create(&tmp)
-                .await
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-            if let Err(e) = reader.write_to(&mut writer, progress_ref).await {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e.into());
-            }
-            writer.flush().await.context("write download")?;
-            drop(writer);
-            tokio::fs::rename(&tmp, path)
-                .await
-                .with_context(|| format!("cannot rename to {}", path.display()))?;
-        }
+        Some(path) => download_to(&mut reader, path, progress_ref).await?,
         None => {
             let mut stdout = tokio::io::stdout();
             reader.write_to(&mut stdout, progress_ref).await?;
@@ -198,22 +180,7 @@ pub(crate) async fn get_quiet(node: &Node, cap_text: &str, out: &Path) -> anyhow
         other => bail!("{} caps cannot be downloaded as files", other.kind()),
     };
     let mut reader = node.grid.open_file(&chk).await?;
-    let mut tmp = out.as_os_str().to_owned();
-    tmp.push(".lafs-partial");
-    let tmp = PathBuf::from(tmp);
-    let file = tokio::fs::File::create(&tmp)
-        .await
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    if let Err(e) = reader.write_to(&mut writer, None).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e.into());
-    }
-    writer.flush().await.context("write download")?;
-    drop(writer);
-    tokio::fs::rename(&tmp, out)
-        .await
-        .with_context(|| format!("cannot rename to {}", out.display()))
+    download_to(&mut reader, out, None).await
 }
 
 /// A path argument as errors may show it: a cap's secret part is left out.
@@ -242,4 +209,29 @@ pub(crate) async fn rm(dir: &Path, target: &str) -> anyhow::Result<()> {
         vfs.remove(path.as_bytes()).await
     };
     result.map_err(|e| anyhow::anyhow!("{target}: {e}"))
+}
+
+/// Writes `reader`'s file to `path` through `<path>.lafs-partial` and a rename, so a failed
+/// download never leaves a partial file under its name.
+async fn download_to(
+    reader: &mut crate::grid::immutable::download::FileReader,
+    path: &Path,
+    progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".lafs-partial");
+    let tmp = PathBuf::from(tmp);
+    let file = tokio::fs::File::create(&tmp)
+        .await
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    if let Err(e) = reader.write_to(&mut writer, progress).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e.into());
+    }
+    writer.flush().await.context("write download")?;
+    drop(writer);
+    tokio::fs::rename(&tmp, path)
+        .await
+        .with_context(|| format!("cannot rename to {}", path.display()))
 }
