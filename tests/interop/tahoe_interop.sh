@@ -207,7 +207,7 @@ if ! "$VENV/bin/tahoe" --version 2>/dev/null | grep -q "tahoe-lafs/$TAHOE_VERSIO
   python3 -m venv "$VENV"
   # Every dependency pinned (constraints.txt is the pip freeze of a venv these tests passed
   # with): a new Twisted or cryptography release must not change what "real Tahoe 1.20" is.
-  timeout 600 "$VENV/bin/pip" install -q --retries 3 -c "$(dirname "${BASH_SOURCE[0]}")/constraints.txt" \
+  timeout 600 "$VENV/bin/pip" install -q --no-cache-dir --retries 3 -c "$(dirname "${BASH_SOURCE[0]}")/constraints.txt" \
     "tahoe-lafs==$TAHOE_VERSION"
 fi
 TAHOE=$VENV/bin/tahoe

@@ -29,7 +29,7 @@ pub fn venv() -> &'static Path {
                 "python3 -m venv failed (Debian: python3-venv)"
             );
             let pip = Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "--retries", "3", "-c"])
+                .args(["install", "-q", "--no-cache-dir", "--retries", "3", "-c"])
                 .arg(root.join("tests/interop/constraints.txt"))
                 .arg("tahoe-lafs==1.20.0")
                 .status();
