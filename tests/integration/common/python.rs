@@ -39,7 +39,15 @@ pub fn python() -> &'static Path {
                 "python3 -m venv failed: the tests need python3 with its venv module (Debian: python3-venv)"
             );
             let installed = Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "--no-cache-dir", "--disable-pip-version-check", "--retries", "3", "-r"])
+                .args([
+                    "install",
+                    "-q",
+                    "--no-cache-dir",
+                    "--disable-pip-version-check",
+                    "--retries",
+                    "3",
+                    "-r",
+                ])
                 .arg(&requirements_path)
                 .status();
             assert!(
