@@ -8,6 +8,8 @@ mod cli;
 mod cli_deep;
 /// `lafs mv`, `put` and `ls` on paths by alias and by cap.
 mod cli_paths;
+/// The `lafs` CLI beside the real `tahoe` CLI on a 1,000-file tree.
+mod cli_tahoe_compare;
 /// The commit journal through `lafs run`: kill -9 of the gateway and of a storage node, two gateways.
 mod commit_journal;
 /// Directories: link, unlink, read-only caps, concurrent writers.

@@ -5,6 +5,7 @@
 pub mod gateway;
 pub mod python;
 pub mod tahoe;
+pub mod venv;
 
 use std::path::{Path, PathBuf};
 
