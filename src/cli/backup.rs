@@ -22,7 +22,7 @@ use crate::grid::dirnode::{self, Child};
 use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::uri::Cap;
 use crate::node::Node;
-use db::{BackupDb, FileState};
+use db::{BackupDb, FileState, Known};
 
 /// Files uploaded at once.
 const UPLOADS_IN_FLIGHT: usize = 4;
@@ -216,7 +216,21 @@ impl Backup {
                     .map_err(anyhow::Error::from)
             })
             .await??;
-            if let Some(cap) = known.and_then(|text| Cap::parse(&text).ok()) {
+            if let Some((cap, checked_now)) = still_good(&self.grid, known).await {
+                if checked_now {
+                    let db = self.db.clone();
+                    let key = digest.clone();
+                    let recorded = tokio::task::spawn_blocking(move || {
+                        db.lock()
+                            .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?
+                            .directory_checked(&key, crate::grid::directory::now())
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await;
+                    if let Err(e) = recorded.map_err(anyhow::Error::from).and_then(|r| r) {
+                        tracing::warn!("backup database not updated: {e:#}");
+                    }
+                }
                 self.tally.directories_reused += 1;
                 return Ok(cap);
             }
@@ -248,7 +262,7 @@ impl Backup {
             .collect();
         let db = self.db.clone();
         let lookup = keys.clone();
-        let known: Vec<Option<String>> = tokio::task::spawn_blocking(move || {
+        let known: Vec<Option<Known>> = tokio::task::spawn_blocking(move || {
             let db = db
                 .lock()
                 .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?;
@@ -268,13 +282,21 @@ impl Backup {
         let work = files.into_iter().zip(known).map(|((name, path, meta), known)| {
             let grid = grid.clone();
             async move {
-                if let Some(cap) = known.and_then(|text| Cap::parse(&text).ok()) {
-                    return (name, path, meta, Ok((cap, false)));
+                if let Some((cap, checked_now)) = still_good(&grid, known).await {
+                    let reused = if checked_now {
+                        Stored::CheckedHealthy
+                    } else {
+                        Stored::Reused
+                    };
+                    return (name, path, meta, Ok((cap, reused)));
                 }
                 let result = async {
                     let file = std::fs::File::open(&path)?;
                     let size = file.metadata()?.len();
-                    anyhow::Ok((grid.upload(file, size, KeyChoice::Convergent, None).await?, true))
+                    anyhow::Ok((
+                        grid.upload(file, size, KeyChoice::Convergent, None).await?,
+                        Stored::Uploaded,
+                    ))
                 }
                 .await;
                 (name, path, meta, result)
@@ -283,17 +305,23 @@ impl Backup {
         let results: Vec<_> = futures::stream::iter(work).buffered(UPLOADS_IN_FLIGHT).collect().await;
         let mut done = Vec::new();
         let mut uploads = Vec::new();
+        let mut checked = Vec::new();
         for (name, path, meta, result) in results {
             if let Some(bar) = &self.bar {
                 bar.inc(1);
             }
             match result {
-                Ok((cap, uploaded)) => {
-                    if uploaded {
-                        self.tally.files_uploaded += 1;
-                        uploads.push((path.to_string_lossy().into_owned(), state_of(&meta), cap.to_string()));
-                    } else {
-                        self.tally.files_reused += 1;
+                Ok((cap, stored)) => {
+                    match stored {
+                        Stored::Uploaded => {
+                            self.tally.files_uploaded += 1;
+                            uploads.push((path.to_string_lossy().into_owned(), state_of(&meta), cap.to_string()));
+                        }
+                        Stored::CheckedHealthy => {
+                            self.tally.files_reused += 1;
+                            checked.push(path.to_string_lossy().into_owned());
+                        }
+                        Stored::Reused => self.tally.files_reused += 1,
                     }
                     done.push((name, cap, meta));
                 }
@@ -303,13 +331,15 @@ impl Backup {
                 }
             }
         }
-        if !uploads.is_empty() {
+        if !uploads.is_empty() || !checked.is_empty() {
             let db = self.db.clone();
             let recorded = tokio::task::spawn_blocking(move || {
-                db.lock()
-                    .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?
-                    .record_files(&uploads, crate::grid::directory::now())
-                    .map_err(anyhow::Error::from)
+                let mut db = db
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?;
+                let now = crate::grid::directory::now();
+                db.record_files(&uploads, now)?;
+                db.files_checked(&checked, now).map_err(anyhow::Error::from)
             })
             .await;
             if let Err(e) = recorded.map_err(anyhow::Error::from).and_then(|r| r) {
@@ -318,6 +348,41 @@ impl Backup {
             }
         }
         done
+    }
+}
+
+/// How a file of this run got its cap.
+enum Stored {
+    Uploaded,
+    /// From the database, trusted without a check.
+    Reused,
+    /// From the database, and checked healthy just now.
+    CheckedHealthy,
+}
+
+/// The cap an earlier run stored, if it is still good to link: entries due for a check (see
+/// [`db::should_check`]) are checked on the grid first, and a cap missing shares is not used, so
+/// the caller uploads again (which, with the same convergent key, puts back the lost shares).
+/// Returns the cap and whether it was checked just now.
+async fn still_good(grid: &Grid, known: Option<Known>) -> Option<(Cap, bool)> {
+    let known = known?;
+    let cap = Cap::parse(&known.cap).ok()?;
+    let roll = u64::from_be_bytes(crate::grid::crypto::random_bytes::<8>()) as f64 / 2f64.powi(64);
+    if !db::should_check(crate::grid::directory::now() - known.checked, roll) {
+        return Some((cap, false));
+    }
+    let chk = match &cap {
+        Cap::Chk(chk) => chk,
+        Cap::Directory(inner) => match inner.as_ref() {
+            Cap::Chk(chk) => chk,
+            _ => return Some((cap, true)),
+        },
+        // Literal caps hold their contents: nothing to lose.
+        _ => return Some((cap, true)),
+    };
+    match grid.check(chk, false).await {
+        Ok(report) if report.is_healthy() => Some((cap, true)),
+        Ok(_) | Err(_) => None,
     }
 }
 

@@ -329,4 +329,51 @@ fn backup_uploads_only_what_changed_and_keeps_every_snapshot_readable() {
         listing.lines().all(|l| l.starts_with("-r-- ")),
         "immutable files in an immutable directory: {listing}"
     );
+
+    // The grid loses every share of one unchanged file. A run trusts the database for a month:
+    // once the entries are two months old, the run checks them, finds the file gone and
+    // uploads it again; the others it finds healthy and reuses.
+    let listing = ok(lafs(&node, &["ls", "--uri", "tahoe:backups/Latest/d2"]));
+    let lost_cap = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("f5 "))
+        .map(str::trim)
+        .expect("f5 listed with its cap")
+        .to_string();
+    let lost_si = lafs_gateway::grid::uri::Cap::parse(&lost_cap)
+        .unwrap()
+        .storage_index()
+        .unwrap()
+        .to_string();
+    let lost = share_dirs(&node).remove(&lost_si).expect("the file's shares");
+    assert_eq!(lost.len(), 10, "{lost:?}");
+    for dir in &lost {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    let trusted = backup(&[]);
+    assert!(
+        trusted.starts_with(" 0 files uploaded (30 reused)"),
+        "checked only when due: {trusted}"
+    );
+    let database = rusqlite::Connection::open(node.join("private/backupdb.sqlite")).unwrap();
+    let sixty_one_days = 61.0 * 86400.0;
+    database
+        .execute("UPDATE files SET checked = checked - ?1", [sixty_one_days])
+        .unwrap();
+    database
+        .execute("UPDATE directories SET checked = checked - ?1", [sixty_one_days])
+        .unwrap();
+    drop(database);
+    let checked = backup(&[]);
+    assert!(
+        checked.starts_with(" 1 files uploaded (29 reused)"),
+        "the lost file, and only it, uploaded again: {checked}"
+    );
+    assert_eq!(
+        share_dirs(&node).get(&lost_si).map(Vec::len),
+        Some(10),
+        "its shares are back"
+    );
+    let back = lafs(&node, &["get", "tahoe:backups/Latest/d2/f5"]);
+    assert_eq!(back.stdout, std::fs::read(local.join("d2/f5")).unwrap());
 }
