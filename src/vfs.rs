@@ -28,7 +28,7 @@ pub use link::LinkMode;
 pub use mutable_files::{
     MAX_MUTABLE_FILE_SIZE, read_whole as read_mutable_whole, working_memory as mutable_working_memory,
 };
-pub use uri_paths::loggable;
+pub use uri_paths::{loggable, redact_caps};
 
 /// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
 /// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).

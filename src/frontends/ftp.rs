@@ -16,6 +16,7 @@ use unftp_core::auth::{
 };
 use unftp_core::storage::{self, Fileinfo, Metadata, StorageBackend};
 
+mod log_lines;
 mod mfmt;
 mod site;
 
@@ -488,6 +489,7 @@ pub async fn serve(
                     throttle: settings.throttle.clone(),
                     span: span.clone(),
                 }))
+                .logger(log_lines::logger())
                 .greeting("lafs-gateway FTP ready")
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
