@@ -20,11 +20,15 @@ use crate::grid::{self, Grid};
 mod entry_metadata;
 mod hardlink;
 mod link;
+mod mutable_files;
 mod uri_paths;
 
 pub use entry_metadata::{EntryMetadata, hex, mode_of, sha256_of};
 pub use link::LinkMode;
-pub use uri_paths::loggable;
+pub use mutable_files::{
+    MAX_MUTABLE_FILE_SIZE, read_whole as read_mutable_whole, working_memory as mutable_working_memory,
+};
+pub use uri_paths::{loggable, redact_caps};
 
 /// The largest file the gateway accepts from a client: 64 GiB. Frontends refuse a write or size
 /// change that would reach past it (SFTP answers FAILURE "file too large", as OpenSSH maps EFBIG).
@@ -61,6 +65,8 @@ pub enum ErrorKind {
     Transient,
     /// Something this gateway does not do (symlinks, unknown cap kinds).
     Unsupported,
+    /// Past a size limit ([`MAX_FILE_SIZE`], or [`MAX_MUTABLE_FILE_SIZE`] for a mutable file).
+    TooLarge,
     /// A bug or corrupt data.
     Internal,
 }
@@ -96,6 +102,7 @@ impl fmt::Display for Error {
             ErrorKind::InvalidName => "invalid name",
             ErrorKind::Transient => "storage grid temporarily unavailable",
             ErrorKind::Unsupported => "operation not supported",
+            ErrorKind::TooLarge => "file too large",
             ErrorKind::Internal => "internal error",
         };
         match &self.source {
@@ -138,7 +145,7 @@ impl From<grid::Error> for Error {
 /// File or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// An immutable file.
+    /// A file (immutable, or a mutable SDMF/MDMF one).
     File,
     /// A directory.
     Directory,
@@ -183,6 +190,7 @@ pub fn split_path(path: &[u8]) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// The stat of `cap` from its entry alone (a mutable file's size is 0 here: see [`Vfs::sized`]).
 fn stat_of(cap: &Cap, metadata: Option<&Map<String, Value>>, parent_writable: bool) -> Result<Stat, Error> {
     let mtime = metadata.and_then(|m| {
         m.get("mtime")
@@ -193,6 +201,8 @@ fn stat_of(cap: &Cap, metadata: Option<&Map<String, Value>>, parent_writable: bo
         Cap::Directory(_) => (Kind::Directory, 0, cap.is_read_only()),
         Cap::Chk(chk) => (Kind::File, chk.size, !parent_writable),
         Cap::Literal(lit) => (Kind::File, lit.data.len() as u64, !parent_writable),
+        // Written in place by publishing a new version: its own cap decides, not the parent.
+        Cap::Mutable(_) => (Kind::File, 0, cap.is_read_only()),
         _ => return Err(Error::new(ErrorKind::Unsupported)),
     };
     Ok(Stat {
@@ -231,13 +241,31 @@ impl Vfs {
     pub async fn lookup(&self, path: &[u8]) -> Result<(Cap, Stat), Error> {
         let (cap, metadata, parent_writable) = self.resolve(&split_path(path)?).await?;
         let stat = stat_of(&cap, metadata.as_ref(), parent_writable)?;
+        let stat = self.sized(&cap, stat).await?;
         Ok((cap, stat))
     }
 
     /// Checks that a file may be written at `path` (writable parent directory, not a directory
     /// there) and returns what is linked there now, if anything.
+    /// A writable mutable file there is returned even in a read-only directory (writing it
+    /// publishes a new version and leaves the directory as it is); a read-only one is refused.
     pub async fn prepare_write(&self, path: &[u8]) -> Result<Option<Cap>, Error> {
-        let (dir, _, existing) = self.entry(path).await?;
+        let (dir, existing) = match self.bare_mutable_cap(path)? {
+            Some(cap) => (None, Some(cap)),
+            None => {
+                let (dir, _, existing) = self.entry(path).await?;
+                (Some(dir), existing)
+            }
+        };
+        if let Some(Cap::Mutable(_)) = &existing {
+            if self.is_read_only() || existing.as_ref().is_some_and(Cap::is_read_only) {
+                return Err(Error::new(ErrorKind::PermissionDenied));
+            }
+            return Ok(existing);
+        }
+        let Some(dir) = dir else {
+            return Err(Error::new(ErrorKind::PermissionDenied));
+        };
         if dir.is_read_only() {
             return Err(Error::new(ErrorKind::PermissionDenied));
         }
@@ -375,7 +403,8 @@ impl Vfs {
             }
             resolved => resolved?,
         };
-        stat_of(&cap, metadata.as_ref(), parent_writable)
+        let stat = stat_of(&cap, metadata.as_ref(), parent_writable)?;
+        self.sized(&cap, stat).await
     }
 
     /// The entries of the directory at `path`, with their stats (unknown cap kinds are left out).
@@ -391,15 +420,17 @@ impl Vfs {
         }
         let writable = !dir.is_read_only();
         let children = self.grid.list_directory(&dir).await?;
-        let mut listed: std::collections::BTreeMap<String, Stat> = children
+        let entries = children
             .into_iter()
             .filter_map(|(name, child)| {
                 let cap = child_cap(&child)?;
                 stat_of(&cap, Some(&child.metadata), writable)
                     .ok()
-                    .map(|stat| (name, stat))
+                    .map(|stat| (name, cap, stat))
             })
             .collect();
+        let mut listed: std::collections::BTreeMap<String, Stat> =
+            self.sized_listing(entries).await.into_iter().collect();
         if let (Some(queue), Some(si)) = (self.commits(), dir.storage_index()) {
             for (name, pending) in queue.pending_in(si) {
                 if let Ok(stat) = stat_of(&pending.cap, Some(&pending_metadata(&pending)), writable) {
@@ -428,6 +459,14 @@ impl Vfs {
                 Ok(lit.data[start..end].to_vec())
             }
             Cap::Chk(chk) => Ok(self.grid.open_file(&chk).await?.read_range(offset, len).await?),
+            Cap::Mutable(m) => {
+                let (data, _permit) = mutable_files::read_whole(&self.grid, &m).await?;
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+                let end = start
+                    .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                    .min(data.len());
+                Ok(data[start..end].to_vec())
+            }
             _ => Err(Error::new(ErrorKind::Unsupported)),
         }
     }

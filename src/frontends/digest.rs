@@ -3,6 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::frontends::file_reader::FileContents;
+use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind, Kind, Vfs};
 
 /// Bytes hashed per step when a digest must be computed.
@@ -15,6 +16,19 @@ pub async fn sha256(vfs: &Vfs, path: &[u8]) -> Result<([u8; 32], u64), vfs::Erro
     let (cap, stat, metadata) = vfs.lookup_entry(path).await?;
     if stat.kind == Kind::Directory {
         return Err(vfs::Error::new(ErrorKind::IsADirectory));
+    }
+    if let Cap::Mutable(mutable) = &cap {
+        // Anyone holding its cap may publish a new version: hash the current one, record nothing.
+        let (data, permit) = vfs::read_mutable_whole(vfs.grid(), mutable).await?;
+        let size = data.len() as u64;
+        let digest = tokio::task::spawn_blocking(move || {
+            let digest: [u8; 32] = Sha256::digest(&data).into();
+            drop((data, permit));
+            digest
+        })
+        .await
+        .map_err(|_| vfs::Error::new(ErrorKind::Internal))?;
+        return Ok((digest, size));
     }
     if let Some(digest) = vfs::sha256_of(&metadata) {
         return Ok((digest, stat.size));

@@ -5,6 +5,8 @@
 //! stream there, so the first byte never waits for the whole file and resumes
 //! (`reget`, `REST`) read only what they need. The contents are those of the
 //! cap opened: a later write to the same path does not change what this reader sees.
+//! A mutable file is read whole when opened (the grid decodes it whole) into an encrypted
+//! spool, so a handle left open holds disk, not memory.
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
@@ -14,12 +16,15 @@ use tracing::Instrument;
 use crate::grid::Grid;
 use crate::grid::budget::BudgetPermit;
 use crate::grid::immutable::download::FileReader;
+use crate::grid::spool::Spool;
 use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind};
 
 /// Pieces (up to a segment each) buffered between the download task and the client, beyond the
 /// segments it prefetches. Each carries its memory-budget permit until the client has read it.
 const PIPE_PIECES: usize = 2;
+/// A mutable file is written to its spool in pieces of this size.
+const SPOOL_CHUNK: usize = 1 << 20;
 /// A forward jump shorter than this is read through rather than restarting the download.
 const SKIP_LIMIT: u64 = 1 << 20;
 
@@ -41,6 +46,8 @@ enum Source {
         reader: Box<FileReader>,
         stream: Option<Stream>,
     },
+    /// A mutable file's version as it was when opened.
+    Spooled(Spool),
 }
 
 struct Stream {
@@ -81,7 +88,38 @@ impl Stream {
 }
 
 impl FileContents {
-    /// Opens the file `cap` names (a directory is `IsADirectory`).
+    /// Opens the file `cap` names, a mutable one too: its contents are spooled in `spool_dir`.
+    pub async fn open_in(grid: &Grid, cap: &Cap, spool_dir: &std::path::Path) -> Result<FileContents, vfs::Error> {
+        let Cap::Mutable(mutable) = cap else {
+            return FileContents::open(grid, cap).await;
+        };
+        let (data, permit) = vfs::read_mutable_whole(grid, mutable).await?;
+        let dir = spool_dir.to_path_buf();
+        let spool = tokio::task::spawn_blocking(move || {
+            let mut spool = Spool::new(&dir)?;
+            // In pieces: the spool encrypts a copy of what it is given.
+            for (i, piece) in data.chunks(SPOOL_CHUNK).enumerate() {
+                spool.write_at((i * SPOOL_CHUNK) as u64, piece)?;
+            }
+            drop((data, permit));
+            Ok::<_, std::io::Error>(spool)
+        })
+        .await
+        .map_err(|_| vfs::Error::new(ErrorKind::Internal))?
+        .map_err(|e| {
+            vfs::Error::from(crate::grid::Error::Io {
+                context: "spool a mutable file".into(),
+                source: e,
+            })
+        })?;
+        Ok(FileContents {
+            size: spool.len(),
+            source: Source::Spooled(spool),
+        })
+    }
+
+    /// Opens the immutable file `cap` names (a directory is `IsADirectory`; a mutable file
+    /// needs a spool: [`FileContents::open_in`]).
     pub async fn open(grid: &Grid, cap: &Cap) -> Result<FileContents, vfs::Error> {
         match cap {
             Cap::Literal(lit) => Ok(FileContents {
@@ -127,6 +165,16 @@ impl FileContents {
             Source::Literal(data) => {
                 out.extend_from_slice(&data[offset as usize..end as usize]);
                 Ok(want)
+            }
+            Source::Spooled(spool) => {
+                let piece = spool.read_at(offset, want).map_err(|e| {
+                    vfs::Error::from(crate::grid::Error::Io {
+                        context: "read a spooled mutable file".into(),
+                        source: e,
+                    })
+                })?;
+                out.extend_from_slice(&piece);
+                Ok(piece.len())
             }
             Source::Chk { reader, stream } => {
                 let reusable = stream

@@ -12,6 +12,11 @@
 //! for the others forever): when the budget is spent, the file goes to the
 //! encrypted spool instead, and its upload later waits for budget holding none.
 //!
+//! A writer that replaces a mutable file (SDMF, MDMF) never streams and is never journaled:
+//! its contents stay in memory or the spool, and the commit publishes them as the file's next
+//! version under the same cap (answering only once the grid holds it), within
+//! [`vfs::MAX_MUTABLE_FILE_SIZE`].
+//!
 //! Nothing reaches the directory until [`FileWriter::commit`]: a client that
 //! disconnects with the file open leaves the old file (if any) exactly as it was,
 //! and no partial file ever appears under the real name. Dropping a writer
@@ -32,9 +37,11 @@ use crate::frontends::file_reader::FileContents;
 use crate::grid::budget::BudgetPermit;
 use crate::grid::immutable::upload::KeyChoice;
 use crate::grid::spool::Spool;
-use crate::grid::uri::Cap;
+use crate::grid::uri::{Cap, MutableCap};
 use crate::grid::{self, Grid};
 use crate::vfs::{self, EntryMetadata, Vfs};
+
+mod mutable_target;
 
 /// Existing contents are copied into a spool in pieces of this size.
 const COPY_CHUNK: u64 = 1 << 20;
@@ -59,6 +66,8 @@ pub struct FileWriter {
     hasher: Option<Sha256>,
     /// The digest of contents taken whole from a stored file, when its entry recorded one.
     known_sha256: Option<[u8; 32]>,
+    /// The mutable file these contents become the next version of (`None`: a new immutable file).
+    mutable: Option<MutableCap>,
 }
 
 enum Body {
@@ -263,7 +272,13 @@ impl FileWriter {
             mode: None,
             hasher: Some(Sha256::new()),
             known_sha256: None,
+            mutable: None,
         }
+    }
+
+    /// Where its spool goes (and that of files it reads whole).
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
     }
 
     /// A writer that starts from the contents of `existing` (open without truncation: resume, in-place edits).
@@ -278,7 +293,9 @@ impl FileWriter {
             mode: None,
             hasher: None,
             known_sha256: None,
-        })
+            mutable: None,
+        }
+        .replacing(Some(existing)))
     }
 
     /// The current length.
@@ -307,6 +324,7 @@ impl FileWriter {
 
     /// Writes `data` at `offset` (a gap before it reads as zeros).
     pub async fn write_at(&mut self, vfs: &Vfs, offset: u64, data: &[u8]) -> Result<(), vfs::Error> {
+        self.check_mutable_size(offset.saturating_add(data.len() as u64))?;
         self.changed = true;
         let in_order = offset == self.len();
         match &mut self.hasher {
@@ -326,7 +344,7 @@ impl FileWriter {
                     // Shares must be allocated at their exact size unless the servers take
                     // open-ended ones: else learn the size first, in the spool. The spool too
                     // when the budget has no room for the stream's first segment now.
-                    let first_segment = if grid.accepts_open_ended_shares() {
+                    let first_segment = if self.mutable.is_none() && grid.accepts_open_ended_shares() {
                         grid.memory_budget().try_acquire(grid.stream_segment_cost())
                     } else {
                         None
@@ -353,6 +371,7 @@ impl FileWriter {
 
     /// Truncates or extends to `len`.
     pub async fn set_len(&mut self, vfs: &Vfs, len: u64) -> Result<(), vfs::Error> {
+        self.check_mutable_size(len)?;
         self.changed = true;
         self.hasher = None;
         self.spool(vfs).await?.set_len(len).map_err(spool_error)
@@ -449,6 +468,15 @@ impl FileWriter {
                 metadata: self.entry_metadata(),
             });
         }
+        if self.changed
+            && let Some(cap) = self.mutable.clone()
+        {
+            let (data, permit) = self.take_for_publish(vfs).await?;
+            return Ok(Uploaded {
+                stored: Stored::Mutable { cap, data, permit },
+                metadata: self.attributes_only(),
+            });
+        }
         let cap = if !self.changed {
             None
         } else {
@@ -477,6 +505,9 @@ impl FileWriter {
     /// A small file's contents and their budget, taken out of memory to be committed through
     /// the node's journal (`None`: not in memory, too big, or no journal).
     fn take_journaled(&mut self, vfs: &Vfs) -> Option<(Vec<u8>, BudgetPermit)> {
+        if self.mutable.is_some() {
+            return None;
+        }
         let limit = vfs.journaled_size_limit()?;
         let Body::Memory(buffer) = &mut self.body else {
             return None;
@@ -536,6 +567,13 @@ impl FileWriter {
             return Ok(());
         }
         let metadata = self.entry_metadata();
+        if let Some(cap) = self.mutable.clone() {
+            let (data, permit) = self.take_for_publish(vfs).await?;
+            vfs.publish_mutable(path, &cap, data, permit, self.attributes_only())
+                .await?;
+            self.changed = false;
+            return Ok(());
+        }
         if let Some((data, permit)) = self.take_journaled(vfs) {
             vfs.commit_contents(path, data, permit, metadata).await?;
             self.changed = false;
@@ -578,6 +616,15 @@ enum Stored {
     Cap(Cap),
     /// A small file's contents and their memory budget: stored when the link is published.
     Journaled((Vec<u8>, BudgetPermit)),
+    /// A mutable file's next version and the budget for encoding it: published by the link.
+    Mutable {
+        /// The file.
+        cap: MutableCap,
+        /// Its new contents.
+        data: Vec<u8>,
+        /// Their budget.
+        permit: BudgetPermit,
+    },
 }
 
 impl Uploaded {
@@ -585,6 +632,7 @@ impl Uploaded {
     pub async fn link(self, vfs: &Vfs, path: &[u8]) -> Result<(), vfs::Error> {
         match self.stored {
             Stored::Journaled((data, permit)) => vfs.commit_contents(path, data, permit, self.metadata).await,
+            Stored::Mutable { cap, data, permit } => vfs.publish_mutable(path, &cap, data, permit, self.metadata).await,
             Stored::Cap(cap) => vfs.link_file(path, &cap, true, self.metadata).await,
             Stored::Unchanged if self.metadata != EntryMetadata::default() => {
                 vfs.set_attributes(path, self.metadata).await
@@ -600,6 +648,11 @@ impl Uploaded {
     pub async fn into_cap(self, vfs: &Vfs) -> Result<Option<Cap>, vfs::Error> {
         match self.stored {
             Stored::Journaled((data, permit)) => Ok(Some(upload_memory(vfs, data, permit).await?)),
+            Stored::Mutable { cap, data, permit } => {
+                vfs.grid().update_mutable(&cap, &data).await?;
+                drop((data, permit));
+                Ok(Some(Cap::Mutable(cap)))
+            }
             Stored::Cap(cap) => Ok(Some(cap)),
             Stored::Unchanged => Ok(None),
         }
@@ -617,7 +670,7 @@ async fn upload_memory(vfs: &Vfs, data: Vec<u8>, permit: BudgetPermit) -> Result
 /// A spool holding the contents of the file `cap`.
 async fn spool_from(grid: &Grid, cap: &Cap, spool_dir: &Path) -> Result<Spool, vfs::Error> {
     let mut spool = Spool::new(spool_dir).map_err(spool_error)?;
-    let mut contents = FileContents::open(grid, cap).await?;
+    let mut contents = FileContents::open_in(grid, cap, spool_dir).await?;
     let mut offset = 0;
     while offset < contents.size() {
         let piece = contents.read(offset, COPY_CHUNK).await?;

@@ -16,6 +16,7 @@ use unftp_core::auth::{
 };
 use unftp_core::storage::{self, Fileinfo, Metadata, StorageBackend};
 
+mod log_lines;
 mod mfmt;
 mod site;
 
@@ -64,6 +65,7 @@ pub fn reply_kind(kind: ErrorKind) -> storage::ErrorKind {
         ErrorKind::InvalidName => F::FileNameNotAllowedError,
         ErrorKind::Transient => F::TransientFileNotAvailable,
         ErrorKind::Unsupported => F::CommandNotImplemented,
+        ErrorKind::TooLarge => F::ExceededStorageAllocationError,
         ErrorKind::Internal => F::LocalError,
     }
 }
@@ -80,6 +82,7 @@ pub fn reply_code(kind: ErrorKind) -> ReplyCode {
         F::FileNameNotAllowedError => ReplyCode::BadFileName,
         F::TransientFileNotAvailable => ReplyCode::TransientFileError,
         F::CommandNotImplemented => ReplyCode::CommandNotImplemented,
+        F::ExceededStorageAllocationError => ReplyCode::ExceededStorageAllocation,
         _ => ReplyCode::LocalError,
     }
 }
@@ -233,7 +236,9 @@ impl GridStorage {
         if stat.kind == Kind::Directory {
             return Err(ftp_error(vfs::Error::new(ErrorKind::IsADirectory)));
         }
-        FileContents::open(vfs.grid(), &cap).await.map_err(ftp_error)
+        FileContents::open_in(vfs.grid(), &cap, &self.spool_dir)
+            .await
+            .map_err(ftp_error)
     }
 }
 
@@ -362,7 +367,7 @@ impl StorageBackend<FtpUser> for GridStorage {
                 writer.set_len(&vfs, start_pos).await.map_err(ftp_error)?;
                 writer
             }
-            _ => FileWriter::create(&self.spool_dir),
+            _ => FileWriter::create(&self.spool_dir).replacing(existing.as_ref()),
         };
         let mut offset = writer.len();
         let mut buf = vec![0u8; STOR_CHUNK];
@@ -484,6 +489,7 @@ pub async fn serve(
                     throttle: settings.throttle.clone(),
                     span: span.clone(),
                 }))
+                .logger(log_lines::logger())
                 .greeting("lafs-gateway FTP ready")
                 .passive_ports(settings.passive_ports.clone())
                 .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
@@ -544,6 +550,7 @@ mod tests {
             (ErrorKind::InvalidName, F::FileNameNotAllowedError, "553"),
             (ErrorKind::Transient, F::TransientFileNotAvailable, "450"),
             (ErrorKind::Unsupported, F::CommandNotImplemented, "502"),
+            (ErrorKind::TooLarge, F::ExceededStorageAllocationError, "552"),
             (ErrorKind::Internal, F::LocalError, "451"),
         ];
         for (kind, reply, code) in table {

@@ -4,6 +4,7 @@ mod format_error;
 pub mod key_pool;
 pub mod keys;
 pub mod mdmf;
+pub mod probe;
 pub mod publish;
 pub mod retrieve;
 pub mod sdmf;

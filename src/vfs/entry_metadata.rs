@@ -140,6 +140,7 @@ impl Vfs {
     pub async fn lookup_entry(&self, path: &[u8]) -> Result<(Cap, Stat, Map<String, Value>), Error> {
         let (cap, metadata, parent_writable) = self.resolve(&super::split_path(path)?).await?;
         let stat = super::stat_of(&cap, metadata.as_ref(), parent_writable)?;
+        let stat = self.sized(&cap, stat).await?;
         Ok((cap, stat, metadata.unwrap_or_default()))
     }
 

@@ -53,6 +53,24 @@ pub fn loggable(path: &str) -> String {
         .join("/")
 }
 
+/// `text` with every cap in it (`URI:` and the characters a cap is made of after it) replaced by
+/// `<cap>`, for log lines that quote paths in their own way (libunftp's).
+pub fn redact_caps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("URI:") {
+        out.push_str(&rest[..at]);
+        out.push_str("<cap>");
+        let cap = &rest[at..];
+        let end = cap
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.')))
+            .unwrap_or(cap.len());
+        rest = &cap[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +98,10 @@ mod tests {
         assert_eq!(loggable("uri/URI:DIR2:aaa:bbb"), "uri/<cap>");
         assert_eq!(loggable("/docs/uri/x"), "/docs/uri/x");
         assert_eq!(loggable("/a/b"), "/a/b");
+        assert_eq!(
+            redact_caps("Successful STOR \"/uri/URI:DIR2:ab2c:de3f/x\"; path: URI:SSK-RO:a:b, n"),
+            "Successful STOR \"/uri/<cap>/x\"; path: <cap>, n"
+        );
+        assert_eq!(redact_caps("no caps here"), "no caps here");
     }
 }

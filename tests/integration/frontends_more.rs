@@ -359,6 +359,18 @@ async fn site_verify_and_exec_verify_name_a_share_corrupted_on_disk() {
     let run = curl_ftp(&gw, &["-v", "-Q", "SITE REPAIR v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
     run.ok();
     assert!(run.stderr.contains("200 v.bin: repaired"), "{}", run.stderr);
+    // An account without write access may verify, not repair.
+    let reader = format!("ftp://reader:{PASSWORD}@127.0.0.1:{}", gw.ftp_port);
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args(["-sS", "-v", "-Q", "SITE REPAIR hello.txt", "-o", "/dev/null"])
+        .arg(format!("{reader}/hello.txt"));
+    let run = crate::common::gateway::run(curl, gw.work.path(), b"").await;
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stderr.contains("550 SITE REPAIR hello.txt: permission denied"),
+        "{}",
+        run.stderr
+    );
     let run = curl_ftp(&gw, &["-v", "-Q", "SITE VERIFY v.bin", "URL/v.bin", "-o", "/dev/null"]).await;
     run.ok();
     assert!(

@@ -532,6 +532,11 @@ fn every_log_line_of_a_connection_names_its_peer_and_user() {
     let mut node = FtpNode::start("50000-50100");
     std::fs::write(node.path("up.txt"), b"logged\n").unwrap();
     assert_ok(&node.client("curl", &["-sS", "-T", "up.txt", &node.url("ftp", "ftp-up.txt")]));
+    // A `/uri/<cap>` path: libunftp logs the paths it stores and reads (info, debug).
+    let root = crate::common::alias_cap(&node.node(), "root");
+    let by_cap = node.url("ftp", &format!("uri/{root}/by-cap.txt"));
+    assert_ok(&node.client("curl", &["-sS", "-T", "up.txt", &by_cap]));
+    assert_ok(&node.client("curl", &["-sS", "-o", "by-cap.txt", &by_cap]));
     let wrong = format!("ftp://mallory:Wr0ngPa55@127.0.0.1:{}/", node.port);
     assert!(
         !ok(&node.client("curl", &["-sS", &wrong])),
@@ -593,8 +598,8 @@ fn every_log_line_of_a_connection_names_its_peer_and_user() {
     for l in log.lines().filter(|l| l.contains("frontends::sftp")) {
         assert!(l.contains(" sftp{peer=127.0.0.1:"), "{l}");
     }
-    let root = crate::common::alias_cap(&node.node(), "root");
-    for secret in [PASSWORD, "Wr0ngPa55", root.as_str()] {
+    assert!(line("Successful RETR").contains("/uri/<cap>/by-cap.txt"), "{log}");
+    for secret in [PASSWORD, "Wr0ngPa55", root.as_str(), "URI:"] {
         assert!(!log.contains(secret), "{secret:?} logged");
     }
     node.finish();

@@ -18,6 +18,8 @@ mod directory;
 mod drop_upload;
 /// Issue 21: `/uri/` paths, modes, OpenSSH extensions and hashes over SFTP and FTP.
 mod frontends_more;
+/// Issue 21: mutable files in directories over SFTP and FTP.
+mod frontends_mutable;
 /// The FTP frontend with real clients.
 mod ftp;
 /// FTP and FTPS through `lafs run` with wget, rclone, ncftp, tnftp, ftplib and raw sessions.

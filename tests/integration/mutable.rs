@@ -31,6 +31,9 @@ async fn create_read_update_and_read_only_access_in_both_formats() {
         let big = pseudo_random(400_000, 3);
         test.grid.update_mutable(&cap, &big).await.unwrap();
         assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), big, "{format:?}");
+        // The size from the shares' signed headers alone.
+        assert_eq!(test.grid.mutable_size(&cap).await.unwrap(), 400_000, "{format:?}");
+        assert_eq!(test.grid.mutable_size(&cap.read_only()).await.unwrap(), 400_000);
         test.grid.update_mutable(&cap, b"").await.unwrap();
         assert_eq!(test.grid.read_mutable(&cap).await.unwrap(), b"");
         test.grid.update_mutable(&cap, b"short again").await.unwrap();

@@ -1,12 +1,13 @@
 //! The real `tahoe` CLI (tahoe-lafs 1.20) against `lafs run`'s web API, every output compared
 //! with the same command against a real Tahoe client node on the same storage servers
-//! (`tests/interop/tahoe_webapi.py` sets it up and compares).
+//! (`tests/interop/tahoe_webapi.py` sets it up and compares), and mutable files the real client
+//! made read and written in place through `lafs run`'s SFTP and FTP (`mutable_frontends.py`).
 
 use std::path::Path;
 use std::process::Command;
 
-/// The commands the script compares (one PASS line each).
-const EXPECTED_CHECKS: usize = 41;
+/// The commands the script compares and the SFTP/FTP checks of mutable files (one PASS line each).
+const EXPECTED_CHECKS: usize = 49;
 
 #[test]
 fn the_real_tahoe_cli_gets_the_same_answers_from_lafs_as_from_tahoe() {

@@ -33,6 +33,8 @@ import yaml
 LAFS, WORK = sys.argv[1], os.path.abspath(sys.argv[2])
 K, HAPPY, N = 2, 3, 3
 PROCS = []
+# Our gateway's SFTP and FTP ports (mutable_frontends.py drives them).
+FRONTENDS = {}
 
 
 def free_ports(n):
@@ -90,7 +92,8 @@ def setup():
                     'nickname = "s%d"\n' % (port, i))
         start([LAFS, "--node-dir", d, "run"], os.path.join(WORK, "s%d.log" % i))
         announcements.append(os.path.join(d, "private", "storage-announcement.yaml"))
-    tahoe_web, our_web = free_ports(2)
+    tahoe_web, our_web, sftp_port, ftp_port = free_ports(4)
+    FRONTENDS.update(sftp=sftp_port, ftp=ftp_port)
     tahoe_dir = os.path.join(WORK, "tahoe")
     subprocess.run([os.path.join(os.path.dirname(sys.executable), "tahoe"), "create-node", "--nickname=tc",
                     "--no-storage", "--listen=none", "--webport=tcp:%d:interface=127.0.0.1" % tahoe_web,
@@ -100,7 +103,9 @@ def setup():
     subprocess.run([LAFS, "init", ours], check=True, capture_output=True)
     with open(os.path.join(ours, "lafs.toml"), "w") as f:
         f.write('[grid]\nneeded = %d\nhappy = %d\ntotal = %d\nservers_yaml = "private/servers.yaml"\n'
-                '[frontends]\nsftp = false\nftp = false\n[web]\nlisten = "127.0.0.1:%d"\n' % (K, HAPPY, N, our_web))
+                '[frontends]\nsftp_listen = "127.0.0.1:%d"\nftp_listen = "127.0.0.1:%d"\n'
+                'ftp_passive_ports = "40000-60000"\n[web]\nlisten = "127.0.0.1:%d"\n'
+                % (K, HAPPY, N, sftp_port, ftp_port, our_web))
     # Tahoe makes its secret at first start: give it ours instead.
     shutil.copy(os.path.join(ours, "private", "convergence"), os.path.join(tahoe_dir, "private", "convergence"))
     wait_for("storage announcements", lambda: all(os.path.exists(a) for a in announcements))
@@ -297,6 +302,10 @@ def main():
     both("manifest", "manifest", "work:tree")
     both("manifest --storage-index", "manifest", "--storage-index", "work:tree", storage_indexes=True)
     both("stats", "stats", "work:tree")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import mutable_frontends
+    more = mutable_frontends.run(tahoe, tahoe_dir, ours, LAFS, WORK, FRONTENDS["sftp"], FRONTENDS["ftp"])
+    passed, failed = passed + more[0], failed + more[1]
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

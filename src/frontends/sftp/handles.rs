@@ -25,6 +25,7 @@ use super::requests::{Ticket, check_extent, now_secs, ok, vfs_err};
 use super::session::statvfs_reply;
 use crate::frontends::file_reader::FileContents;
 use crate::frontends::file_writer::FileWriter;
+use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind, Kind, Stat, Vfs};
 
 /// Directory entries sent per READDIR reply.
@@ -390,7 +391,10 @@ async fn copy_data(
     else {
         return Err(StatusCode::PermissionDenied.with_message("handle not opened for writing"));
     };
-    if openssh::copies_whole(&source, read_offset, read_len, write_offset, writer.len()) {
+    // A mutable source is copied by its bytes: linking its cap would share it, not copy it.
+    if !matches!(source.cap, Cap::Mutable(_))
+        && openssh::copies_whole(&source, read_offset, read_len, write_offset, writer.len())
+    {
         writer.take_whole(source.cap, source.size, source.sha256);
         registration.state.set_size(source.size);
         return Ok(Packet::Status(ok(id)));
@@ -400,7 +404,9 @@ async fn copy_data(
         len => read_offset.saturating_add(len).min(source.size),
     };
     check_extent(writer.len(), write_offset, end.saturating_sub(read_offset))?;
-    let mut contents = FileContents::open(vfs.grid(), &source.cap).await.map_err(vfs_err)?;
+    let mut contents = FileContents::open_in(vfs.grid(), &source.cap, writer.spool_dir())
+        .await
+        .map_err(vfs_err)?;
     let mut at = read_offset;
     while at < end {
         let piece = contents.read(at, COPY_CHUNK.min(end - at)).await.map_err(vfs_err)?;

@@ -104,7 +104,9 @@ impl SftpSession {
             if stat.kind == Kind::Directory {
                 return Err(vfs_err(vfs::Error::new(ErrorKind::IsADirectory)));
             }
-            let contents = FileContents::open(self.vfs.grid(), &cap).await.map_err(vfs_err)?;
+            let contents = FileContents::open_in(self.vfs.grid(), &cap, &self.spool_dir)
+                .await
+                .map_err(vfs_err)?;
             let source = ReadSource {
                 cap,
                 size: stat.size,
@@ -136,7 +138,7 @@ impl SftpSession {
             Some(cap) if !flags.contains(OpenFlags::TRUNCATE) => {
                 FileWriter::resume(&self.vfs, &cap, &self.spool_dir).await?
             }
-            _ => FileWriter::create(&self.spool_dir),
+            _ => FileWriter::create(&self.spool_dir).replacing(existing.as_ref()),
         };
         let registration = self.open_writes.register(&self.user, &path);
         registration.state.set_size(writer.len());
@@ -229,7 +231,7 @@ impl SftpSession {
             if size != stat.size {
                 check_extent(stat.size, size, 0)?;
                 let mut writer = if size == 0 {
-                    FileWriter::create(&self.spool_dir)
+                    FileWriter::create(&self.spool_dir).replacing(Some(&cap))
                 } else {
                     FileWriter::resume(&self.vfs, &cap, &self.spool_dir)
                         .await

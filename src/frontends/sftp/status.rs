@@ -20,6 +20,8 @@ pub fn status_code(kind: ErrorKind) -> StatusCode {
         ErrorKind::InvalidName => StatusCode::BadMessage,
         ErrorKind::Transient => StatusCode::Failure,
         ErrorKind::Unsupported => StatusCode::OpUnsupported,
+        // OpenSSH maps EFBIG to FAILURE; the message says "file too large".
+        ErrorKind::TooLarge => StatusCode::Failure,
         ErrorKind::Internal => StatusCode::Failure,
     }
 }
@@ -45,6 +47,7 @@ mod tests {
             (ErrorKind::InvalidName, StatusCode::BadMessage),
             (ErrorKind::Transient, StatusCode::Failure),
             (ErrorKind::Unsupported, StatusCode::OpUnsupported),
+            (ErrorKind::TooLarge, StatusCode::Failure),
             (ErrorKind::Internal, StatusCode::Failure),
         ];
         for (kind, code) in table {
