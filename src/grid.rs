@@ -359,7 +359,7 @@ impl Grid {
         }
     }
 
-    /// Waits for this process's turn to write the mutable file `si`.
+    /// Waits for this process's turn to write `si`: a mutable file, or an immutable file's shares.
     pub async fn lock_for_writing(&self, si: StorageIndex) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.write_locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -28,6 +28,10 @@ pub(super) struct Placement {
     allocated: BTreeMap<usize, BTreeSet<ShareNum>>,
     /// Servers that failed during the upload (their shares were given up).
     failed: Vec<NodeId>,
+    /// This process's turn to write the file's shares, held until the upload ends: a second
+    /// upload of the same file (same convergent storage index) waits, then finds every share
+    /// already there, where the servers would have refused it the shares being written.
+    _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 pub(super) type WriteResults = Vec<(usize, Result<(), crate::grid::storage::Error>)>;
@@ -195,6 +199,7 @@ impl Grid {
         plan: &UploadPlan,
     ) -> Result<Placement, Error> {
         let params = plan.params;
+        let turn = self.lock_for_writing(si).await;
         let servers = self.permuted_servers(si);
         let listings = join_all(servers.iter().map(|s| s.list_shares(si))).await;
         let mut usable: Vec<usize> = Vec::new();
@@ -233,6 +238,7 @@ impl Grid {
             existing,
             allocated: BTreeMap::new(),
             failed: Vec::new(),
+            _turn: turn,
         };
         let all_shares: Vec<ShareNum> = (0..params.total as ShareNum).collect();
         loop {
@@ -333,8 +339,11 @@ impl Grid {
         };
         match closed {
             Ok(cap) => {
+                let failed = std::mem::take(&mut placement.failed);
+                // The upload is over: its turn goes, for the repair below places shares of it too.
+                drop(placement);
                 if plan.replace_dropped {
-                    self.replace_dropped_shares(&cap, &placement.failed).await;
+                    self.replace_dropped_shares(&cap, &failed).await;
                 }
                 Ok(cap)
             }
