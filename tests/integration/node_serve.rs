@@ -58,12 +58,32 @@ async fn serve_starts_every_configured_service_and_stops_them_on_shutdown() {
         .await
         .expect("every service stops")
         .unwrap();
-    for address in [ftp, sftp, published.address] {
-        assert!(
-            tokio::net::TcpStream::connect(address).await.is_err(),
-            "{address} still listens"
-        );
+    // Another test may take a freed port at once (FTP passive listeners and every `:0` bind draw
+    // from the same range), so a port counts as still ours only if our service answers on it.
+    for (address, probe, answer) in [
+        (ftp, &b""[..], &b"220"[..]),
+        (sftp, b"", b"SSH-"),
+        (published.address, b"GET /storage/v1/version HTTP/1.0\r\n\r\n", b"HTTP/"),
+    ] {
+        assert!(!still_serves(address, probe, answer).await, "{address} still serves");
     }
+}
+
+/// Whether `address` accepts a connection and answers `probe` with something starting with
+/// `answer` within two seconds.
+async fn still_serves(address: std::net::SocketAddr, probe: &[u8], answer: &[u8]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+        return false;
+    };
+    if stream.write_all(probe).await.is_err() {
+        return false;
+    }
+    let mut got = vec![0u8; answer.len()];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut got)).await,
+        Ok(Ok(_)) if got == answer
+    )
 }
 
 #[tokio::test]
