@@ -666,26 +666,3 @@ async fn the_same_file_uploaded_at_once_by_many_clients_is_stored_once_and_every
     let mut reader = test.grid.open_file(&cap).await.unwrap();
     assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
 }
-
-/// The same file uploaded by several clients at once (the same convergent storage index): each
-/// upload gets the cap, none is refused because another one is writing the shares right then.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_same_file_uploaded_at_once_by_many_clients_is_stored_once_and_every_upload_succeeds() {
-    let test = TestGrid::new(10, params(3, 7, 10, 1 << 20), b"conv");
-    let data = pseudo_random(3 * MIB + 5, 61);
-    let uploads = (0..8).map(|_| {
-        let grid = test.grid.clone();
-        let data = data.clone();
-        tokio::spawn(async move { grid.upload_bytes(data).await })
-    });
-    let caps: Vec<_> = futures::future::join_all(uploads)
-        .await
-        .into_iter()
-        .map(|joined| joined.unwrap().expect("every upload succeeds"))
-        .collect();
-    assert!(caps.windows(2).all(|pair| pair[0] == pair[1]), "{caps:?}");
-    let cap = chk(&caps[0]);
-    assert_eq!(test.share_files(&cap.storage_index().to_string()).len(), 10);
-    let mut reader = test.grid.open_file(&cap).await.unwrap();
-    assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
-}
