@@ -174,6 +174,13 @@ async fn put(
     args: &Args,
 ) -> Result<Response<WebBody>, WebError> {
     let replace = args.replace()?;
+    // Tahoe writes a partial MDMF update at `offset=`; we do not, and replacing the whole file with
+    // the fragment would lose the rest of it.
+    if args.get("offset").is_some() {
+        return Err(WebError::bad_request(
+            "PUT with offset= (a partial update) is not supported",
+        ));
+    }
     let Some((last, parents)) = names.split_last() else {
         return match (root, args.t()) {
             (Cap::Mutable(m), "") => {
