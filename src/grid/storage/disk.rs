@@ -2,14 +2,16 @@
 //!
 //! `<root>/shares/<2 chars>/<SI>/<shnum>` holds complete shares; uploads in
 //! progress live under `<root>/shares/incoming/` and are renamed into place
-//! only after an fsync, so a crash never leaves a partial share where readers
-//! look. A real Tahoe storage node pointed at `<root>` reads the same files.
+//! only once their bytes are on stable storage, so a crash never leaves a partial
+//! share where readers look. A real Tahoe storage node pointed at `<root>` reads
+//! the same files.
 
 mod files;
 mod immutable_share;
 mod incoming;
 mod leases;
 mod mutable_share;
+mod sync_group;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -21,13 +23,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use self::files::{fsync_dir, is_mutable_container, share_dir, share_files};
+use self::files::{is_mutable_container, share_dir, share_files};
 use self::immutable_share::{add_or_renew_immutable_lease, immutable_lease_expirations, read_immutable_container};
 use self::incoming::{Upload, claim_incoming, clear_incoming, incoming_path, start_container, trim_container};
 use self::leases::StripedLocks;
 pub use self::leases::{LEASE_SECONDS, ShareKind, ShareLocks};
 pub use self::mutable_share::MAX_READ_TEST_WRITE_ANSWER;
 use self::mutable_share::{MutableShare, read_test_write};
+use self::sync_group::SyncGroup;
 use super::immutable_container::{HEADER_SIZE as IMMUTABLE_HEADER, LEASE_SIZE as IMMUTABLE_LEASE};
 use super::{
     Allocation, Error, LeaseSecrets, ReadTestWriteResult, ServerId, ServerVersion, ShareNum, StorageServer,
@@ -49,6 +52,8 @@ pub struct DiskServer {
     /// Adding a lease to an immutable share rewrites its lease count and appends a record:
     /// two at once would both append at the same place and one lease would be lost.
     lease_locks: Arc<StripedLocks>,
+    /// Makes closed shares durable, one `syncfs` for all closed at once on the filesystem.
+    sync_group: Arc<SyncGroup>,
 }
 
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
@@ -83,9 +88,11 @@ impl DiskServer {
             node_id,
             permutation_seed: node_id.to_vec(),
         };
+        let sync_group = SyncGroup::for_filesystem_of(&incoming)?;
         Ok(DiskServer {
             root,
             id,
+            sync_group,
             uploads: Mutex::new(HashMap::new()),
             mutable_lock: Arc::new(Mutex::new(())),
             lease_locks: Arc::new(StripedLocks::new()),
@@ -297,31 +304,26 @@ impl StorageServer for DiskServer {
     async fn close_share(&self, si: StorageIndex, share_num: ShareNum) -> Result<(), Error> {
         let upload = self.uploads().remove(&(si, share_num)).ok_or(Error::NoSuchUpload)?;
         let final_dir = self.share_dir(si);
+        let trimmed = Arc::clone(&upload);
         blocking(move || {
-            let written = upload.written_end.load(std::sync::atomic::Ordering::Relaxed);
-            if written < upload.max_size {
-                trim_container(&upload.file, written, upload.max_size)?;
-            }
-            upload.file.sync_all().map_err(|e| Error::io("fsync share", e))?;
-            let dir_existed = final_dir.exists();
-            let parent_existed = dir_existed || final_dir.parent().is_some_and(Path::exists);
-            if !dir_existed {
-                fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
-            }
-            let final_path = final_dir.join(share_num.to_string());
-            fs::rename(&upload.incoming, &final_path)
-                .map_err(|e| Error::io(format!("move share to {}", final_path.display()), e))?;
-            fsync_dir(&final_dir)?;
-            // A directory made now is only an entry in its parent until that is synced too.
-            if !dir_existed && let Some(parent) = final_dir.parent() {
-                fsync_dir(parent)?;
-                if !parent_existed && let Some(shares) = parent.parent() {
-                    fsync_dir(shares)?;
-                }
+            let written = trimmed.written_end.load(std::sync::atomic::Ordering::Relaxed);
+            if written < trimmed.max_size {
+                trim_container(&trimmed.file, written, trimmed.max_size)?;
             }
             Ok(())
         })
-        .await
+        .await?;
+        // The share's bytes are on disk before it appears where readers look...
+        self.sync_group.sync().await?;
+        blocking(move || {
+            fs::create_dir_all(&final_dir).map_err(|e| Error::io(format!("create {}", final_dir.display()), e))?;
+            let final_path = final_dir.join(share_num.to_string());
+            fs::rename(&upload.incoming, &final_path)
+                .map_err(|e| Error::io(format!("move share to {}", final_path.display()), e))
+        })
+        .await?;
+        // ...and its name there (with any directory made for it) before the close is answered.
+        self.sync_group.sync().await
     }
 
     async fn abort_share(&self, si: StorageIndex, share_num: ShareNum) -> Result<(), Error> {
@@ -427,11 +429,18 @@ impl StorageServer for DiskServer {
         let dir = self.share_dir(si);
         let node_id = self.id.node_id;
         let lock = self.mutable_lock.clone();
-        blocking(move || {
+        let (result, changed) = blocking(move || {
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             read_test_write(&dir, node_id, write_enabler, lease, test_and_writes, read_vector)
         })
-        .await
+        .await?;
+        if changed {
+            // The new bytes and any share or directory made for them are durable before the
+            // answer. A reader may see them before: had the node crashed then, they would be
+            // gone, but this writer was never answered (Tahoe's own server syncs nothing).
+            self.sync_group.sync().await?;
+        }
+        Ok(result)
     }
 
     async fn list_mutable_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, Error> {

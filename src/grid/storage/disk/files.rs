@@ -1,4 +1,4 @@
-//! Where a disk server's share files live, which kind of container each holds, and directory fsyncs.
+//! Where a disk server's share files live, and which kind of container each holds.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -39,10 +39,4 @@ pub(super) fn is_mutable_container(path: &Path) -> Result<bool, Error> {
         .read_at(&mut head, 0)
         .map_err(|e| Error::io("read share header", e))?;
     Ok(n == 32 && (head == mutable_container::magic(1) || head == mutable_container::magic(2)))
-}
-
-pub(super) fn fsync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("fsync {}", dir.display()), e))
 }

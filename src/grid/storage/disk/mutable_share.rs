@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
-use super::files::{fsync_dir, is_mutable_container, share_files};
+use super::files::{is_mutable_container, share_files};
 use super::leases::{now_plus_lease, stored_secrets};
 use crate::grid::hashutil::Hash;
 use crate::grid::storage::mutable_container::{
@@ -227,6 +227,8 @@ impl MutableShare {
     }
 }
 
+/// Applies a read-test-write to the shares in `dir`; the flag says whether a share changed (its
+/// bytes and directory entries are written but not yet synced: the caller syncs them).
 pub(super) fn read_test_write(
     dir: &Path,
     node_id: [u8; 20],
@@ -234,7 +236,7 @@ pub(super) fn read_test_write(
     lease: LeaseSecrets,
     test_and_writes: BTreeMap<ShareNum, TestAndWrite>,
     read_vector: Vec<(u64, u64)>,
-) -> Result<ReadTestWriteResult, Error> {
+) -> Result<(ReadTestWriteResult, bool), Error> {
     let mut shares = BTreeMap::new();
     for (num, path) in share_files(dir)? {
         if is_mutable_container(&path)? {
@@ -280,12 +282,12 @@ pub(super) fn read_test_write(
                 None => Vec::new(),
             };
             if !bool::from(actual.ct_eq(&test.specimen)) {
-                return Ok(result);
+                return Ok((result, false));
             }
         }
     }
     // Made only when a share is created, so a request that creates none leaves no empty directory.
-    let mut new_dir_parents: Option<Vec<PathBuf>> = None;
+    let mut dirs_made = false;
     let mut changed = false;
     for (num, tw) in test_and_writes {
         if tw.new_length == Some(0) {
@@ -301,38 +303,19 @@ pub(super) fn read_test_write(
         let mut share = match shares.remove(&num) {
             Some((share, _)) => share,
             None => {
-                if new_dir_parents.is_none() {
-                    new_dir_parents = Some(create_dirs(dir)?);
+                if !dirs_made {
+                    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+                    dirs_made = true;
                 }
                 MutableShare::create(&dir.join(num.to_string()), node_id, write_enabler)?
             }
         };
         share.write(&tw.writes, tw.new_length)?;
         share.add_or_renew_lease(&lease, node_id)?;
-        share.file.sync_all().map_err(|e| Error::io("fsync mutable share", e))?;
         changed = true;
     }
-    if changed {
-        fsync_dir(dir)?;
-        // A new share (or prefix) directory is only an entry in its parent until that is synced:
-        // without it a crash could lose the directory, and the fsynced share with it.
-        for parent in new_dir_parents.into_iter().flatten() {
-            fsync_dir(&parent)?;
-        }
-    }
     result.success = true;
-    Ok(result)
-}
-
-/// Creates `dir` and its missing ancestors; returns the parents of those it created, whose
-/// entries must be synced for the new directories to survive a crash.
-fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    Ok(missing
-        .iter()
-        .filter_map(|d| d.parent().map(Path::to_path_buf))
-        .collect())
+    Ok((result, changed))
 }
 
 #[cfg(test)]
@@ -632,20 +615,5 @@ mod tests {
         assert_eq!(server.list_mutable_shares(si).await.unwrap(), [0].into());
         assert!(write_0(&server, si, &[], Some(0)).await);
         assert!(server.list_mutable_shares(si).await.unwrap().is_empty());
-    }
-
-    #[test]
-    fn create_dirs_names_the_parents_of_the_directories_it_made() {
-        let dir = tempfile::tempdir().unwrap();
-        let shares = dir.path().join("shares");
-        fs::create_dir(&shares).unwrap();
-        let si_dir = shares.join("aa").join("aaaa");
-        assert_eq!(create_dirs(&si_dir).unwrap(), vec![shares.join("aa"), shares.clone()]);
-        assert!(si_dir.is_dir());
-        assert!(create_dirs(&si_dir).unwrap().is_empty());
-        assert_eq!(
-            create_dirs(&shares.join("aa").join("bbbb")).unwrap(),
-            vec![shares.join("aa")]
-        );
     }
 }
