@@ -19,6 +19,10 @@ const CONCURRENT_UPLOADS: usize = 16;
 /// How long a directory's task lets links gather before each write: a sequential client's next
 /// closes join this write instead of each costing one (the wait is part of the publish delay).
 pub(crate) const GATHER: Duration = Duration::from_millis(25);
+/// Publishing waits while this node acknowledged a link less than this long ago...
+pub(crate) const QUIET: Duration = Duration::from_millis(50);
+/// ...but no longer than this after the oldest link it holds was acknowledged.
+pub(crate) const HOLD: Duration = Duration::from_secs(2);
 /// The first wait after a refused publish (it doubles up to [`MAX_RETRY_DELAY`]).
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 
@@ -37,7 +41,7 @@ pub(crate) struct Link {
 pub(crate) async fn run(inner: Arc<Inner>, si: StorageIndex) {
     let mut delay = FIRST_RETRY_DELAY;
     loop {
-        tokio::time::sleep(GATHER).await;
+        inner.settle(si).await;
         let Some((dircap, mut batch)) = inner.take_batch(si) else {
             break;
         };
