@@ -22,7 +22,7 @@ for run in $(seq "$RUNS"); do
   printf '\n[[drop_upload]]\nname = "bench"\nlocal_dir = "%s"\ntarget = "%s"\n' "$ROOT/in" "$cap" >>"$ROOT/node/lafs.toml"
   mkdir -p "$ROOT/in" "$ROOT/staging"
   for i in $(seq -w 1 "$FILES"); do head -c "$SIZE" /dev/urandom >"$ROOT/staging/f$i"; done
-  "$LAFS" --node-dir "$ROOT/node" run --sftp-listen 127.0.0.1:0 --ftp-listen 127.0.0.1:0 >"$ROOT/node.log" 2>&1 &
+  "$LAFS" --node-dir "$ROOT/node" run --sftp-listen 127.0.0.1:0 --ftp-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 >"$ROOT/node.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "serving until" "$ROOT/node.log" && break; sleep 0.1; done
   sync

@@ -40,7 +40,7 @@ drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 >/proc/sys
 start_gateway() { # $1 = node dir (a fresh one gets the demo account demo/demo); prints the FTP port
   local node=$1 port
   port=$(free_port)
-  "$LAFS" --node-dir "$node" run --sftp-listen 127.0.0.1:0 --ftp-listen "127.0.0.1:$port" >"$node.log" 2>&1 &
+  "$LAFS" --node-dir "$node" run --sftp-listen 127.0.0.1:0 --ftp-listen "127.0.0.1:$port" --web-listen 127.0.0.1:0 >"$node.log" 2>&1 &
   PIDS+=($!)
   echo "$!" >"$node.pid"
   for _ in $(seq 100); do grep -q "serving until" "$node.log" 2>/dev/null && break; sleep 0.1; done

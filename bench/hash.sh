@@ -25,7 +25,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 SFTP_PORT=$(free_port); FTP_PORT=$(free_port)
-"$LAFS" --node-dir "$ROOT/node" run --sftp-listen "127.0.0.1:$SFTP_PORT" --ftp-listen "127.0.0.1:$FTP_PORT" \
+"$LAFS" --node-dir "$ROOT/node" run --sftp-listen "127.0.0.1:$SFTP_PORT" --ftp-listen "127.0.0.1:$FTP_PORT" --web-listen 127.0.0.1:0 \
   >"$ROOT/node.log" 2>&1 &
 GW=$!
 for _ in $(seq 100); do grep -q "serving until" "$ROOT/node.log" 2>/dev/null && break; sleep 0.1; done

@@ -54,7 +54,7 @@ start_gateway() {
   echo demo | "$LAFS" --node-dir "$node" account add demo --password >/dev/null
   SFTP_PORT=$(free_port)
   FTP_PORT=$(free_port)
-  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$SFTP_PORT" --ftp-listen "127.0.0.1:$FTP_PORT" \
+  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$SFTP_PORT" --ftp-listen "127.0.0.1:$FTP_PORT" --web-listen 127.0.0.1:0 \
     >"$node.log" 2>&1 &
   GW_PID=$!
   PIDS+=("$GW_PID")

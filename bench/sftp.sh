@@ -51,7 +51,7 @@ O=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
 start_gateway() { # $1 = node dir; prints the port
   local node=$1 port
   port=$(free_port)
-  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" --ftp-listen 127.0.0.1:0 >"$node.log" 2>&1 &
+  "$LAFS" --node-dir "$node" run --sftp-listen "127.0.0.1:$port" --ftp-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 >"$node.log" 2>&1 &
   PIDS+=($!)
   echo "$!" >"$node.pid"
   for _ in $(seq 100); do grep -q "serving until" "$node.log" 2>/dev/null && break; sleep 0.1; done

@@ -38,7 +38,7 @@ if [ -n "${MEMORY_BUDGET_MIB:-}" ]; then
   sed -i "s/^memory_budget_mib = .*/memory_budget_mib = $MEMORY_BUDGET_MIB/" "$ROOT/node/lafs.toml"
 fi
 LAFS_LOG=${LAFS_LOG:-warn} "$LAFS" --node-dir "$ROOT/node" run --sftp-listen "127.0.0.1:$SFTP_PORT" \
-  --ftp-listen "127.0.0.1:$FTP_PORT" >"$ROOT/node.log" 2>&1 &
+  --ftp-listen "127.0.0.1:$FTP_PORT" --web-listen 127.0.0.1:0 >"$ROOT/node.log" 2>&1 &
 GW=$!
 PIDS+=("$GW")
 for _ in $(seq 100); do grep -q "serving until" "$ROOT/node.log" 2>/dev/null && break; sleep 0.1; done
