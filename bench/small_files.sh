@@ -223,21 +223,20 @@ suite() {
   cp -r "$ROOT/tree" "$mnt/fs$run"
   echo "sshfs_cp_r $(seconds_since "$t_cp")"
   fusermount -u "$mnt"
-  mount_sshfs
-  drop_caches
-  t0=$(now)
-  diff -r "$ROOT/tree" "$mnt/fs$run" >/dev/null || { echo "$who: sshfs diff -r found differences" >&2; exit 1; }
-  echo "sshfs_diff_r $(seconds_since "$t0")"
-  fusermount -u "$mnt"
+  # diff -r on a fresh mount, cold cache: $1 = the result's key.
+  timed_diff_r() {
+    mount_sshfs
+    drop_caches
+    t0=$(now)
+    diff -r "$ROOT/tree" "$mnt/fs$run" >/dev/null || { echo "$who: sshfs diff -r found differences" >&2; exit 1; }
+    echo "$1 $(seconds_since "$t0")"
+    fusermount -u "$mnt"
+  }
+  timed_diff_r sshfs_diff_r
   # Again once the gateway has published what cp -r left pending: the first diff -r shares the
   # CPU with that publishing (on the network grid with five storage processes at normal priority).
   [ "$who" = gw ] && echo "sshfs_published_after $(published_after "$t_cp")"
-  mount_sshfs
-  drop_caches
-  t0=$(now)
-  diff -r "$ROOT/tree" "$mnt/fs$run" >/dev/null || { echo "$who: sshfs diff -r found differences" >&2; exit 1; }
-  echo "sshfs_diff_r_published $(seconds_since "$t0")"
-  fusermount -u "$mnt"
+  timed_diff_r sshfs_diff_r_published
 }
 
 results=$ROOT/results
