@@ -36,18 +36,7 @@ GW=$WORK/grid/nodes/gw-real
 tahoe() { "$TAHOE" -d "$TC" "$@"; }
 lafs() { "$LAFS" --node-dir "$GW" "$@"; }
 
-python3 - "$WORK/tree" "$FILES" "$DIRS" <<'PY'
-import os, random, sys
-root, files, dirs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(22)
-for i in range(files):
-    d = os.path.join(root, "d%02d" % (i % dirs))
-    os.makedirs(d, exist_ok=True)
-    # Sizes from 0 to 32 KiB: LIT files (<= 55 bytes) and one-segment CHK files.
-    size = rng.choice([0, 10, 55, 56, 1000]) if i % 10 == 0 else rng.randint(56, 32768)
-    with open(os.path.join(d, "f%05d" % i), "wb") as f:
-        f.write(rng.randbytes(size))
-PY
+python3 tests/interop/sample_tree.py "$WORK/tree" "$FILES" "$DIRS"
 
 tahoe create-alias tahoe >/dev/null
 lafs alias create tahoe >/dev/null

@@ -28,20 +28,10 @@ import sys
 import time
 
 import tahoe_webapi as harness
+from sample_tree import make_tree
 
 LAFS, WORK = harness.LAFS, harness.WORK
 FILES, DIRS = 1000, 50
-
-
-def make_tree(root):
-    """FILES files of 0 B to 32 KiB (LIT and one-segment CHK) spread over DIRS directories."""
-    rng = random.Random(22)
-    for i in range(FILES):
-        d = os.path.join(root, "d%02d" % (i % DIRS))
-        os.makedirs(d, exist_ok=True)
-        size = rng.choice([0, 10, 55, 56, 1000]) if i % 10 == 0 else rng.randint(56, 32768)
-        with open(os.path.join(d, "f%05d" % i), "wb") as f:
-            f.write(rng.randbytes(size))
 
 
 def lafs(ours, *argv):
@@ -76,7 +66,7 @@ def backup_counts(out):
 def main():
     tahoe_dir, ours = harness.setup()
     source = os.path.join(WORK, "tree")
-    make_tree(source)
+    make_tree(source, FILES, DIRS)
     passed, failed = 0, 0
     timings = {"tahoe": 0.0, "lafs": 0.0}
 
