@@ -207,27 +207,16 @@ impl Backup {
             }
             let body = dirnode::pack(&children, None);
             let digest = sha2::Sha256::digest(&body).to_vec();
-            let db = self.db.clone();
             let key = digest.clone();
-            let known = tokio::task::spawn_blocking(move || {
-                db.lock()
-                    .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?
-                    .directory_cap(&key)
-                    .map_err(anyhow::Error::from)
-            })
-            .await??;
+            let known = with_db(&self.db, move |db| Ok(db.directory_cap(&key)?)).await?;
             if let Some((cap, checked_now)) = still_good(&self.grid, known).await {
                 if checked_now {
-                    let db = self.db.clone();
                     let key = digest.clone();
-                    let recorded = tokio::task::spawn_blocking(move || {
-                        db.lock()
-                            .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?
-                            .directory_checked(&key, crate::grid::directory::now())
-                            .map_err(anyhow::Error::from)
+                    let recorded = with_db(&self.db, move |db| {
+                        Ok(db.directory_checked(&key, crate::grid::directory::now())?)
                     })
                     .await;
-                    if let Err(e) = recorded.map_err(anyhow::Error::from).and_then(|r| r) {
+                    if let Err(e) = recorded {
                         tracing::warn!("backup database not updated: {e:#}");
                     }
                 }
@@ -236,15 +225,11 @@ impl Backup {
             }
             let file_cap = self.grid.upload_bytes(body).await?;
             let cap = Cap::Directory(Box::new(file_cap));
-            let db = self.db.clone();
             let text = cap.to_string();
-            tokio::task::spawn_blocking(move || {
-                db.lock()
-                    .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?
-                    .record_directory(&digest, &text, crate::grid::directory::now())
-                    .map_err(anyhow::Error::from)
+            with_db(&self.db, move |db| {
+                Ok(db.record_directory(&digest, &text, crate::grid::directory::now())?)
             })
-            .await??;
+            .await?;
             self.tally.directories_created += 1;
             Ok(cap)
         })
@@ -260,20 +245,14 @@ impl Backup {
             .iter()
             .map(|(_, path, meta)| (path.to_string_lossy().into_owned(), state_of(meta)))
             .collect();
-        let db = self.db.clone();
         let lookup = keys.clone();
-        let known: Vec<Option<Known>> = tokio::task::spawn_blocking(move || {
-            let db = db
-                .lock()
-                .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?;
+        let known: Vec<Option<Known>> = with_db(&self.db, move |db| {
             lookup
                 .iter()
-                .map(|(path, state)| db.file_cap(path, *state).map_err(anyhow::Error::from))
-                .collect::<anyhow::Result<Vec<_>>>()
+                .map(|(path, state)| Ok(db.file_cap(path, *state)?))
+                .collect()
         })
         .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r)
         .unwrap_or_else(|e| {
             tracing::warn!("backup database unreadable, uploading everything: {e:#}");
             vec![None; keys.len()]
@@ -332,23 +311,34 @@ impl Backup {
             }
         }
         if !uploads.is_empty() || !checked.is_empty() {
-            let db = self.db.clone();
-            let recorded = tokio::task::spawn_blocking(move || {
-                let mut db = db
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?;
+            let recorded = with_db(&self.db, move |db| {
                 let now = crate::grid::directory::now();
                 db.record_files(&uploads, now)?;
-                db.files_checked(&checked, now).map_err(anyhow::Error::from)
+                Ok(db.files_checked(&checked, now)?)
             })
             .await;
-            if let Err(e) = recorded.map_err(anyhow::Error::from).and_then(|r| r) {
+            if let Err(e) = recorded {
                 // The backup itself is fine; the next run uploads these again (and dedups).
                 tracing::warn!("backup database not updated: {e:#}");
             }
         }
         done
     }
+}
+
+/// Runs `work` on the backup database off the runtime (SQLite calls block).
+async fn with_db<T: Send + 'static>(
+    db: &Arc<Mutex<BackupDb>>,
+    work: impl FnOnce(&mut BackupDb) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut db = db
+            .lock()
+            .map_err(|_| anyhow::anyhow!("backup database lock poisoned"))?;
+        work(&mut db)
+    })
+    .await?
 }
 
 /// How a file of this run got its cap.
