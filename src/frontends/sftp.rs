@@ -422,8 +422,11 @@ impl russh::server::Handler for Connection {
         if self.commands.contains(&id) {
             return Ok(());
         }
-        // The client sends nothing more: finish our side so its `sftp` exits at once.
+        // The client sends nothing more: finish our side so its `sftp` exits at once. The exit
+        // status is what sshd sends when sftp-server exits; scp (which runs over SFTP) reports a
+        // failure without it.
         self.channels.remove(&id);
+        session.exit_status_request(id, 0)?;
         session.eof(id)?;
         session.close(id)
     }

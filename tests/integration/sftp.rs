@@ -301,6 +301,24 @@ async fn shell_and_exec_are_refused_and_sftp_closes_cleanly_without_ssh_config()
         "sftp did not exit after EOF"
     );
     assert!(run.stdout.contains('x'));
+    // scp (SFTP mode since OpenSSH 9.0) up and back: it exits 0 only if the server sends the
+    // exit status at the end, as sshd does for sftp-server.
+    write(&gw, "scp.bin", &pseudo_random(70_000, 9));
+    for (from, to) in [
+        ("scp.bin".to_string(), "alice@127.0.0.1:x/scp.bin".to_string()),
+        ("alice@127.0.0.1:x/scp.bin".to_string(), "scp.back".to_string()),
+    ] {
+        let mut scp = tokio::process::Command::new("scp");
+        scp.args(Gateway::ssh_options())
+            .args(["-F", "/dev/null", "-s", "-o", "BatchMode=yes", "-i"])
+            .arg(&key)
+            .args(["-P", &port, &from, &to]);
+        crate::common::gateway::run(scp, gw.work.path(), b"").await.ok();
+    }
+    assert!(
+        read(&gw, "scp.back") == read(&gw, "scp.bin"),
+        "scp brought back other bytes"
+    );
 }
 
 /// paramiko: the semantics clients rely on, each checked against what the server answered.

@@ -181,7 +181,7 @@ impl Gateway {
         Vfs::new(self.grid.grid.clone(), self.alice_root.clone())
     }
 
-    fn ssh_options() -> Vec<&'static str> {
+    pub fn ssh_options() -> Vec<&'static str> {
         vec![
             "-o",
             "StrictHostKeyChecking=no",
