@@ -313,11 +313,23 @@ async fn broken_servers_are_skipped_while_happiness_holds() {
     );
 }
 
-/// A real disk server that starts failing every write after a number of them (a disk dying mid-upload).
+/// A real disk server that starts failing every write after a number of them (a disk dying
+/// mid-upload), and whose share listings can be made slow (a distant server) to see which reads
+/// a download sends before any listing has answered.
 #[derive(Debug)]
 struct FailingWrites {
     inner: lafs_gateway::grid::storage::disk::DiskServer,
     writes_before_failure: std::sync::atomic::AtomicI64,
+    reads: Arc<ReadOrder>,
+}
+
+/// Shared by a grid's wrapped servers: how reads and listings interleaved.
+#[derive(Debug, Default)]
+struct ReadOrder {
+    listing_delay_ms: std::sync::atomic::AtomicU64,
+    listings_answered: std::sync::atomic::AtomicUsize,
+    reads_before_listings: std::sync::atomic::AtomicUsize,
+    reads_after_listings: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -363,7 +375,12 @@ impl StorageServer for FailingWrites {
         self.inner.abort_share(si, share).await
     }
     async fn list_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, StorageError> {
-        self.inner.list_shares(si).await
+        use std::sync::atomic::Ordering::SeqCst;
+        let delay = self.reads.listing_delay_ms.load(SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        let listing = self.inner.list_shares(si).await;
+        self.reads.listings_answered.fetch_add(1, SeqCst);
+        listing
     }
     async fn read_share(
         &self,
@@ -372,6 +389,12 @@ impl StorageServer for FailingWrites {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.reads.listings_answered.load(SeqCst) == 0 {
+            self.reads.reads_before_listings.fetch_add(1, SeqCst);
+        } else {
+            self.reads.reads_after_listings.fetch_add(1, SeqCst);
+        }
         self.inner.read_share(si, share, offset, len).await
     }
     async fn add_or_renew_lease(&self, si: StorageIndex, lease: LeaseSecrets) -> Result<(), StorageError> {
@@ -408,7 +431,12 @@ impl StorageServer for FailingWrites {
 
 /// Ten disk servers, of which those in `failing` die after three writes (header and two blocks).
 fn grid_with_failing_servers(dir: &std::path::Path, failing: &[usize]) -> Grid {
-    let servers = (0..10)
+    wrapped_grid(dir, 10, failing, &Arc::default())
+}
+
+/// `count` wrapped disk servers sharing `reads`; those in `failing` die after three writes.
+fn wrapped_grid(dir: &std::path::Path, count: usize, failing: &[usize], reads: &Arc<ReadOrder>) -> Grid {
+    let servers = (0..count)
         .map(|i| {
             let name = format!("server-{i:02}");
             let inner = lafs_gateway::grid::storage::disk::DiskServer::open(dir.join(&name), name).unwrap();
@@ -416,6 +444,7 @@ fn grid_with_failing_servers(dir: &std::path::Path, failing: &[usize]) -> Grid {
             Arc::new(FailingWrites {
                 inner,
                 writes_before_failure: budget.into(),
+                reads: reads.clone(),
             }) as Arc<dyn StorageServer>
         })
         .collect();
@@ -665,4 +694,65 @@ async fn the_same_file_uploaded_at_once_by_many_clients_is_stored_once_and_every
     assert_eq!(test.share_files(&cap.storage_index().to_string()).len(), 10);
     let mut reader = test.grid.open_file(&cap).await.unwrap();
     assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
+}
+
+/// A small file's shares are read on a guess of where they are while the servers are asked what
+/// they hold: with slow listings, opening it sends its k reads before any listing has answered
+/// (one round trip, not two); when the guessed shares are gone, it reads the others it is told of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_read_on_a_guess_while_servers_are_listed() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = crate::common::scratch_dir();
+    let reads = Arc::new(ReadOrder::default());
+    let grid = wrapped_grid(dir.path(), 5, &[], &reads);
+    let data = pseudo_random(4096, 31);
+    let cap = chk(&grid.upload_bytes(data.clone()).await.unwrap());
+    reads.listing_delay_ms.store(300, SeqCst);
+    let read_back = |grid: Grid, cap: ChkCap| async move {
+        let mut reader = grid.open_file(&cap).await.unwrap();
+        reader.read_range(0, u64::MAX).await.unwrap()
+    };
+    let reset = || {
+        for counter in [
+            &reads.listings_answered,
+            &reads.reads_before_listings,
+            &reads.reads_after_listings,
+        ] {
+            counter.store(0, SeqCst);
+        }
+    };
+    reset();
+    assert!(read_back(grid.clone(), cap.clone()).await == data);
+    assert_eq!(
+        reads.reads_before_listings.load(SeqCst),
+        3,
+        "k reads sent with the listings"
+    );
+    assert_eq!(
+        reads.reads_after_listings.load(SeqCst),
+        0,
+        "nothing left to read after them"
+    );
+    // Without the guessed shares (0, 1 and 2), the listings name the others and those are read.
+    let si = cap.storage_index().to_string();
+    let mut removed = 0;
+    for path in files_under(dir.path(), &si) {
+        let share: u16 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        if share < 3 {
+            std::fs::remove_file(path).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 3);
+    reset();
+    assert!(read_back(grid.clone(), cap.clone()).await == data);
+    assert_eq!(
+        reads.reads_before_listings.load(SeqCst),
+        3,
+        "the guesses were still tried"
+    );
+    assert!(
+        reads.reads_after_listings.load(SeqCst) >= 3,
+        "then the listed shares were read"
+    );
 }

@@ -44,6 +44,16 @@ struct Prefetched {
     whole: bool,
 }
 
+impl Prefetched {
+    /// What a read of `asked` bytes from the start returned.
+    fn new(bytes: Vec<u8>, asked: u64) -> Self {
+        Prefetched {
+            whole: (bytes.len() as u64) < asked,
+            bytes: Arc::new(bytes),
+        }
+    }
+}
+
 impl ShareLocation {
     fn new(share: ShareNum, server: Arc<dyn StorageServer>) -> Self {
         ShareLocation {
@@ -72,28 +82,88 @@ const PREFETCH_FILE_SIZE: u64 = 128 << 10;
 /// Room for a small file's UEB past its hashes (Tahoe's are about 300-500 bytes).
 const PREFETCH_UEB_ROOM: u64 = 1024;
 
-/// Reads the first `count` of `locations` whole, each in one request, where the file is small:
-/// header, hashes, UEB and block then come from memory instead of four to six round trips each.
-async fn prefetch_small_shares(si: StorageIndex, cap: &ChkCap, locations: &mut [ShareLocation], count: usize) {
+/// How many bytes to ask for to read a small file's share whole (header, hashes, block and UEB),
+/// or `None` when the file is not small.
+fn small_share_request(cap: &ChkCap) -> Option<u64> {
     if cap.size > PREFETCH_FILE_SIZE {
-        return;
+        return None;
     }
     let shape = FileShape::new(cap.size, cap.needed as usize, cap.total as usize, PREFETCH_FILE_SIZE);
-    let ask = ShareLayout::with_version(&shape, 1).share_size(PREFETCH_UEB_ROOM);
+    Some(ShareLayout::with_version(&shape, 1).share_size(PREFETCH_UEB_ROOM))
+}
+
+/// Reads the first `count` of `locations` that nothing was read ahead for yet, each whole in one
+/// request, where the file is small: header, hashes, UEB and block then come from memory instead
+/// of four to six round trips each.
+async fn prefetch_small_shares(si: StorageIndex, cap: &ChkCap, locations: &mut [ShareLocation], count: usize) {
+    let Some(ask) = small_share_request(cap) else {
+        return;
+    };
     let count = count.min(locations.len());
+    let missing: Vec<usize> = (0..count).filter(|&i| locations[i].prefetched.is_none()).collect();
     let reads = join_all(
-        locations[..count]
+        missing
             .iter()
-            .map(|l| l.server.read_share(si, l.share, 0, ask)),
+            .map(|&i| locations[i].server.read_share(si, locations[i].share, 0, ask)),
     )
     .await;
-    for (location, read) in locations.iter_mut().zip(reads) {
+    for (i, read) in missing.into_iter().zip(reads) {
         // A failed read is left for the reads that follow to meet and report.
         if let Ok(bytes) = read {
-            location.prefetched = Some(Prefetched {
-                whole: (bytes.len() as u64) < ask,
-                bytes: Arc::new(bytes),
-            });
+            locations[i].prefetched = Some(Prefetched::new(bytes, ask));
+        }
+    }
+}
+
+/// A small file's share read on a guess of where it is, while the servers are still being asked.
+struct Guessed {
+    node_id: [u8; 20],
+    share: ShareNum,
+    prefetched: Prefetched,
+}
+
+/// Reads shares 0 to k-1 of a small file from where an upload to these servers puts them (share
+/// i on the i-th server of the permuted ring, round the ring again past its end), at the same
+/// time as the servers are asked what they hold: when the guess is right, as it is for a file
+/// uploaded while these servers were up, opening the file takes one round trip instead of two.
+/// A wrong guess costs a request that finds nothing.
+async fn guess_small_shares(grid: &Grid, si: StorageIndex, cap: &ChkCap) -> Vec<Guessed> {
+    let Some(ask) = small_share_request(cap) else {
+        return Vec::new();
+    };
+    let servers = grid.permuted_servers(si);
+    if servers.is_empty() {
+        return Vec::new();
+    }
+    let reads = (0..ShareNum::from(cap.needed)).map(|share| {
+        let server = servers[usize::from(share) % servers.len()].clone();
+        async move {
+            let read = server.read_share(si, share, 0, ask).await;
+            (server.id().node_id, share, read)
+        }
+    });
+    join_all(reads)
+        .await
+        .into_iter()
+        .filter_map(|(node_id, share, read)| {
+            let prefetched = Prefetched::new(read.ok()?, ask);
+            Some(Guessed {
+                node_id,
+                share,
+                prefetched,
+            })
+        })
+        .collect()
+}
+
+/// Gives the shares the listings found what was read for them on a guess.
+fn adopt_guesses(locations: &mut [ShareLocation], guesses: Vec<Guessed>) {
+    for guess in guesses {
+        if let Some(location) = locations
+            .iter_mut()
+            .find(|l| l.share == guess.share && l.server.id().node_id == guess.node_id)
+        {
+            location.prefetched = Some(guess.prefetched);
         }
     }
 }
@@ -301,7 +371,12 @@ impl Grid {
         let mut spare = if every_share {
             locate_shares(self, si).await
         } else {
-            locate_shares_for_reading(self, si, needed).await
+            let (mut found, guessed) = tokio::join!(
+                locate_shares_for_reading(self, si, needed),
+                guess_small_shares(self, si, cap)
+            );
+            adopt_guesses(&mut found, guessed);
+            found
         };
         // Primary shares (< k) need no erasure decoding, so try them first.
         spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
