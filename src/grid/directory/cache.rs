@@ -14,6 +14,12 @@ use crate::grid::uri::StorageIndex;
 
 /// Directories kept at most (the oldest go first).
 const MAX_DIRECTORIES: usize = 256;
+/// Entries kept at most, all directories together (the oldest directories go first). A cached
+/// entry costs about 1.7 KB (its name, caps and metadata map): thirty directories of 200 small
+/// files held 10 MB of a node's RSS (measured), so a count of directories alone let
+/// 256 large ones hold gigabytes. The newest directory is kept whatever its size: whoever read or
+/// wrote it holds it in memory anyway.
+const MAX_CHILDREN: usize = 8192;
 
 struct Cached {
     children: Arc<BTreeMap<String, Child>>,
@@ -84,12 +90,17 @@ impl DirectoryCache {
         if entries.get(&si).is_some_and(|c| c.at > started) {
             return;
         }
-        if entries.len() >= MAX_DIRECTORIES && !entries.contains_key(&si) {
-            entries.retain(|_, c| c.at.elapsed() < ttl);
-            if entries.len() >= MAX_DIRECTORIES
-                && let Some(oldest) = entries.iter().min_by_key(|(_, c)| c.at).map(|(si, _)| *si)
-            {
-                entries.remove(&oldest);
+        // Expired entries answer nothing: dropped now, not once the cache is full, so what is
+        // held is what was used within the time to live (expired directories stayed for good).
+        entries.retain(|_, c| c.at.elapsed() < ttl);
+        entries.remove(&si);
+        let mut held: usize = entries.values().map(|c| c.children.len()).sum();
+        while entries.len() >= MAX_DIRECTORIES || held + children.len() > MAX_CHILDREN {
+            let Some(oldest) = entries.iter().min_by_key(|(_, c)| c.at).map(|(si, _)| *si) else {
+                break;
+            };
+            if let Some(gone) = entries.remove(&oldest) {
+                held -= gone.children.len();
             }
         }
         entries.insert(
@@ -151,5 +162,51 @@ mod tests {
         cache.put(si, one("c"), true);
         std::thread::sleep(Duration::from_millis(5));
         assert!(cache.get(si, false).is_none(), "expired");
+    }
+
+    fn many(n: usize) -> Arc<BTreeMap<String, Child>> {
+        let child = one("x").get("x").cloned().unwrap();
+        Arc::new((0..n).map(|i| (format!("f{i}"), child.clone())).collect())
+    }
+
+    fn held(cache: &DirectoryCache) -> (usize, usize) {
+        let entries = cache.lock();
+        (entries.len(), entries.values().map(|c| c.children.len()).sum())
+    }
+
+    #[test]
+    fn expired_directories_are_dropped_at_the_next_write_not_when_the_cache_is_full() {
+        let cache = DirectoryCache::default();
+        cache.set_ttl(Duration::from_millis(1));
+        for n in 0..10 {
+            cache.put(StorageIndex([n; 16]), many(200), true);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        cache.put(StorageIndex([99; 16]), one("a"), true);
+        assert_eq!(held(&cache), (1, 1));
+    }
+
+    #[test]
+    fn large_directories_are_kept_within_the_entry_bound_and_the_newest_whatever_its_size() {
+        let cache = DirectoryCache::default();
+        cache.set_ttl(Duration::from_secs(60));
+        for n in 0..40 {
+            cache.put(StorageIndex([n; 16]), many(1000), true);
+            assert!(held(&cache).1 <= MAX_CHILDREN);
+            assert!(cache.get(StorageIndex([n; 16]), true).is_some(), "the newest stays");
+        }
+        assert!(
+            cache.get(StorageIndex([0; 16]), true).is_none(),
+            "the oldest went first"
+        );
+        let huge = StorageIndex([200; 16]);
+        cache.put(huge, many(MAX_CHILDREN + 1), true);
+        assert_eq!(held(&cache), (1, MAX_CHILDREN + 1));
+        assert!(cache.get(huge, true).is_some());
+        // Rewriting a directory replaces its entries rather than counting them twice.
+        let small = StorageIndex([201; 16]);
+        cache.put(small, many(10), true);
+        cache.put(small, many(10), true);
+        assert_eq!(held(&cache), (1, 10));
     }
 }

@@ -12,6 +12,7 @@ mod incoming;
 mod leases;
 mod mutable_share;
 mod sync_group;
+mod workers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -31,6 +32,7 @@ pub use self::leases::{LEASE_SECONDS, ShareKind, ShareLocks};
 pub use self::mutable_share::MAX_READ_TEST_WRITE_ANSWER;
 use self::mutable_share::{MutableShare, read_test_write};
 use self::sync_group::SyncGroup;
+use self::workers::blocking;
 use super::immutable_container::{HEADER_SIZE as IMMUTABLE_HEADER, LEASE_SIZE as IMMUTABLE_LEASE};
 use super::{
     Allocation, Error, LeaseSecrets, ReadTestWriteResult, ServerId, ServerVersion, ShareNum, StorageServer,
@@ -54,12 +56,6 @@ pub struct DiskServer {
     lease_locks: Arc<StripedLocks>,
     /// Makes closed shares durable, one `syncfs` for all closed at once on the filesystem.
     sync_group: Arc<SyncGroup>,
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
 }
 
 fn read_identity(path: &Path) -> Option<[u8; 20]> {
