@@ -9,12 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use russh::keys::PublicKey;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use crate::grid::uri::Cap;
 
@@ -37,40 +38,11 @@ static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// Password checks running at once, node-wide, at most one per core: each argon2 verification
 /// fills 19 MiB, so a crowd of logins queues for the cores (which it would wait for anyway)
-/// instead of holding 19 MiB each (100 FTP logins at once took 1 GiB before this).
-static PASSWORD_CHECKS: PasswordCheckSlots = PasswordCheckSlots {
-    busy: Mutex::new(0),
-    freed: Condvar::new(),
-};
-
-struct PasswordCheckSlots {
-    busy: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// A running password check; its slot is given back on drop.
-struct PasswordCheckSlot;
-
-impl PasswordCheckSlots {
-    /// Waits (on a blocking thread, where checks run) for a free slot.
-    fn take(&'static self) -> PasswordCheckSlot {
-        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        while *busy >= slots {
-            busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
-        }
-        *busy += 1;
-        PasswordCheckSlot
-    }
-}
-
-impl Drop for PasswordCheckSlot {
-    fn drop(&mut self) {
-        let mut busy = PASSWORD_CHECKS.busy.lock().unwrap_or_else(|p| p.into_inner());
-        *busy = busy.saturating_sub(1);
-        PASSWORD_CHECKS.freed.notify_one();
-    }
-}
+/// instead of holding 19 MiB each (100 FTP logins at once took 1 GiB before this). They queue as
+/// tasks: waiting on a blocking thread, each would have held a thread and its allocator cache.
+static PASSWORD_CHECKS: std::sync::LazyLock<Semaphore> = std::sync::LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
 
 /// One way to prove who you are.
 #[derive(Clone)]
@@ -181,8 +153,20 @@ impl Accounts {
         self.by_user.is_empty()
     }
 
+    /// [`Accounts::check_password`] off the async workers, in turn with the node's other password
+    /// checks (at most one per core at once).
+    pub async fn check_password_in_turn(self: Arc<Self>, user: String, password: String) -> Option<Account> {
+        let turn = PASSWORD_CHECKS.acquire().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            self.check_password(&user, &password)
+        })
+        .await
+        .unwrap_or(None)
+    }
+
     /// The account if `password` is right for `user`. Slow on purpose (argon2), and as slow for an unknown user.
-    pub fn check_password(&self, user: &str, password: &str) -> Option<Account> {
+    fn check_password(&self, user: &str, password: &str) -> Option<Account> {
         let account = self.by_user.get(user);
         let hashes: Vec<&str> = account
             .map(|a| {
@@ -195,7 +179,6 @@ impl Accounts {
                     .collect()
             })
             .unwrap_or_default();
-        let _slot = PASSWORD_CHECKS.take();
         let verifier = argon2::Argon2::default();
         if hashes.is_empty() {
             let _ = verifier.verify_password(password.as_bytes(), DECOY_HASH.as_str());

@@ -134,10 +134,7 @@ impl Authenticator for AccountsAuthenticator {
         }
         let password = creds.password.clone().unwrap_or_default();
         let accounts = self.accounts.current();
-        let name = username.to_string();
-        let account = tokio::task::spawn_blocking(move || accounts.check_password(&name, &password))
-            .await
-            .unwrap_or(None);
+        let account = accounts.check_password_in_turn(username.to_string(), password).await;
         match account {
             Some(_) => {
                 self.throttle.succeeded(creds.source_ip);

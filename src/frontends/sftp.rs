@@ -276,11 +276,10 @@ impl russh::server::Handler for Connection {
             return Ok(Auth::reject());
         }
         let accounts = self.shared.settings.accounts.current();
-        let (name, password) = (user.to_string(), password.to_string());
-        // argon2 is deliberately slow: keep it off the async workers.
-        let account = tokio::task::spawn_blocking(move || accounts.check_password(&name, &password))
-            .await
-            .unwrap_or(None);
+        // argon2 is deliberately slow: it runs off the async workers.
+        let account = accounts
+            .check_password_in_turn(user.to_string(), password.to_string())
+            .await;
         Ok(self.login_result(user, "password", account))
     }
 
