@@ -40,9 +40,8 @@ static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// fills 19 MiB, so a crowd of logins queues for the cores (which it would wait for anyway)
 /// instead of holding 19 MiB each (100 FTP logins at once took 1 GiB before this). They queue as
 /// tasks: waiting on a blocking thread, each would have held a thread and its allocator cache.
-static PASSWORD_CHECKS: std::sync::LazyLock<Semaphore> = std::sync::LazyLock::new(|| {
-    Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-});
+static PASSWORD_CHECKS: std::sync::LazyLock<Semaphore> =
+    std::sync::LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
 
 /// One way to prove who you are.
 #[derive(Clone)]

@@ -452,7 +452,7 @@ fn wrapped_grid(dir: &std::path::Path, count: usize, failing: &[usize], reads: &
         convergence: b"conv".to_vec(),
         lease: b"lease".to_vec(),
     };
-    Grid::new(servers, params(3, 7, 10, 128 * 1024), secrets)
+    Grid::new(servers, params(3, count.min(7), 10, 128 * 1024), secrets)
 }
 
 fn files_under(dir: &std::path::Path, part: &str) -> Vec<std::path::PathBuf> {

@@ -14,15 +14,6 @@ use tokio::runtime::Runtime;
 /// How much lower than the node's other threads publishing runs (a nice increment).
 const NICER_BY: i32 = 10;
 
-/// Blocking threads of the publishing runtime, at most (tokio's default is 512). Tokio starts
-/// one whenever none is idle, and a thread of lower priority that has finished its work may
-/// wait for a core before it counts as idle again: with the disk servers' operations already
-/// limited to 16 at a time, a batch of 200 small files still grew this pool to 130 threads, each
-/// keeping its own jemalloc cache of freed memory for the 10 s it idles (measured). Its work
-/// (encoding, share files, `syncfs`) never waits for other blocking work, so what exceeds this
-/// queues rather than deadlocks.
-const MAX_BLOCKING_THREADS: usize = 32;
-
 static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
 
 /// Runs `task` on the publishing runtime (on the caller's runtime if that could not be built).
@@ -47,7 +38,6 @@ fn build() -> Option<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("lafs-publish")
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .on_thread_start(lower_priority)
         .build()

@@ -1,54 +1,59 @@
-//! The blocking threads disk servers run their file operations on: how many at once, node-wide.
+//! The threads disk servers run their file operations on: a fixed pool, shared node-wide.
 //!
-//! Every read, write, rename and fsync of a share runs on one of tokio's blocking threads, and
-//! tokio starts a new thread whenever none is idle, up to 512. A burst of small files asks for
-//! hundreds at once (ten servers in a local grid, each share allocated, written, trimmed and
-//! renamed, the renames queued on their directories' locks): the node went from 22 threads to
-//! 548 within a tenth of a second of the second `sftp -b` batch of 200 files. Each of those
-//! threads keeps its own jemalloc cache of the memory it freed, never given back while the thread
-//! sleeps, and they sleep for 10 s before they exit: RSS grew 15 → 170 MB over ten batches and came
-//! back only once the threads had gone (with jemalloc's thread caches off, 38 MB with as many
-//! threads; measured with `sftp -b` batches of 200 files of 1-8 KiB on the default local grid).
-//! Waiting for a turn as a task costs a few bytes instead.
+//! Every read, write, rename and fsync of a share runs off the async workers. On tokio's blocking
+//! pool, a new thread starts whenever none is idle, up to 512: a burst of small files asks for
+//! hundreds of operations at once (ten servers in a local grid, each share allocated, written,
+//! trimmed and renamed), and the node went from 22 threads to 548 within a tenth of a second of
+//! the second `sftp -b` batch of 200 files. Each of those threads keeps its own jemalloc cache of
+//! the memory it freed, never given back while the thread sleeps, and they sleep 10 s before they
+//! exit: RSS grew 15 → 170 MB over ten batches and came back only once the threads had gone (with
+//! jemalloc's thread caches off, 38 MB with as many threads; measured with `sftp -b` batches of
+//! 200 files of 1-8 KiB on the default local grid).
+//!
+//! A fixed pool bounds them. Operations queue as closures, not as tasks waiting for a turn: a
+//! queued operation runs whether or not anyone polls its future, so a caller holding futures it
+//! does not poll (a walk that awaits one result while others are in flight) cannot starve the
+//! rest. A semaphore of turns did exactly that: turns handed to futures nobody polled, no thread
+//! running, `lafs deep-check` hung one run in twenty.
 
-use tokio::sync::Semaphore;
+use std::sync::OnceLock;
 
 use super::super::Error;
 
 /// How many file operations of disk servers run at once in the node. A disk gains little from
-/// more requests than this in its queue; the rest wait as tasks, not threads. The filesystem's
-/// `syncfs` (one at a time, see `sync_group`) does not count: a durability wait never queues
-/// behind reads.
+/// more requests than this in its queue. The filesystem's `syncfs` (one at a time per filesystem,
+/// see `sync_group`) runs elsewhere: a durability wait never queues behind reads.
 pub(super) const DISK_WORKERS: usize = 16;
 
-/// Turns to run a disk operation, shared by every disk server of the node (they share the
-/// blocking threads too).
-static TURNS: Semaphore = Semaphore::const_new(DISK_WORKERS);
+static POOL: OnceLock<Result<rayon::ThreadPool, String>> = OnceLock::new();
 
-/// Runs `work` (file I/O) on a blocking thread once one of the node's [`DISK_WORKERS`] turns is free.
+fn pool() -> Result<&'static rayon::ThreadPool, Error> {
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(DISK_WORKERS)
+            .thread_name(|i| format!("lafs-disk-{i}"))
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Unavailable(format!("cannot start the disk threads: {e}")))
+}
+
+/// Runs `work` (file I/O) on one of the node's [`DISK_WORKERS`] disk threads and waits for its
+/// result. Dropping the future does not cancel the work: it still runs to its end.
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    blocking_in_turn(&TURNS, work).await
-}
-
-/// Runs `work` on a blocking thread while it holds one of `turns`.
-async fn blocking_in_turn<T: Send + 'static>(
-    turns: &'static Semaphore,
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let turn = turns
-        .acquire()
-        .await
-        .map_err(|e| Error::Unavailable(format!("storage workers stopped: {e}")))?;
-    tokio::task::spawn_blocking(move || {
-        // Held until the work is done, not until the caller stops waiting: a caller that gives
-        // up (a dropped future) leaves the thread running, which still counts.
-        let _turn = turn;
-        work()
-    })
-    .await
-    .map_err(|e| Error::Unavailable(format!("storage worker failed: {e}")))?
+    let (done, result) = tokio::sync::oneshot::channel();
+    pool()?.spawn(move || {
+        // A caller that stopped waiting has no use for the result.
+        let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+    });
+    match result.await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(Error::Unavailable("storage worker panicked".into())),
+        Err(_) => Err(Error::Unavailable("storage worker stopped".into())),
+    }
 }
 
 #[cfg(test)]
@@ -60,53 +65,55 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_burst_of_disk_operations_runs_a_few_at_a_time() {
-        // Turns of its own: the node's are shared with other tests' disk servers.
-        static THREE: Semaphore = Semaphore::const_new(3);
+    async fn a_burst_of_disk_operations_runs_on_the_few_disk_threads() {
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let operations: Vec<_> = (0..200)
             .map(|_| {
                 let (running, most) = (running.clone(), most.clone());
-                tokio::spawn(blocking_in_turn(&THREE, move || {
+                tokio::spawn(blocking(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(1));
                     running.fetch_sub(1, Ordering::SeqCst);
-                    Ok(())
+                    Ok(std::thread::current().name().map(str::to_owned))
                 }))
             })
             .collect();
         for operation in operations {
-            operation.await.unwrap().unwrap();
+            let name = operation.await.unwrap().unwrap().unwrap_or_default();
+            assert!(name.starts_with("lafs-disk-"), "ran on {name}");
         }
         let most = most.load(Ordering::SeqCst);
-        assert!((1..=3).contains(&most), "{most} ran at once");
-        assert_eq!(THREE.available_permits(), 3);
+        assert!((1..=DISK_WORKERS).contains(&most), "{most} ran at once");
+    }
+
+    /// The hang a semaphore of turns had: futures that are never polled again hold nothing back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_nobody_polls_do_not_hold_back_the_others() {
+        // Far more operations than threads, each future polled once (its work is queued) and then
+        // kept, unpolled, until the end.
+        let mut forgotten = Vec::new();
+        for _ in 0..(4 * DISK_WORKERS) {
+            let mut op = Box::pin(blocking(|| {
+                std::thread::sleep(Duration::from_millis(5));
+                Ok(())
+            }));
+            let _ = futures::poll!(op.as_mut());
+            forgotten.push(op);
+        }
+        let answered = tokio::time::timeout(Duration::from_secs(20), blocking(|| Ok(42))).await;
+        assert_eq!(
+            answered.expect("an operation waited on futures nobody polls").unwrap(),
+            42
+        );
+        drop(forgotten);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_abandoned_operation_keeps_its_turn_until_its_work_ends() {
-        static ONE: Semaphore = Semaphore::const_new(1);
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let abandoned = tokio::spawn(blocking_in_turn(&ONE, move || {
-            let _ = started_tx.send(());
-            let _ = release_rx.recv();
-            Ok(())
-        }));
-        tokio::task::spawn_blocking(move || started_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        abandoned.abort();
-        let _ = abandoned.await;
-        // Its thread still runs, so the next operation waits for it.
-        let next = tokio::spawn(blocking_in_turn(&ONE, || Ok(())));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!next.is_finished());
-        release_tx.send(()).unwrap();
-        next.await.unwrap().unwrap();
-        assert_eq!(ONE.available_permits(), 1);
+    async fn a_panicking_operation_is_an_error_and_the_threads_go_on() {
+        let failed = blocking::<()>(|| panic!("injected")).await;
+        assert!(matches!(failed, Err(Error::Unavailable(_))), "{failed:?}");
+        assert_eq!(blocking(|| Ok(7)).await.unwrap(), 7);
     }
 }
