@@ -605,7 +605,25 @@ fn sftp_and_ftp_uploads_of_several_segments_reach_a_network_grid() {
         assert!(get.status.success(), "{url}: {}", String::from_utf8_lossy(&get.stderr));
         assert_eq!(std::fs::read(&back).unwrap(), data, "{url}");
     }
-    drop(gateway);
+    // Stopped as a service manager stops it: it publishes the links it acknowledged before it
+    // exits (killed, it would leave them in its journal for its next start, and a CLI run
+    // beside it reads what is published).
+    let mut gateway = gateway;
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(gateway.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = gateway.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(60), "lafs run did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
     // Both files are in bob's root (the `tahoe` alias), on the storage nodes.
     let listing = lafs_ok(&gw, &["ls", "-l", "tahoe:"]);
     assert!(
