@@ -326,7 +326,6 @@ struct FailingWrites {
 /// Shared by a grid's wrapped servers: how reads and listings interleaved.
 #[derive(Debug, Default)]
 struct ReadOrder {
-    listing_delay_ms: std::sync::atomic::AtomicU64,
     listings_answered: std::sync::atomic::AtomicUsize,
     reads_before_listings: std::sync::atomic::AtomicUsize,
     reads_after_listings: std::sync::atomic::AtomicUsize,
@@ -376,8 +375,6 @@ impl StorageServer for FailingWrites {
     }
     async fn list_shares(&self, si: StorageIndex) -> Result<BTreeSet<ShareNum>, StorageError> {
         use std::sync::atomic::Ordering::SeqCst;
-        let delay = self.reads.listing_delay_ms.load(SeqCst);
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         let listing = self.inner.list_shares(si).await;
         self.reads.listings_answered.fetch_add(1, SeqCst);
         listing
@@ -696,18 +693,17 @@ async fn the_same_file_uploaded_at_once_by_many_clients_is_stored_once_and_every
     assert_eq!(reader.read_range(0, u64::MAX).await.unwrap(), data);
 }
 
-/// A small file's shares are read on a guess of where they are while the servers are asked what
-/// they hold: with slow listings, opening it sends its k reads before any listing has answered
-/// (one round trip, not two); when the guessed shares are gone, it reads the others it is told of.
+/// A small file's shares are read on a guess of where they are, without asking the servers what
+/// they hold (k requests in all, not a listing from every server first); when a guessed share
+/// is corrupt or gone, the servers are asked and the others they name are read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn small_files_are_read_on_a_guess_while_servers_are_listed() {
+async fn small_files_are_read_on_a_guess_without_listing_the_servers() {
     use std::sync::atomic::Ordering::SeqCst;
     let dir = crate::common::scratch_dir();
     let reads = Arc::new(ReadOrder::default());
     let grid = wrapped_grid(dir.path(), 5, &[], &reads);
     let data = pseudo_random(4096, 31);
     let cap = chk(&grid.upload_bytes(data.clone()).await.unwrap());
-    reads.listing_delay_ms.store(300, SeqCst);
     let read_back = |grid: Grid, cap: ChkCap| async move {
         let mut reader = grid.open_file(&cap).await.unwrap();
         reader.read_range(0, u64::MAX).await.unwrap()
@@ -721,23 +717,42 @@ async fn small_files_are_read_on_a_guess_while_servers_are_listed() {
             counter.store(0, SeqCst);
         }
     };
+    let shares_of_file = || {
+        let si = cap.storage_index().to_string();
+        files_under(dir.path(), &si)
+            .into_iter()
+            // Share files are named by their number (a corruption advisory names the file too).
+            .filter_map(|path| Some((path.file_name()?.to_str()?.parse::<u16>().ok()?, path)))
+            .collect::<Vec<_>>()
+    };
+    reset();
+    assert!(read_back(grid.clone(), cap.clone()).await == data);
+    assert_eq!(reads.reads_before_listings.load(SeqCst), 3, "k reads, one per share");
+    assert_eq!(
+        reads.listings_answered.load(SeqCst),
+        0,
+        "no server was asked what it holds"
+    );
+    // A corrupt block in a guessed share: the servers are asked, another share is read instead.
+    let (_, share1) = shares_of_file().into_iter().find(|(share, _)| *share == 1).unwrap();
+    let mut bytes = std::fs::read(&share1).unwrap();
+    // The container header (12 bytes) and the share's v1 header (0x24) come before the block.
+    bytes[12 + 0x24 + 100] ^= 0x55;
+    std::fs::write(&share1, &bytes).unwrap();
     reset();
     assert!(read_back(grid.clone(), cap.clone()).await == data);
     assert_eq!(
-        reads.reads_before_listings.load(SeqCst),
-        3,
-        "k reads sent with the listings"
+        reads.listings_answered.load(SeqCst),
+        5,
+        "the servers were asked once the guess failed"
     );
-    assert_eq!(
-        reads.reads_after_listings.load(SeqCst),
-        0,
-        "nothing left to read after them"
+    assert!(
+        reads.reads_after_listings.load(SeqCst) >= 1,
+        "then a listed share was read"
     );
     // Without the guessed shares (0, 1 and 2), the listings name the others and those are read.
-    let si = cap.storage_index().to_string();
     let mut removed = 0;
-    for path in files_under(dir.path(), &si) {
-        let share: u16 = path.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    for (share, path) in shares_of_file() {
         if share < 3 {
             std::fs::remove_file(path).unwrap();
             removed += 1;

@@ -643,21 +643,44 @@ fn a_hung_storage_node_does_not_hold_up_reads() {
     let cap = lafs_ok(&gw, &["put", root.path().join("f").to_str().unwrap()])
         .trim()
         .to_string();
+    // A small file is read on a guess of where its shares are: hang the node its share 0 is on.
+    let small = random_file(&root.path().join("small"), 5_000, 7);
+    let small_cap = lafs_ok(&gw, &["put", root.path().join("small").to_str().unwrap()])
+        .trim()
+        .to_string();
+    let small_si = match small_cap.parse::<lafs_gateway::grid::uri::Cap>().unwrap() {
+        lafs_gateway::grid::uri::Cap::Chk(chk) => chk.storage_index().to_string(),
+        other => panic!("expected a CHK cap, got {other:?}"),
+    };
+    let hung = nodes
+        .iter()
+        .position(|node| {
+            crate::common::walk(&node.dir)
+                .iter()
+                .any(|p| p.ends_with(format!("{small_si}/0")))
+        })
+        .expect("a node holds the small file's share 0");
     // SIGSTOP: its port still accepts connections, but nothing answers (a hung machine).
-    let pid = nodes[1].child.as_ref().unwrap().id().to_string();
+    let pid = nodes[hung].child.as_ref().unwrap().id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let out = root.path().join("out");
-    let started = Instant::now();
-    let got = lafs(&gw, &["get", &cap, out.to_str().unwrap()]);
-    let took = started.elapsed();
+    let read = |cap: &str, name: &str| {
+        let out = root.path().join(name);
+        let started = Instant::now();
+        let got = lafs(&gw, &["get", cap, out.to_str().unwrap()]);
+        (got, started.elapsed(), std::fs::read(&out).unwrap_or_default())
+    };
+    let (got, took, bytes) = read(&cap, "out");
+    let (small_got, small_took, small_bytes) = read(&small_cap, "small-out");
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
-    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
-    assert_eq!(std::fs::read(&out).unwrap(), data);
-    // Behaviour, not speed: the read went on without the hung node instead of waiting for the
-    // client's 10 s connection timeout to give up on it.
-    assert!(
-        took < Duration::from_secs(8),
-        "the read waited {took:?} for a hung server"
-    );
-    assert!(String::from_utf8_lossy(&got.stderr).contains("reading without the servers that have not answered"));
+    for (got, took, bytes, want) in [(got, took, bytes, data), (small_got, small_took, small_bytes, small)] {
+        assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+        assert!(bytes == want, "read back different bytes");
+        // Behaviour, not speed: the read went on without the hung node instead of waiting for
+        // the client's 10 s connection timeout to give up on it.
+        assert!(
+            took < Duration::from_secs(8),
+            "the read waited {took:?} for a hung server"
+        );
+        assert!(String::from_utf8_lossy(&got.stderr).contains("reading without the servers that have not answered"));
+    }
 }

@@ -115,19 +115,17 @@ async fn prefetch_small_shares(si: StorageIndex, cap: &ChkCap, locations: &mut [
     }
 }
 
-/// A small file's share read on a guess of where it is, while the servers are still being asked.
-struct Guessed {
-    node_id: [u8; 20],
-    share: ShareNum,
-    prefetched: Prefetched,
-}
+/// How long a read waits for the shares it guessed before it asks the servers what they hold:
+/// a hung server then costs this, not its connection timeout.
+const GUESS_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Reads shares 0 to k-1 of a small file from where an upload to these servers puts them (share
-/// i on the i-th server of the permuted ring, round the ring again past its end), at the same
-/// time as the servers are asked what they hold: when the guess is right, as it is for a file
-/// uploaded while these servers were up, opening the file takes one round trip instead of two.
-/// A wrong guess costs a request that finds nothing.
-async fn guess_small_shares(grid: &Grid, si: StorageIndex, cap: &ChkCap) -> Vec<Guessed> {
+/// i on the i-th server of the permuted ring, round the ring again past its end), without asking
+/// the servers first: when the guess is right, as it is for a file uploaded while these servers
+/// were up, opening the file takes one request per share read and no listing at all. What a
+/// wrong guess costs is a request that finds nothing; what comes back is checked like any share.
+async fn guess_small_shares(grid: &Grid, si: StorageIndex, cap: &ChkCap) -> Vec<ShareLocation> {
+    use futures::StreamExt as _;
     let Some(ask) = small_share_request(cap) else {
         return Vec::new();
     };
@@ -135,35 +133,43 @@ async fn guess_small_shares(grid: &Grid, si: StorageIndex, cap: &ChkCap) -> Vec<
     if servers.is_empty() {
         return Vec::new();
     }
-    let reads = (0..ShareNum::from(cap.needed)).map(|share| {
-        let server = servers[usize::from(share) % servers.len()].clone();
-        async move {
-            let read = server.read_share(si, share, 0, ask).await;
-            (server.id().node_id, share, read)
-        }
-    });
-    join_all(reads)
-        .await
-        .into_iter()
-        .filter_map(|(node_id, share, read)| {
-            let prefetched = Prefetched::new(read.ok()?, ask);
-            Some(Guessed {
-                node_id,
-                share,
-                prefetched,
-            })
+    let mut reads: futures::stream::FuturesUnordered<_> = (0..ShareNum::from(cap.needed))
+        .map(|share| {
+            let server = servers[usize::from(share) % servers.len()].clone();
+            async move {
+                let read = server.read_share(si, share, 0, ask).await;
+                (server, share, read)
+            }
         })
-        .collect()
+        .collect();
+    let deadline = tokio::time::Instant::now() + GUESS_GRACE;
+    let mut found = Vec::new();
+    while let Ok(Some((server, share, read))) = tokio::time::timeout_at(deadline, reads.next()).await {
+        if let Ok(bytes) = read {
+            let mut location = ShareLocation::new(share, server);
+            location.prefetched = Some(Prefetched::new(bytes, ask));
+            found.push(location);
+        }
+    }
+    found
 }
 
-/// Gives the shares the listings found what was read for them on a guess.
-fn adopt_guesses(locations: &mut [ShareLocation], guesses: Vec<Guessed>) {
+/// `locations` hold `needed` distinct shares: enough, if they check out, to read the file.
+fn enough_shares(locations: &[ShareLocation], needed: usize) -> bool {
+    let shares: BTreeSet<ShareNum> = locations.iter().map(|l| l.share).collect();
+    shares.len() >= needed
+}
+
+/// The same share on the same server.
+fn same_share(a: &ShareLocation, b: &ShareLocation) -> bool {
+    a.share == b.share && a.server.id().node_id == b.server.id().node_id
+}
+
+/// Gives the shares the listings found what was already read of them.
+fn adopt_guesses(locations: &mut [ShareLocation], guesses: Vec<ShareLocation>) {
     for guess in guesses {
-        if let Some(location) = locations
-            .iter_mut()
-            .find(|l| l.share == guess.share && l.server.id().node_id == guess.node_id)
-        {
-            location.prefetched = Some(guess.prefetched);
+        if let Some(location) = locations.iter_mut().find(|l| same_share(l, &guess)) {
+            location.prefetched = guess.prefetched;
         }
     }
 }
@@ -189,6 +195,9 @@ pub struct FileReader {
     spare: Vec<ShareLocation>,
     rejected: Vec<(ShareLocation, String)>,
     budget: MemoryBudget,
+    /// The grid, while its servers have not been asked what they hold (the shares read were
+    /// found on a guess): asked once these shares run out.
+    unlisted: Option<Grid>,
 }
 
 impl std::fmt::Debug for FileReader {
@@ -368,45 +377,25 @@ impl Grid {
         let si = cap.storage_index();
         self.check_allowed(si)?;
         let needed = cap.needed as usize;
-        let mut spare = if every_share {
-            locate_shares(self, si).await
+        let (mut spare, mut unlisted) = if every_share {
+            (locate_shares(self, si).await, None)
         } else {
-            let (mut found, guessed) = tokio::join!(
-                locate_shares_for_reading(self, si, needed),
-                guess_small_shares(self, si, cap)
-            );
-            adopt_guesses(&mut found, guessed);
-            found
+            let guessed = guess_small_shares(self, si, cap).await;
+            if enough_shares(&guessed, needed) {
+                (guessed, Some(self.clone()))
+            } else {
+                (list_for_reading(self, si, cap, guessed, &[]).await, None)
+            }
         };
-        // Primary shares (< k) need no erasure decoding, so try them first.
-        spare.sort_by_key(|l| (l.share as usize >= needed, l.share));
-        if !every_share {
-            prefetch_small_shares(si, cap, &mut spare, needed).await;
+        let mut found = find_ueb(si, cap, &spare).await?;
+        if found.is_none()
+            && let Some(grid) = unlisted.take()
+        {
+            // What was guessed does not check out: the servers say where the shares are.
+            spare = list_for_reading(&grid, si, cap, spare, &[]).await;
+            found = find_ueb(si, cap, &spare).await?;
         }
-        let mut ueb_and_tree = None;
-        for location in &spare {
-            let Ok((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
-                continue;
-            };
-            if ueb.needed_shares != u64::from(cap.needed)
-                || ueb.total_shares != u64::from(cap.total)
-                || ueb.size != cap.size
-            {
-                return Err(Error::IntegrityFailure { storage_index: si });
-            }
-            let Some(region_len) = hash_region_len(&layout, &ueb) else {
-                continue;
-            };
-            let region = location.read(si, layout.crypttext_hash_tree, region_len).await;
-            if let Ok(leaves) = region
-                .map_err(|_| ())
-                .and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ()))
-            {
-                ueb_and_tree = Some((ueb, leaves));
-                break;
-            }
-        }
-        let Some((ueb, crypttext_leaves)) = ueb_and_tree else {
+        let Some((ueb, crypttext_leaves)) = found else {
             return Err(Error::NotEnoughShares { needed, found: 0 });
         };
         let shape =
@@ -422,10 +411,61 @@ impl Grid {
             spare,
             rejected: Vec::new(),
             budget: self.memory_budget().clone(),
+            unlisted,
         };
         reader.fill_active().await?;
         Ok(reader)
     }
+}
+
+/// Asks the servers where the shares of `si` are, for reading: primary shares (< k, which need
+/// no erasure decoding) first, with what `known` already read of them, and a small file's first
+/// k shares read whole; those `used` names are left out.
+async fn list_for_reading(
+    grid: &Grid,
+    si: StorageIndex,
+    cap: &ChkCap,
+    known: Vec<ShareLocation>,
+    used: &[&ShareLocation],
+) -> Vec<ShareLocation> {
+    let needed = cap.needed as usize;
+    let mut found = locate_shares_for_reading(grid, si, needed).await;
+    found.retain(|l| !used.iter().any(|u| same_share(u, l)));
+    adopt_guesses(&mut found, known);
+    found.sort_by_key(|l| (l.share as usize >= needed, l.share));
+    prefetch_small_shares(si, cap, &mut found, needed).await;
+    found
+}
+
+/// The UEB and crypttext hash tree leaves from the first of `locations` whose copies check out
+/// against the cap.
+async fn find_ueb(
+    si: StorageIndex,
+    cap: &ChkCap,
+    locations: &[ShareLocation],
+) -> Result<Option<(UriExtension, Vec<Hash>)>, Error> {
+    for location in locations {
+        let Ok((layout, ueb)) = read_share_ueb(si, location, &cap.ueb_hash).await else {
+            continue;
+        };
+        if ueb.needed_shares != u64::from(cap.needed)
+            || ueb.total_shares != u64::from(cap.total)
+            || ueb.size != cap.size
+        {
+            return Err(Error::IntegrityFailure { storage_index: si });
+        }
+        let Some(region_len) = hash_region_len(&layout, &ueb) else {
+            continue;
+        };
+        let region = location.read(si, layout.crypttext_hash_tree, region_len).await;
+        if let Ok(leaves) = region
+            .map_err(|_| ())
+            .and_then(|r| chk::verify_crypttext_leaves(&r, &ueb).map_err(|_| ()))
+        {
+            return Ok(Some((ueb, leaves)));
+        }
+    }
+    Ok(None)
 }
 
 impl FileReader {
@@ -445,6 +485,10 @@ impl FileReader {
         while self.active.len() < needed {
             let have: BTreeSet<ShareNum> = self.active.iter().map(|g| g.location.share).collect();
             let Some(pos) = self.spare.iter().position(|l| !have.contains(&l.share)) else {
+                if let Some(grid) = self.unlisted.take() {
+                    self.list_more(&grid).await;
+                    continue;
+                }
                 return Err(Error::NotEnoughShares {
                     needed,
                     found: self.active.len(),
@@ -457,6 +501,16 @@ impl FileReader {
             }
         }
         Ok(())
+    }
+
+    /// Asks the servers where the shares are, once the ones found on a guess ran out, and keeps
+    /// those not already used or set aside.
+    async fn list_more(&mut self, grid: &Grid) {
+        let used: Vec<&ShareLocation> = (self.active.iter().map(|g| &g.location))
+            .chain(self.rejected.iter().map(|(l, _)| l))
+            .collect();
+        let known = std::mem::take(&mut self.spare);
+        self.spare = list_for_reading(grid, self.si, &self.cap, known, &used).await;
     }
 
     async fn verify_share(&self, location: &ShareLocation) -> Result<GoodShare, ShareFault> {
