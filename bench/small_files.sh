@@ -15,8 +15,8 @@
 #     and again once the gateway has published what it acknowledged (see published_after).
 # The gateway's files are checked after every transfer (rclone check, cmp, diff -r). What the
 # gateway has acknowledged but not yet published is its own business (see README "What a put
-# guarantees"); the script reports the files/s clients see and, when `lafs status` says so, the
-# time until nothing is pending.
+# guarantees"); the script reports the files/s clients see and, from the gateway's
+# `/statistics?t=json` (lafs.journal.pending_links), the time until nothing is pending.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -77,7 +77,8 @@ fi
 echo "$PASSWORD" | "$LAFS" --node-dir "$GW" account add bench --password >/dev/null
 GW_SFTP=$(free_port)
 GW_FTP=$(free_port)
-"$LAFS" --node-dir "$GW" run --sftp-listen "127.0.0.1:$GW_SFTP" --ftp-listen "127.0.0.1:$GW_FTP" --web-listen 127.0.0.1:0 >"$ROOT/gateway.log" 2>&1 &
+GW_WEB=$(free_port)
+"$LAFS" --node-dir "$GW" run --sftp-listen "127.0.0.1:$GW_SFTP" --ftp-listen "127.0.0.1:$GW_FTP" --web-listen "127.0.0.1:$GW_WEB" >"$ROOT/gateway.log" 2>&1 &
 GW_PID=$!
 PIDS+=($GW_PID)
 for _ in $(seq 100); do grep -q "serving until" "$ROOT/gateway.log" 2>/dev/null && break; sleep 0.1; done
@@ -119,19 +120,20 @@ target() {
 }
 sftp_batch() { (cd "$ROOT" && sftp "${O[@]}" -b "$1" -P "$SFTP_PORT" "$SFTP_USER@127.0.0.1" >/dev/null); }
 timed_batch() { local t0; drop_caches; t0=$(now); sftp_batch "$1"; seconds_since "$t0"; }
-# The gateway may acknowledge before it publishes: wait until `lafs status` reports nothing pending
-# (when it reports pending entries at all) and print how long that took after the clients finished.
+# The gateway may acknowledge before it publishes: wait until its statistics count no pending
+# link and print how long that took after $1 (at most 60 s; "unknown" if it cannot be asked).
+pending_links() {
+  curl -fsS "http://127.0.0.1:$GW_WEB/statistics?t=json" |
+    python3 -c 'import json, sys; print(int(json.load(sys.stdin)["stats"]["lafs.journal.pending_links"]))'
+}
 published_after() {
-  local t0=$1
-  if "$LAFS" --node-dir "$GW" status >/dev/null 2>&1; then
-    for _ in $(seq 600); do
-      "$LAFS" --node-dir "$GW" status 2>/dev/null | grep -Eq 'pending[^0-9]*[1-9]' || break
-      sleep 0.05
-    done
-    printf '%.2f' "$(seconds_since "$t0")"
-  else
-    printf 'n/a'
-  fi
+  local t0=$1 n
+  for _ in $(seq 600); do
+    n=$(pending_links) || { printf 'unknown'; return; }
+    [ "$n" = 0 ] && break
+    sleep 0.1
+  done
+  printf '%.2f' "$(seconds_since "$t0")"
 }
 
 # --- inputs ---
