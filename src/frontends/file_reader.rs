@@ -5,6 +5,9 @@
 //! stream there, so the first byte never waits for the whole file and resumes
 //! (`reget`, `REST`) read only what they need. The contents are those of the
 //! cap opened: a later write to the same path does not change what this reader sees.
+//! A file of one segment (a small file) starts decoding when opened, so the client's first read
+//! finds it done: what it holds is what a client that read one byte would hold, and its memory
+//! budget is taken the same way.
 //! A mutable file is read whole when opened (the grid decodes it whole) into an encrypted
 //! spool, so a handle left open holds disk, not memory.
 
@@ -128,11 +131,15 @@ impl FileContents {
             }),
             Cap::Chk(chk) => {
                 let reader = grid.open_file(chk).await?;
+                // A file of one segment is decoded now, while the reply to the open and the
+                // client's first read are on their way: a client reads what it opens.
+                let stream =
+                    (reader.size() <= reader.ueb().segment_size).then(|| start_stream(&reader, 0, reader.size()));
                 Ok(FileContents {
                     size: reader.size(),
                     source: Source::Chk {
                         reader: Box::new(reader),
-                        stream: None,
+                        stream,
                     },
                 })
             }
