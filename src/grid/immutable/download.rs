@@ -160,6 +160,12 @@ fn enough_shares(locations: &[ShareLocation], needed: usize) -> bool {
     shares.len() >= needed
 }
 
+/// Where a share sorts among those to read: primary shares (< k) need no erasure decoding, so
+/// they come first.
+fn primary_first(location: &ShareLocation, needed: usize) -> (bool, ShareNum) {
+    (usize::from(location.share) >= needed, location.share)
+}
+
 /// The same share on the same server.
 fn same_share(a: &ShareLocation, b: &ShareLocation) -> bool {
     a.share == b.share && a.server.id().node_id == b.server.id().node_id
@@ -378,7 +384,9 @@ impl Grid {
         self.check_allowed(si)?;
         let needed = cap.needed as usize;
         let (mut spare, mut unlisted) = if every_share {
-            (locate_shares(self, si).await, None)
+            let mut found = locate_shares(self, si).await;
+            found.sort_by_key(|l| primary_first(l, needed));
+            (found, None)
         } else {
             let guessed = guess_small_shares(self, si, cap).await;
             if enough_shares(&guessed, needed) {
@@ -432,7 +440,7 @@ async fn list_for_reading(
     let mut found = locate_shares_for_reading(grid, si, needed).await;
     found.retain(|l| !used.iter().any(|u| same_share(u, l)));
     adopt_guesses(&mut found, known);
-    found.sort_by_key(|l| (l.share as usize >= needed, l.share));
+    found.sort_by_key(|l| primary_first(l, needed));
     prefetch_small_shares(si, cap, &mut found, needed).await;
     found
 }
