@@ -39,15 +39,7 @@ async fn main() -> anyhow::Result<()> {
         vfs.link_file(path.as_bytes(), &cap, true, None).await?;
         steps[3] += t.elapsed();
     }
-    let total = started.elapsed();
-    for (name, step) in names.iter().zip(steps) {
-        println!("{name:<16} {:7.2} ms per file", step.as_secs_f64() * 1000.0 / 200.0);
-    }
-    println!(
-        "total            {:7.2} ms per file, {:.0} files/s",
-        total.as_secs_f64() * 1000.0 / 200.0,
-        200.0 / total.as_secs_f64()
-    );
+    report(&names, &steps, started.elapsed());
     // Reading each back: the path, the shares (read whole, on a guess), the decoding.
     let mut steps = [Duration::ZERO; 3];
     let names = ["lookup", "open", "read"];
@@ -68,7 +60,12 @@ async fn main() -> anyhow::Result<()> {
         steps[2] += t.elapsed();
         anyhow::ensure!(data.len() == 4096, "{path} read back {} bytes", data.len());
     }
-    let total = started.elapsed();
+    report(&names, &steps, started.elapsed());
+    Ok(())
+}
+
+/// Prints each step's time and the whole per file (of 200).
+fn report(names: &[&str], steps: &[Duration], total: Duration) {
     for (name, step) in names.iter().zip(steps) {
         println!("{name:<16} {:7.3} ms per file", step.as_secs_f64() * 1000.0 / 200.0);
     }
@@ -77,5 +74,4 @@ async fn main() -> anyhow::Result<()> {
         total.as_secs_f64() * 1000.0 / 200.0,
         200.0 / total.as_secs_f64()
     );
-    Ok(())
 }
