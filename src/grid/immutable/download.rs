@@ -154,12 +154,6 @@ async fn guess_small_shares(grid: &Grid, si: StorageIndex, cap: &ChkCap) -> Vec<
     found
 }
 
-/// `locations` hold `needed` distinct shares: enough, if they check out, to read the file.
-fn enough_shares(locations: &[ShareLocation], needed: usize) -> bool {
-    let shares: BTreeSet<ShareNum> = locations.iter().map(|l| l.share).collect();
-    shares.len() >= needed
-}
-
 /// Where a share sorts among those to read: primary shares (< k) need no erasure decoding, so
 /// they come first.
 fn primary_first(location: &ShareLocation, needed: usize) -> (bool, ShareNum) {
@@ -389,7 +383,8 @@ impl Grid {
             (found, None)
         } else {
             let guessed = guess_small_shares(self, si, cap).await;
-            if enough_shares(&guessed, needed) {
+            // The guesses are shares 0 to k-1, one each: all of them came back.
+            if guessed.len() >= needed {
                 (guessed, Some(self.clone()))
             } else {
                 (list_for_reading(self, si, cap, guessed, &[]).await, None)
