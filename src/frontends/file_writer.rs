@@ -144,12 +144,8 @@ impl Stream {
         let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
         let aborted = Arc::new(AtomicBool::new(false));
         let len = first.data.len() as u64;
-        let source = ChannelSource {
-            receiver,
-            current: Bytes::from(first.data),
-            current_permit: first.permit,
-            aborted: aborted.clone(),
-        };
+        let segment = usize::try_from(grid.stream_segment_len()).unwrap_or(usize::MAX);
+        let source = ChannelSource::new(receiver, first, segment, aborted.clone());
         let grid = grid.clone();
         // In the caller's span: what the grid logs names the connection.
         let upload =
@@ -217,12 +213,40 @@ struct ChannelSource {
     current: Bytes,
     /// The budget of the buffer the stream started from, given back as the encoder takes it.
     current_permit: BudgetPermit,
+    /// What the starting buffer held beyond the first segment, read before the channel.
+    rest: Option<Bytes>,
     aborted: Arc<AtomicBool>,
+}
+
+impl ChannelSource {
+    /// A source that starts with `first`, the buffer the stream began from, and goes on with
+    /// what `receiver` brings. The upload's first segment (`segment` bytes) takes exactly that
+    /// much of the buffer, and with it the buffer's budget; what is left (less than a batch
+    /// and a write) follows unaccounted, like a queued batch. Were it to keep budget, the
+    /// upload would wait for its second segment's budget while holding some, and a transfer
+    /// waiting for the whole budget ahead of it would wait forever.
+    fn new(receiver: mpsc::Receiver<Bytes>, first: Buffer, segment: usize, aborted: Arc<AtomicBool>) -> ChannelSource {
+        let Buffer { data, mut permit } = first;
+        let mut current = Bytes::from(data);
+        let rest = current.split_off(segment.min(current.len()));
+        permit.shrink_to(current.len() as u64);
+        ChannelSource {
+            receiver,
+            current,
+            current_permit: permit,
+            rest: (!rest.is_empty()).then_some(rest),
+            aborted,
+        }
+    }
 }
 
 impl Read for ChannelSource {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if let Some(rest) = self.rest.take() {
+                self.current = rest;
+                continue;
+            }
             match self.receiver.blocking_recv() {
                 Some(next) => self.current = next,
                 None if self.aborted.load(Ordering::SeqCst) => {
@@ -755,6 +779,39 @@ mod tests {
             drop(writer);
             until_released(&vfs).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_stream_gives_back_its_whole_buffer_budget_once_its_first_segment_is_read() {
+        // The upload then waits for its next segment's budget holding none of it.
+        let budget = crate::grid::budget::MemoryBudget::new(MIN_BYTES);
+        let segment = 1 << 20;
+        let contents = data(segment + 40_000);
+        let first = Buffer {
+            data: contents.clone(),
+            permit: budget.acquire(segment as u64 + 300_000).await,
+        };
+        let (sender, receiver) = mpsc::channel(STREAM_QUEUE);
+        let mut source = ChannelSource::new(receiver, first, segment, Arc::default());
+        assert_eq!(
+            budget.in_use(),
+            segment as u64,
+            "the buffer's spare room given back at once"
+        );
+        sender.send(Bytes::from_static(b"and more")).await.unwrap();
+        drop(sender);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut first_segment = vec![0; segment];
+            source.read_exact(&mut first_segment).unwrap();
+            let held = budget.in_use();
+            let mut rest = Vec::new();
+            source.read_to_end(&mut rest).unwrap();
+            (first_segment, held, rest)
+        });
+        let (first_segment, held_after_first_segment, rest) = read.await.unwrap();
+        assert_eq!(held_after_first_segment, 0, "budget held past the first segment");
+        assert!(first_segment[..] == contents[..segment]);
+        assert!(rest[..40_000] == contents[segment..] && &rest[40_000..] == b"and more");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

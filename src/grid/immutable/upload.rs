@@ -123,9 +123,18 @@ impl Grid {
     /// The memory-budget bytes one segment of a streamed upload holds while it is encrypted,
     /// erasure-coded and written (its N blocks; the first k are the ciphertext itself).
     pub fn stream_segment_cost(&self) -> u64 {
+        self.stream_shape().block_len(0) * self.params().total as u64
+    }
+
+    /// The plaintext bytes in each segment of a streamed upload but its last (the maximum
+    /// segment size, rounded up to a multiple of k).
+    pub fn stream_segment_len(&self) -> u64 {
+        self.stream_shape().segment_size
+    }
+
+    fn stream_shape(&self) -> FileShape {
         let params = self.params();
-        let shape = FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size);
-        shape.block_len(0) * params.total as u64
+        FileShape::new(STREAM_BOUND_SIZE, params.needed, params.total, params.max_segment_size)
     }
 
     /// Stores `data`, a file the caller holds in memory, with `permit` holding at least
