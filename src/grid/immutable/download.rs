@@ -811,26 +811,38 @@ struct SegmentWork {
 
 impl SegmentWork {
     /// The plaintext, or the share numbers whose blocks were bad (empty: the segment hash failed).
+    ///
+    /// The segment's hash, a leaf of the ciphertext hash tree that the UEB commits to, vouches
+    /// for every block it was decoded from, so the blocks' own hashes (a second pass over the
+    /// same bytes) are computed only when it fails, to find the shares that lied.
     fn decode(self, fetched: Fetched) -> Result<Vec<u8>, Vec<ShareNum>> {
-        let mut bad = Vec::new();
-        let mut blocks = Vec::new();
+        let mut blocks = Vec::with_capacity(fetched.len());
+        let mut unreadable = Vec::new();
         for (good, block) in fetched {
             match block {
-                Ok(b) if block_hash(&b) == good.hashes.block_leaves[self.segnum as usize] => {
-                    blocks.push((good.location.share as usize, b));
-                }
-                _ => bad.push(good.location.share),
+                Ok(bytes) => blocks.push((good, bytes)),
+                Err(_) => unreadable.push(good.location.share),
             }
         }
-        if !bad.is_empty() {
-            return Err(bad);
+        if !unreadable.is_empty() {
+            return Err(unreadable);
         }
-        let chunks = self.codec.decode(blocks).map_err(|_| Vec::new())?;
-        let mut segment = chunks.concat();
-        segment.truncate(self.shape.segment_len(self.segnum) as usize);
-        if crypttext_segment_hash(&segment) != self.crypttext_leaves[self.segnum as usize] {
-            return Err(Vec::new());
-        }
+        let leaf = self.segnum as usize;
+        let numbered: Vec<(usize, &[u8])> = blocks
+            .iter()
+            .map(|(good, bytes)| (good.location.share as usize, bytes.as_slice()))
+            .collect();
+        let checked = self.codec.decode_joined(&numbered).ok().and_then(|mut segment| {
+            segment.truncate(self.shape.segment_len(self.segnum) as usize);
+            (crypttext_segment_hash(&segment) == self.crypttext_leaves[leaf]).then_some(segment)
+        });
+        let Some(mut segment) = checked else {
+            return Err(blocks
+                .iter()
+                .filter(|(good, bytes)| block_hash(bytes) != good.hashes.block_leaves[leaf])
+                .map(|(good, _)| good.location.share)
+                .collect());
+        };
         aes_ctr_at(&self.key, self.segnum * self.shape.segment_size, &mut segment);
         Ok(segment)
     }
