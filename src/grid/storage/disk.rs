@@ -365,10 +365,7 @@ impl StorageServer for DiskServer {
             };
             let end = offset.saturating_add(len).min(container.data_len);
             let start = offset.min(end);
-            let mut buf = vec![0u8; (end - start) as usize];
-            file.read_exact_at(&mut buf, IMMUTABLE_HEADER + start)
-                .map_err(|e| Error::io("read share", e))?;
-            Ok(buf)
+            read_range(file, IMMUTABLE_HEADER + start, end - start).map_err(|e| Error::io("read share", e))
         })
         .await
     }
@@ -471,6 +468,21 @@ impl StorageServer for DiskServer {
         })
         .await
     }
+}
+
+/// `len` bytes of `file` from `offset`, read into a buffer that is not zeroed first: block
+/// reads are the bulk of a download, and zeroing each fresh buffer only to overwrite it cost
+/// more than the read (the allocator hands large zeroed buffers back as fresh pages, each one
+/// faulted in and cleared).
+fn read_range(mut file: File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
+    file.take(len).read_to_end(&mut buf)?;
+    if buf.len() as u64 != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]
