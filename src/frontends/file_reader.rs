@@ -23,9 +23,10 @@ use crate::grid::spool::Spool;
 use crate::grid::uri::Cap;
 use crate::vfs::{self, ErrorKind};
 
-/// Pieces (up to a segment each) buffered between the download task and the client, beyond the
-/// segments it prefetches. Each carries its memory-budget permit until the client has read it.
-const PIPE_PIECES: usize = 2;
+/// Pieces (a block's share of a segment each, k to a segment) buffered between the download
+/// task and the client, beyond the segments it prefetches: two segments' worth at 3-of-N. Each
+/// carries its memory-budget permit until the client has read it.
+const PIPE_PIECES: usize = 6;
 /// A mutable file is written to its spool in pieces of this size.
 const SPOOL_CHUNK: usize = 1 << 20;
 /// A forward jump shorter than this is read through rather than restarting the download.

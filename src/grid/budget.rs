@@ -155,6 +155,17 @@ impl BudgetPermit {
         }
     }
 
+    /// Splits `bytes` off into a permit of their own (all it holds, if that is less).
+    pub fn split_off(&mut self, bytes: u64) -> BudgetPermit {
+        if bytes >= self.bytes() {
+            return std::mem::take(self);
+        }
+        match (&mut self.0, usize::try_from(bytes)) {
+            (Some(permit), Ok(n)) if n > 0 => BudgetPermit(permit.split(n)),
+            _ => BudgetPermit::empty(),
+        }
+    }
+
     /// Gives back all but `bytes` (nothing if it holds no more than that).
     pub fn shrink_to(&mut self, bytes: u64) {
         let held = self.bytes();
@@ -181,6 +192,10 @@ mod tests {
         assert_eq!(budget.in_use(), 30);
         a.merge(budget.try_acquire(20).expect("free"));
         assert_eq!((a.bytes(), budget.in_use()), (50, 50));
+        let mut b = a.split_off(20);
+        assert_eq!((a.bytes(), b.bytes(), budget.in_use()), (30, 20, 50));
+        drop(b.split_off(25));
+        assert_eq!((b.bytes(), budget.in_use()), (0, 30));
         a.shrink_to(10);
         assert_eq!((a.bytes(), budget.in_use()), (10, 10));
         assert!(budget.try_acquire(91).is_none());

@@ -173,32 +173,6 @@ impl Codec {
         slots.truncate(self.needed);
         slots.into_iter().map(|slot| slot.ok_or(Error::BadShape)).collect()
     }
-
-    /// The k input chunks joined in one buffer, recovered from `blocks` as [`Codec::decode`]
-    /// does. The primary blocks, when all given, are copied straight into it; `blocks` stays
-    /// the caller's (to check each block only if the result proves wrong).
-    pub fn decode_joined(&self, blocks: &[(usize, &[u8])]) -> Result<Vec<u8>, Error> {
-        let len = blocks.first().map_or(0, |(_, block)| block.len());
-        if blocks.iter().any(|(_, block)| block.len() != len) {
-            return Err(Error::BadShape);
-        }
-        let primary: Option<Vec<&[u8]>> = (0..self.needed)
-            .map(|number| blocks.iter().find(|(n, _)| *n == number).map(|(_, block)| *block))
-            .collect();
-        match primary {
-            Some(primary) => {
-                let mut joined = Vec::with_capacity(len * self.needed);
-                for block in primary {
-                    joined.extend_from_slice(block);
-                }
-                Ok(joined)
-            }
-            None => {
-                let owned = blocks.iter().map(|(n, block)| (*n, block.to_vec())).collect();
-                Ok(self.decode(owned)?.concat())
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -257,8 +231,6 @@ mod tests {
             let picked: Vec<(usize, Vec<u8>)> = (0..needed)
                 .map(|i| { let n = (start + total - i) % total; (n, shares[n].clone()) })
                 .collect();
-            let numbered: Vec<(usize, &[u8])> = picked.iter().map(|(n, block)| (*n, block.as_slice())).collect();
-            prop_assert_eq!(codec.decode_joined(&numbered).unwrap(), chunks.concat());
             prop_assert_eq!(codec.decode(picked).unwrap(), chunks);
         }
     }

@@ -107,6 +107,15 @@ pub fn crypttext_segment_hash(segment: &[u8]) -> Hash {
     tagged_hash(tag::CIPHERTEXT_SEGMENT, segment)
 }
 
+/// [`crypttext_segment_hash`] of the segment `parts` make when joined.
+pub fn crypttext_segment_hash_of_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Hash {
+    let mut hasher = TaggedHasher::new(tag::CIPHERTEXT_SEGMENT);
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize()
+}
+
 /// The storage index of a CHK file: derived from its AES key.
 pub fn storage_index_hash(key: &[u8; 16]) -> [u8; 16] {
     tagged_hash16(tag::STORAGE_INDEX, key)

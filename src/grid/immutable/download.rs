@@ -17,7 +17,7 @@ use crate::grid::budget::{BudgetPermit, MemoryBudget};
 
 use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::Codec;
-use crate::grid::hashutil::{Hash, block_hash, crypttext_segment_hash};
+use crate::grid::hashutil::{Hash, block_hash, crypttext_segment_hash_of_parts};
 use crate::grid::immutable::chk::{self, VerifiedShareHashes};
 use crate::grid::immutable::layout::{FileShape, MAX_HEADER, ShareLayout};
 use crate::grid::immutable::ueb::{self, UriExtension};
@@ -575,6 +575,11 @@ impl FileReader {
 
     /// Reads, verifies and decrypts segment `segnum`.
     pub async fn read_segment(&mut self, segnum: u64) -> Result<Vec<u8>, Error> {
+        Ok(self.read_segment_parts(segnum).await?.concat())
+    }
+
+    /// Segment `segnum` in parts that, joined, are its plaintext (see [`SegmentWork::decode`]).
+    async fn read_segment_parts(&mut self, segnum: u64) -> Result<Vec<Vec<u8>>, Error> {
         loop {
             let fetched = fetch_blocks(self.si, &self.active, &self.shape, segnum).await;
             let work = self.segment_work(segnum);
@@ -689,16 +694,24 @@ impl FileReader {
                 None => return Err(Error::Internal("prefetch queue ran dry".into())),
             };
             // A segment that fails its checks takes the slow path, under the same permit.
-            let plaintext = match decoded {
-                Ok(Ok(plaintext)) => plaintext,
-                Ok(Err(_)) => self.read_segment(segnum).await?,
+            let parts = match decoded {
+                Ok(Ok(parts)) => parts,
+                Ok(Err(_)) => self.read_segment_parts(segnum).await?,
                 Err(e) => return Err(Error::Internal(e.to_string())),
             };
-            permit.shrink_to(plaintext.len() as u64);
-            let seg_start = segnum * seg;
-            let from = offset.saturating_sub(seg_start) as usize;
-            let to = ((end - seg_start) as usize).min(plaintext.len());
-            sink.put(Bytes::from(plaintext).slice(from..to), permit).await?;
+            permit.shrink_to(parts.iter().map(|part| part.len() as u64).sum());
+            // Each part goes on as it is, with its share of the permit: no copy joins them.
+            let mut at = segnum * seg;
+            for part in parts {
+                let part_end = at + part.len() as u64;
+                let part_permit = permit.split_off(part.len() as u64);
+                let (from, to) = (offset.max(at), end.min(part_end));
+                if from < to {
+                    let piece = Bytes::from(part).slice((from - at) as usize..(to - at) as usize);
+                    sink.put(piece, part_permit).await?;
+                }
+                at = part_end;
+            }
         }
         Ok(())
     }
@@ -810,12 +823,15 @@ struct SegmentWork {
 }
 
 impl SegmentWork {
-    /// The plaintext, or the share numbers whose blocks were bad (empty: the segment hash failed).
+    /// The plaintext in parts that, joined, are the segment, or the share numbers whose blocks
+    /// were bad (empty: the segment hash failed). When the primary blocks (shares 0..k) were
+    /// fetched, they are the ciphertext itself: each is checked and decrypted where it lies and
+    /// becomes a part, so no byte is copied.
     ///
     /// The segment's hash, a leaf of the ciphertext hash tree that the UEB commits to, vouches
     /// for every block it was decoded from, so the blocks' own hashes (a second pass over the
     /// same bytes) are computed only when it fails, to find the shares that lied.
-    fn decode(self, fetched: Fetched) -> Result<Vec<u8>, Vec<ShareNum>> {
+    fn decode(self, fetched: Fetched) -> Result<Vec<Vec<u8>>, Vec<ShareNum>> {
         let mut blocks = Vec::with_capacity(fetched.len());
         let mut unreadable = Vec::new();
         for (good, block) in fetched {
@@ -828,22 +844,55 @@ impl SegmentWork {
             return Err(unreadable);
         }
         let leaf = self.segnum as usize;
-        let numbered: Vec<(usize, &[u8])> = blocks
-            .iter()
-            .map(|(good, bytes)| (good.location.share as usize, bytes.as_slice()))
+        let primary: Option<Vec<usize>> = (0..self.codec.needed())
+            .map(|share| {
+                blocks
+                    .iter()
+                    .position(|(good, _)| good.location.share as usize == share)
+            })
             .collect();
-        let checked = self.codec.decode_joined(&numbered).ok().and_then(|mut segment| {
-            segment.truncate(self.shape.segment_len(self.segnum) as usize);
-            (crypttext_segment_hash(&segment) == self.crypttext_leaves[leaf]).then_some(segment)
-        });
-        let Some(mut segment) = checked else {
-            return Err(blocks
-                .iter()
-                .filter(|(good, bytes)| block_hash(bytes) != good.hashes.block_leaves[leaf])
-                .map(|(good, _)| good.location.share)
-                .collect());
+        let mut parts: Vec<Vec<u8>> = match &primary {
+            Some(positions) => positions.iter().map(|&p| std::mem::take(&mut blocks[p].1)).collect(),
+            None => {
+                let numbered = blocks
+                    .iter()
+                    .map(|(good, bytes)| (good.location.share as usize, bytes.clone()))
+                    .collect();
+                // Undecodable: no parts, which the hash check below rejects.
+                self.codec.decode(numbered).unwrap_or_default()
+            }
         };
-        aes_ctr_at(&self.key, self.segnum * self.shape.segment_size, &mut segment);
-        Ok(segment)
+        // The ciphertext is the parts' first `segment_len` bytes: the rest pads the last segment.
+        let mut missing = self.shape.segment_len(self.segnum) as usize;
+        let lens: Vec<usize> = parts
+            .iter()
+            .map(|part| {
+                let n = part.len().min(missing);
+                missing -= n;
+                n
+            })
+            .collect();
+        let hash = crypttext_segment_hash_of_parts(parts.iter().zip(&lens).map(|(part, &n)| &part[..n]));
+        if missing == 0 && hash == self.crypttext_leaves[leaf] {
+            let mut at = self.segnum * self.shape.segment_size;
+            for (part, n) in parts.iter_mut().zip(lens) {
+                part.truncate(n);
+                aes_ctr_at(&self.key, at, part);
+                at += n as u64;
+            }
+            parts.retain(|part| !part.is_empty());
+            return Ok(parts);
+        }
+        // Find the shares that lied: the primary blocks go back where they came from, untouched.
+        if let Some(positions) = primary {
+            for (p, part) in positions.into_iter().zip(parts) {
+                blocks[p].1 = part;
+            }
+        }
+        Err(blocks
+            .iter()
+            .filter(|(good, bytes)| block_hash(bytes) != good.hashes.block_leaves[leaf])
+            .map(|(good, _)| good.location.share)
+            .collect())
     }
 }
