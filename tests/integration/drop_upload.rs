@@ -215,6 +215,10 @@ fn dropped_moved_nested_modified_and_ignored_files() {
     wait_for("the new version", Duration::from_secs(60), || {
         read_all(&node.target(), &rt, "a.txt").is_some_and(|d| d == b"second version, longer\n")
     });
+    // The upload is logged once its link is made, so a read can see the link first.
+    wait_for("the second upload logged", Duration::from_secs(10), || {
+        node.uploads_of("a.txt") >= 2
+    });
     assert_eq!(node.uploads_of("a.txt"), 2);
     assert_eq!(node.uploads_of("early.txt"), 1, "unchanged files go up once");
     // A restart rescans: nothing is uploaded again.
