@@ -104,7 +104,7 @@ pub fn block_hash(block: &[u8]) -> Hash {
 
 /// The hash of one ciphertext segment (a crypttext-hash-tree leaf).
 pub fn crypttext_segment_hash(segment: &[u8]) -> Hash {
-    tagged_hash(tag::CIPHERTEXT_SEGMENT, segment)
+    crypttext_segment_hash_of_parts([segment])
 }
 
 /// [`crypttext_segment_hash`] of the segment `parts` make when joined.

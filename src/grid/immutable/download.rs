@@ -573,12 +573,8 @@ impl FileReader {
         }
     }
 
-    /// Reads, verifies and decrypts segment `segnum`.
-    pub async fn read_segment(&mut self, segnum: u64) -> Result<Vec<u8>, Error> {
-        Ok(self.read_segment_parts(segnum).await?.concat())
-    }
-
-    /// Segment `segnum` in parts that, joined, are its plaintext (see [`SegmentWork::decode`]).
+    /// Reads, verifies and decrypts segment `segnum`, in parts that, joined, are its plaintext
+    /// (see [`SegmentWork::decode`]).
     async fn read_segment_parts(&mut self, segnum: u64) -> Result<Vec<Vec<u8>>, Error> {
         loop {
             let fetched = fetch_blocks(self.si, &self.active, &self.shape, segnum).await;
