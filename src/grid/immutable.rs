@@ -8,5 +8,6 @@ pub mod chk;
 pub mod download;
 pub mod layout;
 pub mod repair;
+mod segment;
 pub mod ueb;
 pub mod upload;

@@ -15,11 +15,11 @@ use tokio::sync::mpsc;
 
 use crate::grid::budget::{BudgetPermit, MemoryBudget};
 
-use crate::grid::crypto::aes_ctr_at;
 use crate::grid::erasure::Codec;
-use crate::grid::hashutil::{Hash, block_hash, crypttext_segment_hash_of_parts};
+use crate::grid::hashutil::{Hash, block_hash};
 use crate::grid::immutable::chk::{self, VerifiedShareHashes};
 use crate::grid::immutable::layout::{FileShape, MAX_HEADER, ShareLayout};
+use crate::grid::immutable::segment::{Fetched, SegmentWork};
 use crate::grid::immutable::ueb::{self, UriExtension};
 use crate::grid::storage::{ShareNum, StorageServer};
 use crate::grid::uri::{ChkCap, StorageIndex};
@@ -176,10 +176,10 @@ fn adopt_guesses(locations: &mut [ShareLocation], guesses: Vec<ShareLocation>) {
 
 /// A share whose hashes were verified; its blocks can be read and checked.
 #[derive(Debug)]
-struct GoodShare {
-    location: ShareLocation,
-    layout: ShareLayout,
-    hashes: VerifiedShareHashes,
+pub(super) struct GoodShare {
+    pub location: ShareLocation,
+    pub layout: ShareLayout,
+    pub hashes: VerifiedShareHashes,
 }
 
 /// An open immutable file: verified UEB plus k verified shares (cloning it is cheap and opens nothing).
@@ -787,8 +787,6 @@ impl<W: AsyncWrite + Unpin> Sink<'_, W> {
     }
 }
 
-type Fetched = Vec<(Arc<GoodShare>, Result<Vec<u8>, String>)>;
-
 /// How many segments a streaming read fetches and decodes ahead of the one it writes.
 const PREFETCH_SEGMENTS: usize = 3;
 
@@ -807,88 +805,4 @@ async fn fetch_blocks(si: StorageIndex, active: &[Arc<GoodShare>], shape: &FileS
         .iter()
         .map(|g| async move { (g.clone(), read_block(si, g, shape, segnum).await) });
     join_all(reads).await
-}
-
-/// The CPU half of reading a segment: check, decode, check again, decrypt.
-struct SegmentWork {
-    shape: FileShape,
-    codec: Codec,
-    key: [u8; 16],
-    crypttext_leaves: Arc<Vec<Hash>>,
-    segnum: u64,
-}
-
-impl SegmentWork {
-    /// The plaintext in parts that, joined, are the segment, or the share numbers whose blocks
-    /// were bad (empty: the segment hash failed). When the primary blocks (shares 0..k) were
-    /// fetched, they are the ciphertext itself: each is checked and decrypted where it lies and
-    /// becomes a part, so no byte is copied.
-    ///
-    /// The segment's hash, a leaf of the ciphertext hash tree that the UEB commits to, vouches
-    /// for every block it was decoded from, so the blocks' own hashes (a second pass over the
-    /// same bytes) are computed only when it fails, to find the shares that lied.
-    fn decode(self, fetched: Fetched) -> Result<Vec<Vec<u8>>, Vec<ShareNum>> {
-        let mut blocks = Vec::with_capacity(fetched.len());
-        let mut unreadable = Vec::new();
-        for (good, block) in fetched {
-            match block {
-                Ok(bytes) => blocks.push((good, bytes)),
-                Err(_) => unreadable.push(good.location.share),
-            }
-        }
-        if !unreadable.is_empty() {
-            return Err(unreadable);
-        }
-        let leaf = self.segnum as usize;
-        let primary: Option<Vec<usize>> = (0..self.codec.needed())
-            .map(|share| {
-                blocks
-                    .iter()
-                    .position(|(good, _)| good.location.share as usize == share)
-            })
-            .collect();
-        let mut parts: Vec<Vec<u8>> = match &primary {
-            Some(positions) => positions.iter().map(|&p| std::mem::take(&mut blocks[p].1)).collect(),
-            None => {
-                let numbered = blocks
-                    .iter()
-                    .map(|(good, bytes)| (good.location.share as usize, bytes.clone()))
-                    .collect();
-                // Undecodable: no parts, which the hash check below rejects.
-                self.codec.decode(numbered).unwrap_or_default()
-            }
-        };
-        // The ciphertext is the parts' first `segment_len` bytes: the rest pads the last segment.
-        let mut missing = self.shape.segment_len(self.segnum) as usize;
-        let lens: Vec<usize> = parts
-            .iter()
-            .map(|part| {
-                let n = part.len().min(missing);
-                missing -= n;
-                n
-            })
-            .collect();
-        let hash = crypttext_segment_hash_of_parts(parts.iter().zip(&lens).map(|(part, &n)| &part[..n]));
-        if missing == 0 && hash == self.crypttext_leaves[leaf] {
-            let mut at = self.segnum * self.shape.segment_size;
-            for (part, n) in parts.iter_mut().zip(lens) {
-                part.truncate(n);
-                aes_ctr_at(&self.key, at, part);
-                at += n as u64;
-            }
-            parts.retain(|part| !part.is_empty());
-            return Ok(parts);
-        }
-        // Find the shares that lied: the primary blocks go back where they came from, untouched.
-        if let Some(positions) = primary {
-            for (p, part) in positions.into_iter().zip(parts) {
-                blocks[p].1 = part;
-            }
-        }
-        Err(blocks
-            .iter()
-            .filter(|(good, bytes)| block_hash(bytes) != good.hashes.block_leaves[leaf])
-            .map(|(good, _)| good.location.share)
-            .collect())
-    }
 }
