@@ -212,26 +212,53 @@ pub(crate) async fn rm(dir: &Path, target: &str) -> anyhow::Result<()> {
 }
 
 /// Writes `reader`'s file to `path` through `<path>.lafs-partial` and a rename, so a failed
-/// download never leaves a partial file under its name.
+/// download never leaves a partial file under its name. A symbolic link is followed (the file it
+/// names gets the contents, the link stays); a path that is no regular file (`/dev/null`, a pipe)
+/// is written to as it is: a rename would put a regular file in its place.
 async fn download_to(
     reader: &mut crate::grid::immutable::download::FileReader,
     path: &Path,
     progress: Option<&(dyn Fn(u64) + Send + Sync)>,
 ) -> anyhow::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
+    let target = match tokio::fs::metadata(path).await {
+        Ok(meta) if meta.is_dir() => bail!("{} is a directory", path.display()),
+        Ok(meta) if !meta.is_file() => {
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            return write_download(reader, file, progress).await;
+        }
+        // A link to a regular file: that file is the one replaced.
+        Ok(_) => tokio::fs::canonicalize(path)
+            .await
+            .unwrap_or_else(|_| path.to_path_buf()),
+        Err(_) => path.to_path_buf(),
+    };
+    let mut tmp = target.as_os_str().to_owned();
     tmp.push(".lafs-partial");
     let tmp = PathBuf::from(tmp);
     let file = tokio::fs::File::create(&tmp)
         .await
         .with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    if let Err(e) = reader.write_to(&mut writer, progress).await {
+    if let Err(e) = write_download(reader, file, progress).await {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e.into());
+        return Err(e);
     }
-    writer.flush().await.context("write download")?;
-    drop(writer);
-    tokio::fs::rename(&tmp, path)
+    tokio::fs::rename(&tmp, &target)
         .await
         .with_context(|| format!("cannot rename to {}", path.display()))
+}
+
+/// Streams `reader`'s file into `file` and flushes it.
+async fn write_download(
+    reader: &mut crate::grid::immutable::download::FileReader,
+    file: tokio::fs::File,
+    progress: Option<&(dyn Fn(u64) + Send + Sync)>,
+) -> anyhow::Result<()> {
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    reader.write_to(&mut writer, progress).await?;
+    writer.flush().await.context("write download")?;
+    Ok(())
 }

@@ -523,3 +523,75 @@ fn check_repair_of_a_directory_fails_while_it_stays_unhealthy() {
     );
     assert!(err.contains("repair incomplete: 3 of 10 shares good"), "{err}");
 }
+
+#[test]
+fn get_writes_through_a_link_and_into_a_pipe_and_refuses_a_directory() {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    let tmp = scratch_dir();
+    let node = tmp.path().join("node");
+    stdout(&lafs(&node, &["init"]));
+    let data = pseudo_random(300_000, 7);
+    let file = tmp.path().join("input.bin");
+    std::fs::write(&file, &data).unwrap();
+    let cap = stdout(&lafs(&node, &["put", file.to_str().unwrap()]))
+        .trim()
+        .to_string();
+    assert!(cap.starts_with("URI:CHK:"), "{cap}");
+
+    // A symbolic link: the file it names gets the contents, and the link stays a link.
+    let real = tmp.path().join("real.bin");
+    std::fs::write(&real, b"old contents").unwrap();
+    let link = tmp.path().join("link.bin");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    stdout(&lafs(&node, &["get", &cap, link.to_str().unwrap()]));
+    assert!(
+        link.symlink_metadata().unwrap().file_type().is_symlink(),
+        "the link was replaced"
+    );
+    assert!(
+        std::fs::read(&real).unwrap() == data,
+        "the linked file does not hold the download"
+    );
+
+    // A named pipe: its reader gets the file, and the pipe stays a pipe (a rename would have put
+    // a regular file in its place, as it would in place of /dev/null).
+    let fifo = tmp.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success());
+    // Opened for reading and writing, so that neither end waits for the other to open.
+    let end = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let (sender, received) = std::sync::mpsc::channel();
+    let len = data.len();
+    std::thread::spawn(move || {
+        let mut got = vec![0u8; len];
+        let _ = sender.send((&end).read_exact(&mut got).map(|()| got));
+    });
+    stdout(&lafs(&node, &["get", &cap, fifo.to_str().unwrap()]));
+    let got = received
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("nothing came through the pipe")
+        .unwrap();
+    assert!(got == data, "the pipe's reader got other bytes");
+    assert!(
+        fifo.symlink_metadata().unwrap().file_type().is_fifo(),
+        "the pipe was replaced"
+    );
+
+    // A directory is refused, and nothing is left beside it.
+    let refused = lafs(&node, &["get", &cap, tmp.path().to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("is a directory"), "{}", stderr(&refused));
+    let partial = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".lafs-partial")
+        })
+        .count();
+    assert_eq!(partial, 0);
+}
