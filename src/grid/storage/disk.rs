@@ -365,7 +365,7 @@ impl StorageServer for DiskServer {
             };
             let end = offset.saturating_add(len).min(container.data_len);
             let start = offset.min(end);
-            read_range(file, IMMUTABLE_HEADER + start, end - start).map_err(|e| Error::io("read share", e))
+            read_range(&file, IMMUTABLE_HEADER + start, end - start).map_err(|e| Error::io("read share", e))
         })
         .await
     }
@@ -473,15 +473,19 @@ impl StorageServer for DiskServer {
 /// `len` bytes of `file` from `offset`, read into a buffer that is not zeroed first: block
 /// reads are the bulk of a download, and zeroing each fresh buffer only to overwrite it cost
 /// more than the read (the allocator hands large zeroed buffers back as fresh pages, each one
-/// faulted in and cleared).
-fn read_range(mut file: File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
-    file.take(len).read_to_end(&mut buf)?;
-    if buf.len() as u64 != len {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
+/// faulted in and cleared). One `pread` asks for the whole range: `Read::read_to_end` would
+/// ask for 8 KiB, then twice as much each time, six system calls for a 341 KiB block.
+fn read_range(file: &File, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        // Fills (part of) the spare capacity, which is at least what is still wanted.
+        if rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
     }
+    buf.truncate(len);
     Ok(buf)
 }
 
