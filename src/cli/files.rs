@@ -234,6 +234,13 @@ async fn download_to(
         Ok(_) => tokio::fs::canonicalize(path)
             .await
             .unwrap_or_else(|_| path.to_path_buf()),
+        // A link to nothing yet: writing through it creates what it names.
+        Err(_) if path.is_symlink() => {
+            let file = tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            return write_download(reader, file, progress).await;
+        }
         Err(_) => path.to_path_buf(),
     };
     let mut tmp = target.as_os_str().to_owned();

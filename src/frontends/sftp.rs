@@ -9,6 +9,7 @@ pub mod handles;
 pub mod open_writes;
 pub mod openssh;
 pub mod order;
+pub mod quick_ack;
 pub mod replies;
 pub mod requests;
 pub mod serve;
@@ -172,7 +173,7 @@ async fn serve_connection(
     let late = || tracing::warn!("sftp connection closed: no login within {grace:?}");
     // The version exchange is part of the grace time too: a client that sends nothing is dropped.
     let session = tokio::select! {
-        started = russh::server::run_stream(config, socket, handler) => match started {
+        started = russh::server::run_stream(config, quick_ack::QuickAck::new(socket), handler) => match started {
             Ok(session) => session,
             Err(error) => {
                 tracing::debug!("ssh connection setup failed: {error}");

@@ -554,6 +554,19 @@ fn get_writes_through_a_link_and_into_a_pipe_and_refuses_a_directory() {
         std::fs::read(&real).unwrap() == data,
         "the linked file does not hold the download"
     );
+    // A link to nothing yet: the file it names is created, and the link stays.
+    let named = tmp.path().join("named.bin");
+    let dangling = tmp.path().join("dangling.bin");
+    std::os::unix::fs::symlink(&named, &dangling).unwrap();
+    stdout(&lafs(&node, &["get", &cap, dangling.to_str().unwrap()]));
+    assert!(
+        dangling.symlink_metadata().unwrap().file_type().is_symlink(),
+        "the link was replaced"
+    );
+    assert!(
+        std::fs::read(&named).unwrap() == data,
+        "the named file does not hold the download"
+    );
 
     // A named pipe: its reader gets the file, and the pipe stays a pipe (a rename would have put
     // a regular file in its place, as it would in place of /dev/null).
