@@ -174,19 +174,15 @@ async fn put(
     args: &Args,
 ) -> Result<Response<WebBody>, WebError> {
     let replace = args.replace()?;
-    // Tahoe writes a partial MDMF update at `offset=`; we do not, and replacing the whole file with
-    // the fragment would lose the rest of it.
-    if args.get("offset").is_some() {
-        return Err(WebError::bad_request(
-            "PUT with offset= (a partial update) is not supported",
-        ));
-    }
+    // `offset=` writes into an existing mutable file there; an immutable one cannot change.
+    let offset = args.get("offset");
     let Some((last, parents)) = names.split_last() else {
         return match (root, args.t()) {
             (Cap::Mutable(m), "") => {
-                upload::replace_mutable(state, upload::body_chunks(request.into_body()), m).await?;
+                replace_or_write_at(state, request, m, offset).await?;
                 Ok(html(root.to_string()))
             }
+            (Cap::Chk(_) | Cap::Literal(_), "") if offset.is_some() => Err(append_to_immutable()),
             (Cap::Directory(_), "mkdir") => Ok(respond(StatusCode::OK, "text/plain", full(root.to_string()))),
             (Cap::Directory(_), _) => Err(WebError::bad_request("PUT to a directory")),
             _ => Err(WebError::internal(
@@ -213,10 +209,11 @@ async fn put(
             match &existing {
                 Some(Cap::Directory(_)) => return Err(WebError::bad_request("PUT to a directory")),
                 Some(_) if replace == Replace::Never => return Err(WebError::conflict()),
-                Some(Cap::Mutable(m)) if matches!(m.access, MutableAccess::Write(_)) => {
-                    upload::replace_mutable(state, upload::body_chunks(request.into_body()), m).await?;
+                Some(Cap::Mutable(m)) if matches!(m.access, MutableAccess::Write(_)) || offset.is_some() => {
+                    replace_or_write_at(state, request, m, offset).await?;
                     return Ok(html(m_cap(m)));
                 }
+                Some(_) if offset.is_some() => return Err(append_to_immutable()),
                 _ => {}
             }
             if dir.is_read_only() {
@@ -229,6 +226,30 @@ async fn put(
         }
         t => Err(WebError::bad_request(format!("PUT to a file: bad t={t}"))),
     }
+}
+
+/// Replaces the contents of the mutable file `m` with the request's body, or with `offset`
+/// writes the body there (Tahoe's partial update: MDMF's, and SDMF's too here).
+async fn replace_or_write_at(
+    state: &WebState,
+    request: Request<Incoming>,
+    m: &crate::grid::uri::MutableCap,
+    offset: Option<&str>,
+) -> Result<(), WebError> {
+    let body = upload::body_chunks(request.into_body());
+    match offset {
+        None => upload::replace_mutable(state, body, m).await,
+        Some(text) => {
+            let offset = text
+                .parse::<u64>()
+                .map_err(|_| WebError::bad_request("PUT to a mutable file: Invalid offset"))?;
+            upload::write_mutable_at(state, body, m, offset).await
+        }
+    }
+}
+
+fn append_to_immutable() -> WebError {
+    WebError::bad_request("PUT to a file: append operation invoked on an immutable cap")
 }
 
 fn m_cap(m: &crate::grid::uri::MutableCap) -> String {

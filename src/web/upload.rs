@@ -123,6 +123,54 @@ where
     Ok(())
 }
 
+/// Writes `chunks` into the mutable file `cap` at `offset` (Tahoe's `PUT ...?offset=`): what
+/// they cover is replaced, what they reach past the end appends, the rest stays. An offset past
+/// the end is refused, as no byte may be left undefined.
+pub async fn write_mutable_at<S, E>(state: &WebState, chunks: S, cap: &MutableCap, offset: u64) -> Result<(), WebError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if !matches!(cap.access, MutableAccess::Write(_)) {
+        return Err(WebError::bad_request(
+            "PUT to a mutable file: replace or update requested with read-only cap",
+        ));
+    }
+    let data = collect(chunks).await?;
+    let running = state.activity.begin(
+        OpKind::Publish,
+        Some(cap.storage_index().to_string()),
+        Some(data.len() as u64),
+    );
+    let outcome = state
+        .grid
+        .modify_mutable(cap, |contents| {
+            let start = usize::try_from(offset).ok().filter(|&start| start <= contents.len());
+            let Some(start) = start else {
+                return Err(WebError::bad_request(format!(
+                    "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
+                    contents.len()
+                )));
+            };
+            if start + data.len() > MAX_MUTABLE_SIZE {
+                return Err(WebError::text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("FileTooLargeError: mutable files are limited to {MAX_MUTABLE_SIZE} bytes here"),
+                ));
+            }
+            let end = (start + data.len()).min(contents.len());
+            contents.splice(start..end, data.iter().copied());
+            Ok(())
+        })
+        .await;
+    let published = matches!(outcome, Ok(Ok(())));
+    running.finish(published, None, None);
+    outcome??;
+    state.activity.count("mutable.files_published", 1);
+    state.activity.count("mutable.bytes_published", data.len() as u64);
+    Ok(())
+}
+
 /// Stores `chunks` as a new file of the format asked for (`None`: immutable).
 pub async fn store_new<S, E>(
     state: &WebState,
