@@ -1,6 +1,7 @@
 //! File bodies into the grid: immutable files stream through the frontends' [`FileWriter`]
 //! (encoded while they arrive, memory flat in file size; convergent caps for files of one
-//! segment, as Tahoe's); mutable files (SDMF, MDMF) are published whole, as Tahoe does.
+//! segment, as Tahoe's); mutable files (SDMF, MDMF) are published whole, as Tahoe does, their
+//! bodies held by a [`FileWriter`] too: within the node's memory budget, or spooled to disk.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -8,6 +9,7 @@ use hyper::StatusCode;
 
 use crate::frontends::file_writer::FileWriter;
 use crate::grid::Grid;
+use crate::grid::mutable::keys::MutableKeys;
 use crate::grid::uri::{Cap, LiteralCap, MutableAccess, MutableCap, MutableFormat};
 use crate::vfs::Vfs;
 use crate::web::WebState;
@@ -63,24 +65,30 @@ where
     Ok(cap)
 }
 
-/// The whole of `chunks`, for a mutable file (413 past [`MAX_MUTABLE_SIZE`]).
-async fn collect<S, E>(mut chunks: S) -> Result<Vec<u8>, WebError>
+/// Writes a request body into `writer` from `offset` on (413 past [`MAX_MUTABLE_SIZE`]); how
+/// many bytes it had. The writer holds them within the node's memory budget, or spools them.
+async fn write_body<S, E>(vfs: &Vfs, writer: &mut FileWriter, mut chunks: S, offset: u64) -> Result<u64, WebError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut data = Vec::new();
+    let mut at = offset;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| WebError::bad_request(format!("the upload was cut short: {e}")))?;
-        if data.len() + chunk.len() > MAX_MUTABLE_SIZE {
+        if at + chunk.len() as u64 > MAX_MUTABLE_SIZE as u64 {
             return Err(WebError::text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("FileTooLargeError: mutable files are limited to {MAX_MUTABLE_SIZE} bytes here"),
             ));
         }
-        data.extend_from_slice(&chunk);
+        writer.write_at(vfs, at, &chunk).await?;
+        at += chunk.len() as u64;
     }
-    Ok(data)
+    Ok(at - offset)
+}
+
+fn read_only_cap() -> WebError {
+    WebError::bad_request("PUT to a mutable file: replace or update requested with read-only cap")
 }
 
 /// Stores `chunks` as a new mutable file of `format`; returns its write cap.
@@ -89,13 +97,21 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let data = collect(chunks).await?;
-    let running = state.activity.begin(OpKind::Publish, None, Some(data.len() as u64));
+    let vfs = upload_view(&state.grid);
     let key = state.grid.new_signing_key().await?;
+    // The cap is known before the first version is published: the writer is one for it.
+    let cap = MutableKeys::from_signing_key(&key)
+        .map_err(crate::grid::Error::from)?
+        .write_cap(format);
+    let mut writer = FileWriter::create(&state.spool_dir).replacing(Some(&Cap::Mutable(cap)));
+    let len = write_body(&vfs, &mut writer, chunks, 0).await?;
+    let running = state.activity.begin(OpKind::Publish, None, Some(len));
+    let (data, permit) = writer.into_mutable_contents(&vfs).await?;
     let cap = state.grid.create_mutable_as(key, &data, format).await?;
+    drop((data, permit));
     running.finish(true, Some(cap.storage_index().to_string()), None);
     state.activity.count("mutable.files_published", 1);
-    state.activity.count("mutable.bytes_published", data.len() as u64);
+    state.activity.count("mutable.bytes_published", len);
     Ok(Cap::Mutable(cap))
 }
 
@@ -106,21 +122,12 @@ where
     E: std::fmt::Display,
 {
     if !matches!(cap.access, MutableAccess::Write(_)) {
-        return Err(WebError::bad_request(
-            "PUT to a mutable file: replace or update requested with read-only cap",
-        ));
+        return Err(read_only_cap());
     }
-    let data = collect(chunks).await?;
-    let running = state.activity.begin(
-        OpKind::Publish,
-        Some(cap.storage_index().to_string()),
-        Some(data.len() as u64),
-    );
-    state.grid.update_mutable(cap, &data).await?;
-    running.finish(true, None, None);
-    state.activity.count("mutable.files_published", 1);
-    state.activity.count("mutable.bytes_published", data.len() as u64);
-    Ok(())
+    let vfs = upload_view(&state.grid);
+    let mut writer = FileWriter::create(&state.spool_dir).replacing(Some(&Cap::Mutable(cap.clone())));
+    let len = write_body(&vfs, &mut writer, chunks, 0).await?;
+    publish(state, &vfs, writer, cap, len).await
 }
 
 /// Writes `chunks` into the mutable file `cap` at `offset` (Tahoe's `PUT ...?offset=`): what
@@ -132,42 +139,33 @@ where
     E: std::fmt::Display,
 {
     if !matches!(cap.access, MutableAccess::Write(_)) {
-        return Err(WebError::bad_request(
-            "PUT to a mutable file: replace or update requested with read-only cap",
-        ));
+        return Err(read_only_cap());
     }
-    let data = collect(chunks).await?;
-    let running = state.activity.begin(
-        OpKind::Publish,
-        Some(cap.storage_index().to_string()),
-        Some(data.len() as u64),
-    );
-    let outcome = state
-        .grid
-        .modify_mutable(cap, |contents| {
-            let start = usize::try_from(offset).ok().filter(|&start| start <= contents.len());
-            let Some(start) = start else {
-                return Err(WebError::bad_request(format!(
-                    "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
-                    contents.len()
-                )));
-            };
-            if start + data.len() > MAX_MUTABLE_SIZE {
-                return Err(WebError::text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("FileTooLargeError: mutable files are limited to {MAX_MUTABLE_SIZE} bytes here"),
-                ));
-            }
-            let end = (start + data.len()).min(contents.len());
-            contents.splice(start..end, data.iter().copied());
-            Ok(())
-        })
-        .await;
-    let published = matches!(outcome, Ok(Ok(())));
-    running.finish(published, None, None);
-    outcome??;
+    let vfs = upload_view(&state.grid);
+    let mut writer = FileWriter::resume(&vfs, &Cap::Mutable(cap.clone()), &state.spool_dir).await?;
+    if offset > writer.len() {
+        return Err(WebError::bad_request(format!(
+            "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
+            writer.len()
+        )));
+    }
+    let len = write_body(&vfs, &mut writer, chunks, offset).await?;
+    publish(state, &vfs, writer, cap, len).await
+}
+
+/// Publishes what `writer` holds as the next version of `cap`; `len` bytes came in.
+async fn publish(state: &WebState, vfs: &Vfs, writer: FileWriter, cap: &MutableCap, len: u64) -> Result<(), WebError> {
+    let running = state
+        .activity
+        .begin(OpKind::Publish, Some(cap.storage_index().to_string()), Some(len));
+    let published = match writer.upload(vfs).await {
+        Ok(uploaded) => uploaded.into_cap(vfs).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    running.finish(published.is_ok(), None, None);
+    published?;
     state.activity.count("mutable.files_published", 1);
-    state.activity.count("mutable.bytes_published", data.len() as u64);
+    state.activity.count("mutable.bytes_published", len);
     Ok(())
 }
 

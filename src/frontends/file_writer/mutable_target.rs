@@ -25,6 +25,17 @@ impl FileWriter {
         Ok(())
     }
 
+    /// The whole contents, and the budget permit for publishing them, of a writer made for a
+    /// mutable file (see [`FileWriter::replacing`]) whose caller publishes them itself: the web
+    /// API's new mutable files, whose first version is their creation. Waits for budget holding
+    /// none.
+    pub async fn into_mutable_contents(mut self, vfs: &Vfs) -> Result<(Vec<u8>, BudgetPermit), vfs::Error> {
+        if self.mutable.is_none() {
+            return Err(vfs::Error::new(vfs::ErrorKind::Internal));
+        }
+        self.take_for_publish(vfs).await
+    }
+
     /// The whole contents for publishing as a mutable file's next version, with the budget
     /// permit for encoding them. Waits for budget holding none: a buffer whose encoding memory
     /// is not free now goes to the spool first.

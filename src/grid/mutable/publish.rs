@@ -85,28 +85,6 @@ impl Grid {
         self.update_mutable_from(cap, &map, plaintext).await
     }
 
-    /// Publishes the newest contents of the mutable file `cap` with `change` applied, against the
-    /// very version read: a version another writer published in between fails the write with
-    /// [`Error::UncoordinatedWrite`] rather than being lost. When `change` declines (an `Err`),
-    /// nothing is published and its reason comes back.
-    pub async fn modify_mutable<E>(
-        &self,
-        cap: &MutableCap,
-        change: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<Result<(), E>, Error> {
-        if !matches!(cap.access, MutableAccess::Write(_)) {
-            return Err(Error::ReadOnly);
-        }
-        let _turn = self.lock_for_writing(cap.storage_index()).await;
-        let map = self.settled_servermap(cap).await;
-        let mut contents = self.read_mutable_from(cap, &map)?;
-        if let Err(declined) = change(&mut contents) {
-            return Ok(Err(declined));
-        }
-        self.update_mutable_from(cap, &map, &contents).await?;
-        Ok(Ok(()))
-    }
-
     /// Publishes `plaintext` as the version after the ones in `map`, testing every
     /// share against what `map` saw: any version published since then makes this
     /// fail with [`Error::UncoordinatedWrite`] rather than be overwritten.
