@@ -91,7 +91,7 @@ pub async fn read_post(
             let cap = match &target {
                 FileTarget::New => upload::store_new(state, Box::pin(field), args.format()?).await?,
                 FileTarget::Replace(mutable) => {
-                    upload::replace_mutable(state, Box::pin(field), mutable).await?;
+                    upload::write_mutable(state, Box::pin(field), mutable, None).await?;
                     Cap::Mutable(mutable.clone())
                 }
             };

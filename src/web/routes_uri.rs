@@ -236,16 +236,14 @@ async fn replace_or_write_at(
     m: &crate::grid::uri::MutableCap,
     offset: Option<&str>,
 ) -> Result<(), WebError> {
-    let body = upload::body_chunks(request.into_body());
-    match offset {
-        None => upload::replace_mutable(state, body, m).await,
-        Some(text) => {
-            let offset = text
-                .parse::<u64>()
-                .map_err(|_| WebError::bad_request("PUT to a mutable file: Invalid offset"))?;
-            upload::write_mutable_at(state, body, m, offset).await
-        }
-    }
+    let offset = match offset {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| WebError::bad_request("PUT to a mutable file: Invalid offset"))?,
+        ),
+    };
+    upload::write_mutable(state, upload::body_chunks(request.into_body()), m, offset).await
 }
 
 fn append_to_immutable() -> WebError {

@@ -87,10 +87,6 @@ where
     Ok(at - offset)
 }
 
-fn read_only_cap() -> WebError {
-    WebError::bad_request("PUT to a mutable file: replace or update requested with read-only cap")
-}
-
 /// Stores `chunks` as a new mutable file of `format`; returns its write cap.
 pub async fn store_new_mutable<S, E>(state: &WebState, chunks: S, format: MutableFormat) -> Result<Cap, WebError>
 where
@@ -115,41 +111,41 @@ where
     Ok(Cap::Mutable(cap))
 }
 
-/// Replaces the contents of the mutable file `cap` with `chunks`.
-pub async fn replace_mutable<S, E>(state: &WebState, chunks: S, cap: &MutableCap) -> Result<(), WebError>
+/// Replaces the contents of the mutable file `cap` with `chunks` or, with an `offset` (Tahoe's
+/// `PUT ...?offset=`), writes them there: what they cover is replaced, what they reach past the
+/// end appends, the rest stays. An offset past the end is refused, as no byte may be left
+/// undefined.
+pub async fn write_mutable<S, E>(
+    state: &WebState,
+    chunks: S,
+    cap: &MutableCap,
+    offset: Option<u64>,
+) -> Result<(), WebError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     if !matches!(cap.access, MutableAccess::Write(_)) {
-        return Err(read_only_cap());
+        return Err(WebError::bad_request(
+            "PUT to a mutable file: replace or update requested with read-only cap",
+        ));
     }
     let vfs = upload_view(&state.grid);
-    let mut writer = FileWriter::create(&state.spool_dir).replacing(Some(&Cap::Mutable(cap.clone())));
-    let len = write_body(&vfs, &mut writer, chunks, 0).await?;
-    publish(state, &vfs, writer, cap, len).await
-}
-
-/// Writes `chunks` into the mutable file `cap` at `offset` (Tahoe's `PUT ...?offset=`): what
-/// they cover is replaced, what they reach past the end appends, the rest stays. An offset past
-/// the end is refused, as no byte may be left undefined.
-pub async fn write_mutable_at<S, E>(state: &WebState, chunks: S, cap: &MutableCap, offset: u64) -> Result<(), WebError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    if !matches!(cap.access, MutableAccess::Write(_)) {
-        return Err(read_only_cap());
-    }
-    let vfs = upload_view(&state.grid);
-    let mut writer = FileWriter::resume(&vfs, &Cap::Mutable(cap.clone()), &state.spool_dir).await?;
-    if offset > writer.len() {
-        return Err(WebError::bad_request(format!(
-            "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
-            writer.len()
-        )));
-    }
-    let len = write_body(&vfs, &mut writer, chunks, offset).await?;
+    let existing = Cap::Mutable(cap.clone());
+    let mut writer = match offset {
+        None => FileWriter::create(&state.spool_dir).replacing(Some(&existing)),
+        Some(offset) => {
+            let writer = FileWriter::resume(&vfs, &existing, &state.spool_dir).await?;
+            if offset > writer.len() {
+                return Err(WebError::bad_request(format!(
+                    "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
+                    writer.len()
+                )));
+            }
+            writer
+        }
+    };
+    let len = write_body(&vfs, &mut writer, chunks, offset.unwrap_or(0)).await?;
     publish(state, &vfs, writer, cap, len).await
 }
 
