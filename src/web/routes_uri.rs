@@ -3,7 +3,7 @@
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use crate::grid::uri::{Cap, MutableAccess};
+use crate::grid::uri::Cap;
 use crate::web::WebState;
 use crate::web::args::{Args, Replace, checked_name};
 use crate::web::body::{WebBody, full, html, read_limited, redirect, respond, text};
@@ -209,7 +209,8 @@ async fn put(
             match &existing {
                 Some(Cap::Directory(_)) => return Err(WebError::bad_request("PUT to a directory")),
                 Some(_) if replace == Replace::Never => return Err(WebError::conflict()),
-                Some(Cap::Mutable(m)) if matches!(m.access, MutableAccess::Write(_)) || offset.is_some() => {
+                // A read-only one is refused there, as Tahoe does, rather than replaced by a new file.
+                Some(Cap::Mutable(m)) => {
                     replace_or_write_at(state, request, m, offset).await?;
                     return Ok(html(m_cap(m)));
                 }

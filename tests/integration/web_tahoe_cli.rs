@@ -3,7 +3,7 @@
 //! (`tests/interop/tahoe_webapi.py` sets it up and compares).
 
 /// The commands the script compares (one PASS line each).
-const EXPECTED_CHECKS: usize = 56;
+const EXPECTED_CHECKS: usize = 57;
 
 #[test]
 fn the_real_tahoe_cli_gets_the_same_answers_from_lafs_as_from_tahoe() {

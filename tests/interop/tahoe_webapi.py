@@ -303,6 +303,25 @@ def main():
     offset_put("PUT offset= negative", "offset.bin?offset=-1", b"no", refused=True)
     offset_put("PUT offset= past the end", "offset.bin?offset=5000", b"no", refused=True)
     offset_put("PUT offset= to an immutable file", "medium.bin?offset=1", b"no", refused=True, read_back="work:medium.bin")
+
+    def put_over_a_read_only_mutable_entry():
+        nonlocal passed, failed
+        codes, contents = {}, {}
+        for side, (nodedir, _) in sides.items():
+            ro_cap = json.loads(tahoe(nodedir, "ls", "--json", "work:mut.txt")[1])[1]["ro_uri"]
+            tahoe(nodedir, "ln", ro_cap, "work:ro-mut.txt")
+            codes[side] = web_put(side, "ro-mut.txt", b"replaced?")
+            contents[side] = tahoe(nodedir, "get", "work:ro-mut.txt")[1]
+        label = "PUT over a read-only mutable entry"
+        if codes["tahoe"] == codes["lafs"] == 400 and contents["tahoe"] == contents["lafs"] != "replaced?":
+            passed += 1
+            print("PASS %s (tahoe %d, lafs %d)" % (label, codes["tahoe"], codes["lafs"]))
+        else:
+            failed += 1
+            print("FAIL %s: status %r, contents %r" % (label, codes, contents))
+        sys.stdout.flush()
+
+    put_over_a_read_only_mutable_entry()
     both("get", "get", "work:medium.bin", os.path.join(WORK, "{SIDE}-medium.bin"))
     same_tree("get gives the same bytes", os.path.join(WORK, "tahoe-medium.bin"), os.path.join(WORK, "lafs-medium.bin"))
     both("get a mutable file to stdout", "get", "work:mut.txt")
