@@ -177,6 +177,14 @@ impl From<crate::vfs::Error> for WebError {
             K::AlreadyExists => WebError::conflict(),
             K::PermissionDenied => WebError::not_writeable(),
             K::Transient => WebError::text(StatusCode::GONE, format!("NotEnoughSharesError: {e}")),
+            // Here only a mutable file can be too large: immutable uploads stop at 64 GiB first.
+            K::TooLarge => WebError::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "FileTooLargeError: mutable files are limited to {} bytes here",
+                    crate::vfs::MAX_MUTABLE_FILE_SIZE
+                ),
+            ),
             _ => {
                 tracing::warn!("web request failed: {e}");
                 WebError::internal(e.to_string())

@@ -16,9 +16,6 @@ use crate::web::WebState;
 use crate::web::activity::OpKind;
 use crate::web::errors::WebError;
 
-/// The largest mutable file accepted: it is held in memory while it is encrypted and published.
-pub const MAX_MUTABLE_SIZE: usize = 64 << 20;
-
 /// The view uploads go through. [`FileWriter`] asks a [`Vfs`] whether writes are allowed and
 /// for its grid; an upload from the web API is linked (or not) by the caller afterwards, so the
 /// view is rooted at a writable directory cap that names nothing on the grid and is never read.
@@ -65,8 +62,9 @@ where
     Ok(cap)
 }
 
-/// Writes a request body into `writer` from `offset` on (413 past [`MAX_MUTABLE_SIZE`]); how
-/// many bytes it had. The writer holds them within the node's memory budget, or spools them.
+/// Writes a request body into `writer` from `offset` on; how many bytes it had. The writer holds
+/// them within the node's memory budget, or spools them, and refuses a mutable file past
+/// [`crate::vfs::MAX_MUTABLE_FILE_SIZE`] (413).
 async fn write_body<S, E>(vfs: &Vfs, writer: &mut FileWriter, mut chunks: S, offset: u64) -> Result<u64, WebError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -75,12 +73,6 @@ where
     let mut at = offset;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| WebError::bad_request(format!("the upload was cut short: {e}")))?;
-        if at + chunk.len() as u64 > MAX_MUTABLE_SIZE as u64 {
-            return Err(WebError::text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("FileTooLargeError: mutable files are limited to {MAX_MUTABLE_SIZE} bytes here"),
-            ));
-        }
         writer.write_at(vfs, at, &chunk).await?;
         at += chunk.len() as u64;
     }

@@ -540,33 +540,23 @@ fn get_writes_through_a_link_and_into_a_pipe_and_refuses_a_directory() {
         .to_string();
     assert!(cap.starts_with("URI:CHK:"), "{cap}");
 
-    // A symbolic link: the file it names gets the contents, and the link stays a link.
+    // A symbolic link: the file it names gets the contents, and the link stays a link; a link
+    // to nothing yet: the file it names is created, and the link stays.
     let real = tmp.path().join("real.bin");
     std::fs::write(&real, b"old contents").unwrap();
-    let link = tmp.path().join("link.bin");
-    std::os::unix::fs::symlink(&real, &link).unwrap();
-    stdout(&lafs(&node, &["get", &cap, link.to_str().unwrap()]));
-    assert!(
-        link.symlink_metadata().unwrap().file_type().is_symlink(),
-        "the link was replaced"
-    );
-    assert!(
-        std::fs::read(&real).unwrap() == data,
-        "the linked file does not hold the download"
-    );
-    // A link to nothing yet: the file it names is created, and the link stays.
-    let named = tmp.path().join("named.bin");
-    let dangling = tmp.path().join("dangling.bin");
-    std::os::unix::fs::symlink(&named, &dangling).unwrap();
-    stdout(&lafs(&node, &["get", &cap, dangling.to_str().unwrap()]));
-    assert!(
-        dangling.symlink_metadata().unwrap().file_type().is_symlink(),
-        "the link was replaced"
-    );
-    assert!(
-        std::fs::read(&named).unwrap() == data,
-        "the named file does not hold the download"
-    );
+    for (link, named) in [("link.bin", real), ("dangling.bin", tmp.path().join("named.bin"))] {
+        let link = tmp.path().join(link);
+        std::os::unix::fs::symlink(&named, &link).unwrap();
+        stdout(&lafs(&node, &["get", &cap, link.to_str().unwrap()]));
+        assert!(
+            link.symlink_metadata().unwrap().file_type().is_symlink(),
+            "{link:?} was replaced"
+        );
+        assert!(
+            std::fs::read(&named).unwrap() == data,
+            "{named:?} does not hold the download"
+        );
+    }
 
     // A named pipe: its reader gets the file, and the pipe stays a pipe (a rename would have put
     // a regular file in its place, as it would in place of /dev/null).
