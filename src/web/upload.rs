@@ -62,21 +62,21 @@ where
     Ok(cap)
 }
 
-/// Writes a request body into `writer` from `offset` on; how many bytes it had. The writer holds
+/// Writes a request body into `writer`; how many bytes it had. The writer holds
 /// them within the node's memory budget, or spools them, and refuses a mutable file past
 /// [`crate::vfs::MAX_MUTABLE_FILE_SIZE`] (413).
-async fn write_body<S, E>(vfs: &Vfs, writer: &mut FileWriter, mut chunks: S, offset: u64) -> Result<u64, WebError>
+async fn write_body<S, E>(vfs: &Vfs, writer: &mut FileWriter, mut chunks: S) -> Result<u64, WebError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut at = offset;
+    let mut at = 0;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| WebError::bad_request(format!("the upload was cut short: {e}")))?;
         writer.write_at(vfs, at, &chunk).await?;
         at += chunk.len() as u64;
     }
-    Ok(at - offset)
+    Ok(at)
 }
 
 /// Stores `chunks` as a new mutable file of `format`; returns its write cap.
@@ -92,7 +92,7 @@ where
         .map_err(crate::grid::Error::from)?
         .write_cap(format);
     let mut writer = FileWriter::create(&state.spool_dir).replacing(Some(&Cap::Mutable(cap)));
-    let len = write_body(&vfs, &mut writer, chunks, 0).await?;
+    let len = write_body(&vfs, &mut writer, chunks).await?;
     let running = state.activity.begin(OpKind::Publish, None, Some(len));
     let (data, permit) = writer.into_mutable_contents(&vfs).await?;
     let cap = state.grid.create_mutable_as(key, &data, format).await?;
@@ -124,31 +124,18 @@ where
     }
     let vfs = upload_view(&state.grid);
     let existing = Cap::Mutable(cap.clone());
-    let mut writer = match offset {
-        None => FileWriter::create(&state.spool_dir).replacing(Some(&existing)),
-        Some(offset) => {
-            let writer = FileWriter::resume(&vfs, &existing, &state.spool_dir).await?;
-            if offset > writer.len() {
-                return Err(WebError::bad_request(format!(
-                    "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
-                    writer.len()
-                )));
-            }
-            writer
-        }
-    };
-    let len = write_body(&vfs, &mut writer, chunks, offset.unwrap_or(0)).await?;
-    publish(state, &vfs, writer, cap, len).await
-}
-
-/// Publishes what `writer` holds as the next version of `cap`; `len` bytes came in.
-async fn publish(state: &WebState, vfs: &Vfs, writer: FileWriter, cap: &MutableCap, len: u64) -> Result<(), WebError> {
+    // The body first, held within the budget or spooled, before anything is locked.
+    let mut body = FileWriter::create(&state.spool_dir).replacing(Some(&existing));
+    let len = write_body(&vfs, &mut body, chunks).await?;
     let running = state
         .activity
         .begin(OpKind::Publish, Some(cap.storage_index().to_string()), Some(len));
-    let published = match writer.upload(vfs).await {
-        Ok(uploaded) => uploaded.into_cap(vfs).await.map(|_| ()),
-        Err(e) => Err(e),
+    let published = match offset {
+        None => match body.upload(&vfs).await {
+            Ok(uploaded) => uploaded.into_cap(&vfs).await.map(|_| ()).map_err(WebError::from),
+            Err(e) => Err(e.into()),
+        },
+        Some(offset) => write_at(state, &vfs, body, len, cap, offset).await,
     };
     running.finish(published.is_ok(), None, None);
     published?;
@@ -156,6 +143,47 @@ async fn publish(state: &WebState, vfs: &Vfs, writer: FileWriter, cap: &MutableC
     state.activity.count("mutable.bytes_published", len);
     Ok(())
 }
+
+/// Writes the `len` bytes `body` holds into the mutable file `cap` at `offset`. The current
+/// version is read, changed and published under the file's write lock and against the server map
+/// read first: two edits at once through this node both land, and a version another node
+/// publishes in between fails this one (`UncoordinatedWrite`) rather than being overwritten.
+async fn write_at(
+    state: &WebState,
+    vfs: &Vfs,
+    mut body: FileWriter,
+    len: u64,
+    cap: &MutableCap,
+    offset: u64,
+) -> Result<(), WebError> {
+    let _turn = state.grid.lock_for_writing(cap.storage_index()).await;
+    let map = state.grid.settled_servermap(cap).await;
+    let mut edited = FileWriter::resume(vfs, &Cap::Mutable(cap.clone()), &state.spool_dir).await?;
+    if offset > edited.len() {
+        return Err(WebError::bad_request(format!(
+            "PUT to a mutable file: offset {offset} is past the end of the file ({} bytes)",
+            edited.len()
+        )));
+    }
+    let mut done = 0;
+    while done < len {
+        let piece = body.read_at(vfs, done, COPY_PIECE).await?;
+        if piece.is_empty() {
+            break;
+        }
+        edited.write_at(vfs, offset + done, &piece).await?;
+        done += piece.len() as u64;
+    }
+    // The body's budget goes back before the edited file's is taken.
+    drop(body);
+    let (data, permit) = edited.into_mutable_contents(vfs).await?;
+    state.grid.update_mutable_from(cap, &map, &data).await?;
+    drop((data, permit));
+    Ok(())
+}
+
+/// A body is copied into the file it edits in pieces of this size.
+const COPY_PIECE: u64 = 1 << 20;
 
 /// Stores `chunks` as a new file of the format asked for (`None`: immutable).
 pub async fn store_new<S, E>(

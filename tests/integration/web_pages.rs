@@ -101,3 +101,48 @@ fn chromium_uses_the_pages_and_promtool_accepts_the_metrics() {
     assert_eq!(parsed["counters"]["uploader.files_uploaded"], 1, "{json}");
     assert!(parsed["stats"]["node.uptime"].as_f64().unwrap() > 0.0, "{json}");
 }
+
+/// Ten `PUT ?offset=` edits of one mutable file at once (curl), each a different byte: every one
+/// lands. Each reads, changes and publishes the file under its write lock; edits that read the
+/// same version and published one after the other had lost eight of ten.
+#[test]
+fn offset_writes_to_one_mutable_file_at_once_all_land() {
+    let work = scratch_dir();
+    let dir = work.path().join("node");
+    let init = Command::new(env!("CARGO_BIN_EXE_lafs"))
+        .arg("init")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let log = std::fs::File::create(work.path().join("node.log")).unwrap();
+    let _node = Node(spawn_lafs_run(&dir, log));
+    let node_url = dir.join("node.url");
+    wait_for("node.url", Duration::from_secs(60), || node_url.exists());
+    let url = std::fs::read_to_string(&node_url).unwrap().trim().to_string();
+    let put = |target: &str, body: &str| {
+        Command::new("curl")
+            .args(["-sS", "--fail", "-X", "PUT", "--data-binary", body])
+            .arg(format!("{url}{target}"))
+            .output()
+            .unwrap()
+    };
+    let created = put("uri?format=MDMF", "AAAAAAAAAA");
+    assert!(created.status.success());
+    let cap = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let edits: Vec<_> = (0..10)
+        .map(|i| {
+            let (url, cap) = (url.clone(), cap.clone());
+            std::thread::spawn(move || {
+                Command::new("curl")
+                    .args(["-sS", "--fail", "-X", "PUT", "--data-binary", "B"])
+                    .arg(format!("{url}uri/{cap}?offset={i}"))
+                    .status()
+                    .unwrap()
+                    .success()
+            })
+        })
+        .collect();
+    assert!(edits.into_iter().all(|edit| edit.join().unwrap()), "an edit failed");
+    assert_eq!(curl(&format!("{url}uri/{cap}")), "BBBBBBBBBB");
+}
